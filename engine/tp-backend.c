@@ -1,0 +1,110 @@
+/* tp-backend.c — opening a backend plugin and completing its vtable (the
+ * contract is in tp-backend.h). */
+#include "config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "tp-backend.h"
+#include "tp-registry.h"
+
+G_DEFINE_QUARK(tp-backend-error-quark, tp_backend_error)
+
+/* Every member up to and including sgd_update is required; later ones are
+ * optional and defaulted below. */
+#define REQUIRED_END (offsetof(TpBackendVTable, sgd_update) + sizeof(gpointer))
+
+static const struct {
+    const char *name;
+    gsize offset;
+} members[] = {
+#define MEMBER(m) { #m, offsetof(TpBackendVTable, m) }
+    MEMBER(open), MEMBER(close), MEMBER(alloc), MEMBER(free), MEMBER(upload),
+    MEMBER(download), MEMBER(copy), MEMBER(fill), MEMBER(conv2d_forward),
+    MEMBER(conv2d_backward_data), MEMBER(conv2d_backward_filter), MEMBER(gemm),
+    MEMBER(add_bias), MEMBER(sum_rows), MEMBER(batch_norm_forward_train),
+    MEMBER(batch_norm_forward_eval), MEMBER(batch_norm_backward), MEMBER(relu_forward),
+    MEMBER(relu_backward), MEMBER(add), MEMBER(dropout_forward), MEMBER(dropout_backward),
+    MEMBER(pool2d_forward), MEMBER(pool2d_backward), MEMBER(softmax_forward),
+    MEMBER(softmax_backward), MEMBER(softmax_cross_entropy), MEMBER(sgd_update),
+#undef MEMBER
+};
+
+/* The plugin's table copied into a full-size one: members a plugin built
+ * against an older header lacks read as NULL. */
+static void
+copy_vtable(const TpPluginInfo *info, TpBackendVTable *out)
+{
+    memset(out, 0, sizeof(*out));
+    memcpy(out, info->vtable, MIN(info->vtable_size, sizeof(*out)));
+}
+
+gboolean
+tp_backend_vtable_check(const TpPluginInfo *info, GError **error)
+{
+    TpBackendVTable vt;
+
+    if (info->vtable == NULL || info->vtable_size < REQUIRED_END) {
+        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_ABI,
+                    "backend '%s' has a vtable of %zu bytes, ABI %d needs at least %zu: "
+                    "rebuild it against the installed tp-backend.h",
+                    info->name, (size_t) (info->vtable ? info->vtable_size : 0),
+                    TP_PLUGIN_ABI_MAJOR, (size_t) REQUIRED_END);
+        return FALSE;
+    }
+    copy_vtable(info, &vt);
+    for (gsize i = 0; i < G_N_ELEMENTS(members); i++) {
+        gpointer fn;
+        memcpy(&fn, (const char *) &vt + members[i].offset, sizeof(fn));
+        if (fn == NULL) {
+            g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
+                        "backend '%s' lacks the required kernel '%s'", info->name,
+                        members[i].name);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean
+synchronize_nothing(gpointer self, GError **error)
+{
+    return TRUE;
+}
+
+TpBackend *
+tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
+{
+    g_autoptr(TpParams) defaults = NULL;
+    g_autoptr(GError) local = NULL;
+    TpBackend *backend;
+
+    g_return_val_if_fail(info != NULL && info->kind == TP_PLUGIN_KIND_BACKEND, NULL);
+
+    if (params == NULL)
+        params = defaults = tp_params_new(info->params);
+    backend = g_new0(TpBackend, 1);
+    backend->info = info;
+    copy_vtable(info, &backend->vt);
+    if (backend->vt.synchronize == NULL)
+        backend->vt.synchronize = synchronize_nothing;
+    backend->self = backend->vt.open(params, &local);
+    if (backend->self == NULL) {
+        g_set_error(error, TP_BACKEND_ERROR,
+                    local && local->domain == TP_BACKEND_ERROR ? local->code : TP_BACKEND_ERROR_FAILED,
+                    "backend '%s': %s",
+                    info->name, local ? local->message : "open() failed without a reason");
+        g_free(backend);
+        return NULL;
+    }
+    return backend;
+}
+
+void
+tp_backend_free(TpBackend *backend)
+{
+    if (backend == NULL)
+        return;
+    backend->vt.close(backend->self);
+    g_free(backend);
+}

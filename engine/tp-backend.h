@@ -1,0 +1,235 @@
+/* tp-backend.h — the backend interface: layer-level kernels a compute backend
+ * provides, and the TpBackend handle the engine runs them through.
+ *
+ * Memory. Backend memory is a `float *` the engine never dereferences: host
+ * memory for cpu, device memory for cuda. It moves to and from the host only
+ * through upload() and download(). Every tensor layout is dense row-major:
+ * images NCHW, matrices [rows, cols].
+ *
+ * Rules of the calls:
+ *  1. open() is called once per TpBackend with the plugin's parsed parameters;
+ *     its result is the `self` passed to every other member; close() ends it.
+ *  2. Kernels may run asynchronously; download() and synchronize() return only
+ *     when all earlier work is done.
+ *  3. Outputs are overwritten, never accumulated into, unless a member says so.
+ *     Output buffers never alias inputs unless a member says so.
+ *  4. Every kernel returns FALSE and sets error on failure (out of memory, a
+ *     driver error); the cpu backend never fails after open().
+ *  5. Members marked (optional) may be NULL; the engine supplies the default.
+ *     All others are required; the loader refuses a backend that lacks one.
+ *
+ * Members are only ever appended (tp-plugin.h).
+ */
+#ifndef TP_BACKEND_H
+#define TP_BACKEND_H
+
+#include <glib.h>
+
+#include "tp-plugin.h"
+#include "tp-params.h"
+
+G_BEGIN_DECLS
+
+#define TP_BACKEND_ERROR (tp_backend_error_quark())
+GQuark tp_backend_error_quark(void);
+
+typedef enum {
+    TP_BACKEND_ERROR_FAILED,    /* a kernel or driver call failed */
+    TP_BACKEND_ERROR_NO_MEMORY, /* an allocation failed */
+    TP_BACKEND_ERROR_NO_DEVICE, /* the hardware the backend needs is absent */
+} TpBackendError;
+
+/* A 2-D convolution (cross-correlation, as ONNX Conv) over a batch.
+ * x: [n, c, h, w]; weights: [out_c, c / groups, kh, kw]; y: [n, out_c, out_h, out_w].
+ * out_h = (h + pad_t + pad_b - dil_h * (kh - 1) - 1) / stride_h + 1, likewise out_w;
+ * the engine fills out_h and out_w. */
+typedef struct {
+    int n, c, h, w;
+    int out_c, out_h, out_w;
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_t, pad_l, pad_b, pad_r;
+    int dil_h, dil_w;
+    int groups; /* divides both c and out_c */
+} TpConvGeometry;
+
+typedef enum {
+    TP_POOL_MAX = 1,
+    TP_POOL_AVERAGE = 2,
+} TpPoolMode;
+
+/* A 2-D pooling window over a batch. x: [n, c, h, w]; y: [n, c, out_h, out_w].
+ * Padding counts as -inf for MAX. For AVERAGE the divisor is kh * kw when
+ * count_include_pad, else the number of window cells inside the (unpadded)
+ * input. out_h and out_w are filled by the engine (floor or ceil mode decided
+ * there); a window that starts in the bottom or right padding never occurs.
+ * Global average pooling is AVERAGE with kh = h, kw = w, stride 1, no padding. */
+typedef struct {
+    TpPoolMode mode;
+    int n, c, h, w;
+    int out_h, out_w;
+    int kh, kw;
+    int stride_h, stride_w;
+    int pad_t, pad_l, pad_b, pad_r;
+    gboolean count_include_pad;
+} TpPoolGeometry;
+
+/* Batch normalization over x: [n, c, hw] (hw = h * w; 1 after a Gemm).
+ * Normalizes with 1 / sqrt(var + epsilon). In training, var is the biased
+ * batch variance, and the running statistics are updated as ONNX does:
+ * running = momentum * running + (1 - momentum) * batch, where the batch
+ * variance used for the running update is the unbiased one (n*hw / (n*hw - 1)),
+ * as PyTorch does. */
+typedef struct {
+    int n, c, hw;
+    float epsilon;
+    float momentum;
+} TpBatchNormGeometry;
+
+/* Hyper-parameters of one SGD update (PyTorch's SGD, dampening 0):
+ *     g' = g + weight_decay * w
+ *     v  = momentum * v + g'
+ *     w -= lr * (nesterov ? g' + momentum * v : v)          */
+typedef struct {
+    float lr;
+    float momentum;
+    float weight_decay;
+    gboolean nesterov;
+} TpSgdHyper;
+
+typedef struct _TpBackendVTable TpBackendVTable;
+
+struct _TpBackendVTable {
+    /* Lifecycle. */
+    gpointer (*open)(const TpParams *params, GError **error);
+    void (*close)(gpointer self);
+
+    /* Memory. alloc() returns n floats of uninitialized backend memory. */
+    float *(*alloc)(gpointer self, gsize n, GError **error);
+    void (*free)(gpointer self, float *mem);
+    gboolean (*upload)(gpointer self, float *dst, const float *host, gsize n, GError **error);
+    gboolean (*download)(gpointer self, float *host, const float *src, gsize n, GError **error);
+    gboolean (*copy)(gpointer self, float *dst, const float *src, gsize n, GError **error);
+    gboolean (*fill)(gpointer self, float *dst, float value, gsize n, GError **error);
+
+    /* Convolution. bias and dbias may be NULL (no bias). */
+    gboolean (*conv2d_forward)(gpointer self, const TpConvGeometry *g, const float *x,
+                               const float *weights, const float *bias, float *y, GError **error);
+    /* dx = gradient of the input, given dy and weights. */
+    gboolean (*conv2d_backward_data)(gpointer self, const TpConvGeometry *g, const float *dy,
+                                     const float *weights, float *dx, GError **error);
+    /* dweights (and dbias when not NULL) from x and dy. */
+    gboolean (*conv2d_backward_filter)(gpointer self, const TpConvGeometry *g, const float *x,
+                                       const float *dy, float *dweights, float *dbias,
+                                       GError **error);
+
+    /* Dense algebra, row-major: C[m, n] = alpha * op(A) op(B) + beta * C, where
+     * op(A) is [m, k] (A stored [k, m] when trans_a) and op(B) is [k, n] (B stored
+     * [n, k] when trans_b). With beta = 0, C is not read. */
+    gboolean (*gemm)(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
+                     float alpha, const float *a, const float *b, float beta, float *c,
+                     GError **error);
+    /* y[r, j] += bias[j] for a [rows, cols] matrix (accumulates, in place). */
+    gboolean (*add_bias)(gpointer self, int rows, int cols, const float *bias, float *y,
+                         GError **error);
+    /* y[j] = sum over r of x[r, j]. */
+    gboolean (*sum_rows)(gpointer self, int rows, int cols, const float *x, float *y,
+                         GError **error);
+
+    /* Batch normalization. save_mean and save_invstd ([c] each) are written in
+     * training and read by backward; running_mean and running_var are updated
+     * in place in training and read in evaluation. */
+    gboolean (*batch_norm_forward_train)(gpointer self, const TpBatchNormGeometry *g,
+                                         const float *x, const float *scale, const float *bias,
+                                         float *running_mean, float *running_var, float *y,
+                                         float *save_mean, float *save_invstd, GError **error);
+    gboolean (*batch_norm_forward_eval)(gpointer self, const TpBatchNormGeometry *g,
+                                        const float *x, const float *scale, const float *bias,
+                                        const float *mean, const float *var, float *y,
+                                        GError **error);
+    /* Backward of the training-mode forward (batch statistics). */
+    gboolean (*batch_norm_backward)(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                                    const float *dy, const float *scale, const float *save_mean,
+                                    const float *save_invstd, float *dx, float *dscale,
+                                    float *dbias, GError **error);
+
+    /* Elementwise over n floats. relu_forward may run in place (y == x). */
+    gboolean (*relu_forward)(gpointer self, gsize n, const float *x, float *y, GError **error);
+    /* dx = dy where y > 0, else 0. */
+    gboolean (*relu_backward)(gpointer self, gsize n, const float *y, const float *dy, float *dx,
+                              GError **error);
+    /* y = a + b; y may be a or b. */
+    gboolean (*add)(gpointer self, gsize n, const float *a, const float *b, float *y,
+                    GError **error);
+    /* Inverted dropout: y[i] = tp_dropout_keep(seed, i, ratio) ? x[i] / (1 - ratio) : 0. */
+    gboolean (*dropout_forward)(gpointer self, gsize n, float ratio, guint64 seed, const float *x,
+                                float *y, GError **error);
+    gboolean (*dropout_backward)(gpointer self, gsize n, float ratio, guint64 seed,
+                                 const float *dy, float *dx, GError **error);
+
+    /* Pooling (see TpPoolGeometry). Max backward sends each dy to the first
+     * maximum of its window in row-major order, recomputed from x and y. */
+    gboolean (*pool2d_forward)(gpointer self, const TpPoolGeometry *g, const float *x, float *y,
+                               GError **error);
+    gboolean (*pool2d_backward)(gpointer self, const TpPoolGeometry *g, const float *x,
+                                const float *y, const float *dy, float *dx, GError **error);
+
+    /* Softmax over the last axis of [rows, cols]. */
+    gboolean (*softmax_forward)(gpointer self, int rows, int cols, const float *x, float *y,
+                                GError **error);
+    /* dx = y * (dy - sum_j y_j dy_j), row by row. */
+    gboolean (*softmax_backward)(gpointer self, int rows, int cols, const float *y,
+                                 const float *dy, float *dx, GError **error);
+    /* Mean over rows of the cross-entropy of softmax(logits) against labels
+     * (host memory, each in [0, cols)), with label smoothing s: the target is
+     * (1 - s) * onehot + s / cols. Writes the mean to *out_loss (host) and, when
+     * dlogits is not NULL, the gradient of that mean: (softmax - target) / rows. */
+    gboolean (*softmax_cross_entropy)(gpointer self, int rows, int cols, const float *logits,
+                                      const gint32 *labels, float smoothing, float *dlogits,
+                                      double *out_loss, GError **error);
+
+    /* One SGD step over n weights w with gradient g and velocity v (both updated). */
+    gboolean (*sgd_update)(gpointer self, gsize n, float *w, const float *g, float *v,
+                           const TpSgdHyper *hyper, GError **error);
+
+    /* (optional) Waits for all queued work. Default: nothing to wait for. */
+    gboolean (*synchronize)(gpointer self, GError **error);
+};
+
+/* The uniform draw dropout keeps element i by: a SplitMix64 hash of
+ * (seed, i), so every backend makes the same mask with no state. */
+static inline gboolean
+tp_dropout_keep(guint64 seed, guint64 i, float ratio)
+{
+    guint64 z = seed + (i + 1) * G_GUINT64_CONSTANT(0x9E3779B97F4A7C15);
+    z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT(0x94D049BB133111EB);
+    z ^= z >> 31;
+    return (double) (z >> 11) * (1.0 / 9007199254740992.0) >= ratio;
+}
+
+/* An open backend. `vt` is the plugin's table with optional members filled
+ * in; `self` is what its open() returned. Engine code calls kernels as
+ * backend->vt.relu_forward(backend->self, ...). */
+typedef struct {
+    const TpPluginInfo *info;
+    TpBackendVTable vt;
+    gpointer self;
+} TpBackend;
+
+/* Checks that a backend descriptor's vtable is usable (all required members
+ * present). Used by the loader; error names the first missing member. */
+gboolean tp_backend_vtable_check(const TpPluginInfo *info, GError **error);
+
+/* Opens a backend from its descriptor with already-parsed params (NULL: the
+ * defaults). Returns an owned handle, or NULL with error set. */
+TpBackend *tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error);
+
+/* Closes the backend. Every tensor made on it must be freed first. */
+void tp_backend_free(TpBackend *backend);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpBackend, tp_backend_free)
+
+G_END_DECLS
+
+#endif /* TP_BACKEND_H */

@@ -1,0 +1,114 @@
+/* tp-test.c — fixtures shared by every test program (see tp-test.h). */
+#include "config.h"
+
+#include <math.h>
+
+#include "tp-test.h"
+
+static gboolean capturing;
+static GString *captured;
+
+static void
+capture_handler(const char *domain, GLogLevelFlags level, const char *message, gpointer data)
+{
+    if (captured == NULL)
+        captured = g_string_new(NULL);
+    if (captured->len > 0)
+        g_string_append_c(captured, '\n');
+    g_string_append(captured, message);
+}
+
+void
+tp_test_init(void)
+{
+    g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL | G_LOG_LEVEL_WARNING | G_LOG_FATAL_MASK);
+}
+
+int
+tp_test_run(Suite *suite)
+{
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_ENV);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
+
+void
+tp_test_capture_warnings(gboolean on)
+{
+    static guint handler;
+
+    if (on == capturing)
+        return;
+    capturing = on;
+    if (on) {
+        g_log_set_always_fatal(G_LOG_LEVEL_CRITICAL | G_LOG_FATAL_MASK);
+        handler = g_log_set_handler("taskprune", G_LOG_LEVEL_WARNING, capture_handler, NULL);
+    } else {
+        g_log_remove_handler("taskprune", handler);
+        tp_test_init();
+    }
+}
+
+char *
+tp_test_take_warnings(void)
+{
+    if (captured == NULL)
+        return g_strdup("");
+    return g_string_free(g_steal_pointer(&captured), FALSE);
+}
+
+TpRegistry *
+tp_test_registry(void)
+{
+    return tp_registry_get_default();
+}
+
+GPtrArray *
+tp_test_backend_names(void)
+{
+    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
+    GPtrArray *names = g_ptr_array_new();
+
+    for (guint i = 0; i < plugins->len; i++) {
+        const TpPlugin *plugin = g_ptr_array_index(plugins, i);
+        g_ptr_array_add(names, (gpointer) plugin->info->name);
+    }
+    ck_assert_msg(names->len > 0, "no backend plugin found on TASKPRUNE_PLUGIN_PATH");
+    return names;
+}
+
+TpBackend *
+tp_test_backend_open(const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    const TpPlugin *plugin =
+        tp_registry_lookup(tp_test_registry(), TP_PLUGIN_KIND_BACKEND, name, &error);
+    ck_assert_msg(plugin != NULL, "%s", error ? error->message : "?");
+    TpBackend *backend = tp_backend_new(plugin->info, NULL, &error);
+    ck_assert_msg(backend != NULL, "backend %s: %s", name, error ? error->message : "?");
+    return backend;
+}
+
+void
+tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(seed);
+
+    for (gsize i = 0; i < n; i++)
+        x[i] = (float) g_rand_double_range(rand, lo, hi);
+}
+
+void
+tp_test_assert_close(const float *got, const float *want, gsize n, double atol, double rtol,
+                     const char *what)
+{
+    for (gsize i = 0; i < n; i++) {
+        double diff = fabs((double) got[i] - (double) want[i]);
+        ck_assert_msg(isfinite(got[i]) && diff <= atol + rtol * fabs((double) want[i]),
+                      "%s: element %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
+                      ": got %.9g, want %.9g (|diff| %.3g > atol %.3g + rtol %.3g)",
+                      what, i, n, got[i], want[i], diff, atol, rtol);
+    }
+}

@@ -1,0 +1,42 @@
+/* tp-test.h — what every test program shares: setup with fatal warnings,
+ * backends from the build tree's plugins, seeded random data and
+ * tolerance comparisons. */
+#ifndef TP_TEST_H
+#define TP_TEST_H
+
+#include <check.h>
+#include <glib.h>
+
+#include "tp.h"
+
+/* Makes warnings and criticals fatal. Call first in main(). */
+void tp_test_init(void);
+
+/* Runs a suite with Check's defaults and returns the exit status for main(). */
+int tp_test_run(Suite *suite);
+
+/* While on, warnings in the "taskprune" log domain are not fatal but
+ * collected; tp_test_take_warnings() returns them joined by '\n' (owned) and
+ * clears the list. */
+void tp_test_capture_warnings(gboolean on);
+char *tp_test_take_warnings(void);
+
+/* The process-wide registry (the build tree's plugins through
+ * TASKPRUNE_PLUGIN_PATH, set by `make check`). */
+TpRegistry *tp_test_registry(void);
+
+/* Names of every backend plugin found (a new array of borrowed strings). */
+GPtrArray *tp_test_backend_names(void);
+
+/* Opens a backend with default parameters; fails the test if it cannot. */
+TpBackend *tp_test_backend_open(const char *name);
+
+/* n floats uniform in [lo, hi), from a generator seeded with seed. */
+void tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed);
+
+/* Fails the test at the first i where |got - want| > atol + rtol * |want|,
+ * naming what, i and both values. */
+void tp_test_assert_close(const float *got, const float *want, gsize n, double atol,
+                          double rtol, const char *what);
+
+#endif /* TP_TEST_H */

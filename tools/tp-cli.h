@@ -1,0 +1,26 @@
+/* tp-cli.h — what the subcommands of the taskprune command share. */
+#ifndef TP_CLI_H
+#define TP_CLI_H
+
+#include <glib.h>
+
+/* A subcommand: argv[0] is its name; returns the process exit status. */
+typedef struct {
+    const char *name;
+    const char *summary;     /* one line for `taskprune --help` */
+    const char *parameters;  /* the usage line after the name */
+    const char *description; /* the paragraph under the usage line */
+    int (*run)(int argc, char **argv);
+    const GOptionEntry *options;
+} TpCommand;
+
+extern const TpCommand tp_cmd_plugins;
+
+/* Parses argv against the command's options with its help text; on failure
+ * prints the error and returns FALSE (the caller exits with 2). */
+gboolean tp_cli_parse(const TpCommand *command, int *argc, char ***argv);
+
+/* Prints "taskprune: MESSAGE" to stderr. */
+void tp_cli_error(const char *format, ...) G_GNUC_PRINTF(1, 2);
+
+#endif /* TP_CLI_H */
