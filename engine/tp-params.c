@@ -163,6 +163,7 @@ tp_param_specs_check(const TpParamSpec *specs, GError **error)
 
     for (guint i = 0; i < n; i++) {
         const TpParamSpec *spec = &specs[i];
+        g_autoptr(GError) local = NULL;
         TpValue value;
 
         if (!key_is_valid(spec->key)) {
@@ -199,8 +200,9 @@ tp_param_specs_check(const TpParamSpec *specs, GError **error)
                         "parameter '%s' lacks a default value or help text", spec->key);
             return FALSE;
         }
-        if (!parse_value(spec, spec->default_value, &value, error)) {
-            g_prefix_error(error, "parameter '%s', default value: ", spec->key);
+        if (!parse_value(spec, spec->default_value, &value, &local)) {
+            g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_SPEC,
+                        "parameter '%s', default value: %s", spec->key, local->message);
             return FALSE;
         }
         if (is_string_type(spec->type))

@@ -100,7 +100,7 @@ run(int argc, char **argv)
 const TpCommand tp_cmd_plugins = {
     /* .name = */ "plugins",
     /* .summary = */ "List the criterion, backend and dataset plugins found",
-    /* .parameters = */ "[--describe NAME]",
+    /* .parameters = */ "",
     /* .description = */
     "Lists the plugins found on the plugin path ($TASKPRUNE_PLUGIN_PATH, then the installed\n"
     "folder), by kind. With --describe, prints one plugin's description and the keys it\n"

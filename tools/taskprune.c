@@ -72,8 +72,10 @@ write_log(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointe
 static GOptionContext *
 command_context(const TpCommand *command)
 {
-    g_autofree char *usage = g_strdup_printf("%s %s", command->name, command->parameters);
-    GOptionContext *context = g_option_context_new(usage);
+    g_autofree char *prgname = g_strdup_printf("taskprune %s", command->name);
+    GOptionContext *context = g_option_context_new(command->parameters);
+
+    g_set_prgname(prgname);
 
     g_option_context_set_summary(context, command->description);
     if (command->options != NULL)

@@ -8,7 +8,7 @@
 typedef struct {
     const char *name;
     const char *summary;     /* one line for `taskprune --help` */
-    const char *parameters;  /* the usage line after the name */
+    const char *parameters;  /* arguments after the options in the usage line: "MODEL.onnx" */
     const char *description; /* the paragraph under the usage line */
     int (*run)(int argc, char **argv);
     const GOptionEntry *options;

@@ -6,8 +6,8 @@ set -u
 : "${NM:=nm}"
 status=0
 count=0
-IFS=:
-for dir in $TASKPRUNE_PLUGIN_PATH; do
+dirs=$(echo "$TASKPRUNE_PLUGIN_PATH" | tr ':' ' ')
+for dir in $dirs; do
     for so in "$dir"/*.so; do
         [ -e "$so" ] || continue
         count=$((count + 1))

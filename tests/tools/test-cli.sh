@@ -27,7 +27,7 @@ expect 0 "plugins  *List the criterion"   -- --help
 expect 2 "Usage: taskprune COMMAND"       --
 expect 0 "^taskprune [0-9]"               -- --version
 expect 2 "no command 'prune'"             -- prune
-expect 0 "taskprune plugins \[--describe" -- help plugins
+expect 0 "taskprune plugins \[OPTION" -- help plugins
 expect 0 "\-\-describe=NAME"              -- plugins --help
 expect 2 "no command 'nope'"              -- help nope
 expect 0 "^  cpu "                        -- plugins
