@@ -8,7 +8,7 @@
 #include "tp-backend.h"
 #include "tp-registry.h"
 
-G_DEFINE_QUARK(tp-backend-error-quark, tp_backend_error)
+G_DEFINE_QUARK(tp_backend_error, tp_backend_error)
 
 /* Every member up to and including sgd_update is required; later ones are
  * optional and defaulted below. */
@@ -18,15 +18,37 @@ static const struct {
     const char *name;
     gsize offset;
 } members[] = {
+/* clang-format off */
 #define MEMBER(m) { #m, offsetof(TpBackendVTable, m) }
-    MEMBER(open), MEMBER(close), MEMBER(alloc), MEMBER(free), MEMBER(upload),
-    MEMBER(download), MEMBER(copy), MEMBER(fill), MEMBER(conv2d_forward),
-    MEMBER(conv2d_backward_data), MEMBER(conv2d_backward_filter), MEMBER(gemm),
-    MEMBER(add_bias), MEMBER(sum_rows), MEMBER(batch_norm_forward_train),
-    MEMBER(batch_norm_forward_eval), MEMBER(batch_norm_backward), MEMBER(relu_forward),
-    MEMBER(relu_backward), MEMBER(add), MEMBER(dropout_forward), MEMBER(dropout_backward),
-    MEMBER(pool2d_forward), MEMBER(pool2d_backward), MEMBER(softmax_forward),
-    MEMBER(softmax_backward), MEMBER(softmax_cross_entropy), MEMBER(sgd_update),
+/* clang-format on */
+    MEMBER(open),
+    MEMBER(close),
+    MEMBER(alloc),
+    MEMBER(free),
+    MEMBER(upload),
+    MEMBER(download),
+    MEMBER(copy),
+    MEMBER(fill),
+    MEMBER(conv2d_forward),
+    MEMBER(conv2d_backward_data),
+    MEMBER(conv2d_backward_filter),
+    MEMBER(gemm),
+    MEMBER(add_bias),
+    MEMBER(sum_rows),
+    MEMBER(batch_norm_forward_train),
+    MEMBER(batch_norm_forward_eval),
+    MEMBER(batch_norm_backward),
+    MEMBER(relu_forward),
+    MEMBER(relu_backward),
+    MEMBER(add),
+    MEMBER(dropout_forward),
+    MEMBER(dropout_backward),
+    MEMBER(pool2d_forward),
+    MEMBER(pool2d_backward),
+    MEMBER(softmax_forward),
+    MEMBER(softmax_backward),
+    MEMBER(softmax_cross_entropy),
+    MEMBER(sgd_update),
 #undef MEMBER
 };
 
@@ -48,18 +70,17 @@ tp_backend_vtable_check(const TpPluginInfo *info, GError **error)
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_ABI,
                     "backend '%s' has a vtable of %zu bytes, ABI %d needs at least %zu: "
                     "rebuild it against the installed tp-backend.h",
-                    info->name, (size_t) (info->vtable ? info->vtable_size : 0),
-                    TP_PLUGIN_ABI_MAJOR, (size_t) REQUIRED_END);
+                    info->name, (size_t)(info->vtable ? info->vtable_size : 0), TP_PLUGIN_ABI_MAJOR,
+                    (size_t)REQUIRED_END);
         return FALSE;
     }
     copy_vtable(info, &vt);
     for (gsize i = 0; i < G_N_ELEMENTS(members); i++) {
         gpointer fn;
-        memcpy(&fn, (const char *) &vt + members[i].offset, sizeof(fn));
+        memcpy(&fn, (const char *)&vt + members[i].offset, sizeof(fn));
         if (fn == NULL) {
             g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                        "backend '%s' lacks the required kernel '%s'", info->name,
-                        members[i].name);
+                        "backend '%s' lacks the required kernel '%s'", info->name, members[i].name);
             return FALSE;
         }
     }
@@ -91,9 +112,10 @@ tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
     backend->self = backend->vt.open(params, &local);
     if (backend->self == NULL) {
         g_set_error(error, TP_BACKEND_ERROR,
-                    local && local->domain == TP_BACKEND_ERROR ? local->code : TP_BACKEND_ERROR_FAILED,
-                    "backend '%s': %s",
-                    info->name, local ? local->message : "open() failed without a reason");
+                    local && local->domain == TP_BACKEND_ERROR ? local->code
+                                                               : TP_BACKEND_ERROR_FAILED,
+                    "backend '%s': %s", info->name,
+                    local ? local->message : "open() failed without a reason");
         g_free(backend);
         return NULL;
     }

@@ -143,10 +143,9 @@ struct _TpBackendVTable {
                                          const float *x, const float *scale, const float *bias,
                                          float *running_mean, float *running_var, float *y,
                                          float *save_mean, float *save_invstd, GError **error);
-    gboolean (*batch_norm_forward_eval)(gpointer self, const TpBatchNormGeometry *g,
-                                        const float *x, const float *scale, const float *bias,
-                                        const float *mean, const float *var, float *y,
-                                        GError **error);
+    gboolean (*batch_norm_forward_eval)(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                                        const float *scale, const float *bias, const float *mean,
+                                        const float *var, float *y, GError **error);
     /* Backward of the training-mode forward (batch statistics). */
     gboolean (*batch_norm_backward)(gpointer self, const TpBatchNormGeometry *g, const float *x,
                                     const float *dy, const float *scale, const float *save_mean,
@@ -164,8 +163,8 @@ struct _TpBackendVTable {
     /* Inverted dropout: y[i] = tp_dropout_keep(seed, i, ratio) ? x[i] / (1 - ratio) : 0. */
     gboolean (*dropout_forward)(gpointer self, gsize n, float ratio, guint64 seed, const float *x,
                                 float *y, GError **error);
-    gboolean (*dropout_backward)(gpointer self, gsize n, float ratio, guint64 seed,
-                                 const float *dy, float *dx, GError **error);
+    gboolean (*dropout_backward)(gpointer self, gsize n, float ratio, guint64 seed, const float *dy,
+                                 float *dx, GError **error);
 
     /* Pooling (see TpPoolGeometry). Max backward sends each dy to the first
      * maximum of its window in row-major order, recomputed from x and y. */
@@ -178,8 +177,8 @@ struct _TpBackendVTable {
     gboolean (*softmax_forward)(gpointer self, int rows, int cols, const float *x, float *y,
                                 GError **error);
     /* dx = y * (dy - sum_j y_j dy_j), row by row. */
-    gboolean (*softmax_backward)(gpointer self, int rows, int cols, const float *y,
-                                 const float *dy, float *dx, GError **error);
+    gboolean (*softmax_backward)(gpointer self, int rows, int cols, const float *y, const float *dy,
+                                 float *dx, GError **error);
     /* Mean over rows of the cross-entropy of softmax(logits) against labels
      * (host memory, each in [0, cols)), with label smoothing s: the target is
      * (1 - s) * onehot + s / cols. Writes the mean to *out_loss (host) and, when
@@ -205,7 +204,7 @@ tp_dropout_keep(guint64 seed, guint64 i, float ratio)
     z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT(0xBF58476D1CE4E5B9);
     z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT(0x94D049BB133111EB);
     z ^= z >> 31;
-    return (double) (z >> 11) * (1.0 / 9007199254740992.0) >= ratio;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0) >= ratio;
 }
 
 /* An open backend. `vt` is the plugin's table with optional members filled

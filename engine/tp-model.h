@@ -67,18 +67,18 @@ typedef struct {
  * take the defaults noted. */
 typedef struct {
     int out_channels;
-    int kernel[2];      /* kh, kw */
-    int stride[2];      /* default 1 */
-    int pads[4];        /* top, left, bottom, right; default 0 */
-    int dilation[2];    /* default 1 */
-    int groups;         /* default 1 */
+    int kernel[2];   /* kh, kw */
+    int stride[2];   /* default 1 */
+    int pads[4];     /* top, left, bottom, right; default 0 */
+    int dilation[2]; /* default 1 */
+    int groups;      /* default 1 */
     gboolean bias;
 } TpConvAttrs;
 
 typedef struct {
     int kernel[2];
-    int stride[2];      /* default 1 */
-    int pads[4];        /* top, left, bottom, right */
+    int stride[2]; /* default 1 */
+    int pads[4];   /* top, left, bottom, right */
     gboolean ceil_mode;
     gboolean count_include_pad; /* AveragePool only */
 } TpPoolAttrs;

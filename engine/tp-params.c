@@ -10,7 +10,7 @@
 
 #include "tp-params.h"
 
-G_DEFINE_QUARK(tp-params-error-quark, tp_params_error)
+G_DEFINE_QUARK(tp_params_error, tp_params_error)
 
 typedef union {
     gint64 i;
@@ -69,7 +69,7 @@ choice_is_valid(const char *choices, const char *value)
 {
     g_auto(GStrv) words = g_strsplit(choices, "|", -1);
 
-    return g_strv_contains((const char *const *) words, value);
+    return g_strv_contains((const char *const *)words, value);
 }
 
 /* Parses `text` as a value of spec's type and range into *out (a new string
@@ -90,7 +90,7 @@ parse_value(const TpParamSpec *spec, const char *text, TpValue *out, GError **er
                         spec->min, spec->max);
             return FALSE;
         }
-        if ((double) v < spec->min || (double) v > spec->max) {
+        if ((double)v < spec->min || (double)v > spec->max) {
             g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_VALUE,
                         "%" G_GINT64_FORMAT " is out of range (valid: %.17g to %.17g)", v,
                         spec->min, spec->max);
@@ -104,8 +104,7 @@ parse_value(const TpParamSpec *spec, const char *text, TpValue *out, GError **er
         double v = g_ascii_strtod(text, &end);
         if (*text == '\0' || *end != '\0' || errno != 0 || !isfinite(v)) {
             g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_VALUE,
-                        "'%s' is not a number (valid: %.17g to %.17g)", text, spec->min,
-                        spec->max);
+                        "'%s' is not a number (valid: %.17g to %.17g)", text, spec->min, spec->max);
             return FALSE;
         }
         if (v < spec->min || v > spec->max) {
@@ -130,8 +129,8 @@ parse_value(const TpParamSpec *spec, const char *text, TpValue *out, GError **er
         return FALSE;
     case TP_PARAM_CHOICE:
         if (!choice_is_valid(spec->choices, text)) {
-            g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_VALUE,
-                        "'%s' is not one of %s", text, spec->choices);
+            g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_VALUE, "'%s' is not one of %s",
+                        text, spec->choices);
             return FALSE;
         }
         out->s = g_strdup(text);
@@ -146,7 +145,7 @@ parse_value(const TpParamSpec *spec, const char *text, TpValue *out, GError **er
         return TRUE;
     }
     g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_SPEC, "unknown type %d",
-                (int) spec->type);
+                (int)spec->type);
     return FALSE;
 }
 
@@ -168,8 +167,7 @@ tp_param_specs_check(const TpParamSpec *specs, GError **error)
 
         if (!key_is_valid(spec->key)) {
             g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_SPEC,
-                        "parameter '%s': a key is lower-case letters, digits and '-'",
-                        spec->key);
+                        "parameter '%s': a key is lower-case letters, digits and '-'", spec->key);
             return FALSE;
         }
         for (guint j = 0; j < i; j++) {
@@ -181,7 +179,7 @@ tp_param_specs_check(const TpParamSpec *specs, GError **error)
         }
         if (type_name(spec->type) == NULL) {
             g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_SPEC,
-                        "parameter '%s' has unknown type %d", spec->key, (int) spec->type);
+                        "parameter '%s' has unknown type %d", spec->key, (int)spec->type);
             return FALSE;
         }
         if (spec->type == TP_PARAM_CHOICE && (spec->choices == NULL || *spec->choices == '\0')) {
@@ -226,8 +224,8 @@ tp_param_specs_describe(const TpParamSpec *specs, const char *indent, GString *o
             valid = g_strdup(spec->choices);
         else
             valid = g_strdup(type_name(spec->type));
-        g_string_append_printf(out, "%s%-16s %s (default %s)\n%s    %s\n", indent, spec->key,
-                               valid, spec->default_value, indent, spec->help);
+        g_string_append_printf(out, "%s%-16s %s (default %s)\n%s    %s\n", indent, spec->key, valid,
+                               spec->default_value, indent, spec->help);
     }
 }
 
@@ -310,8 +308,8 @@ tp_params_set(TpParams *params, const char *key, const char *value, GError **err
 
     if (spec == NULL) {
         g_autofree char *valid = valid_keys(params);
-        g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_UNKNOWN_KEY,
-                    "unknown key '%s' (%s)", key, valid);
+        g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_UNKNOWN_KEY, "unknown key '%s' (%s)",
+                    key, valid);
         return FALSE;
     }
     if (!parse_value(spec, value, &parsed, error)) {
@@ -345,8 +343,7 @@ tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group, const cha
         raw = g_key_file_get_string(keyfile, group, keys[i], &local);
         if (raw == NULL || !tp_params_set(staged, keys[i], raw, &local)) {
             g_set_error(error, TP_PARAMS_ERROR,
-                        local->domain == TP_PARAMS_ERROR ? local->code
-                                                         : TP_PARAMS_ERROR_BAD_VALUE,
+                        local->domain == TP_PARAMS_ERROR ? local->code : TP_PARAMS_ERROR_BAD_VALUE,
                         "%s: [%s] %s", source, group, local->message);
             return FALSE;
         }

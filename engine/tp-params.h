@@ -42,8 +42,8 @@ void tp_params_free(TpParams *params);
  * failure params keep their earlier values. `skip`, if not NULL, is a
  * NULL-terminated list of keys in the group that belong to the caller (for
  * example `plugin`), not to the table. */
-gboolean tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group,
-                        const char *source, const char *const *skip, GError **error);
+gboolean tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group, const char *source,
+                        const char *const *skip, GError **error);
 
 /* Sets one key from its keyfile spelling, as the command line does. */
 gboolean tp_params_set(TpParams *params, const char *key, const char *value, GError **error);

@@ -65,7 +65,7 @@ check_info(const TpPluginInfo *info, GError **error)
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_ABI,
                     "its TpPluginInfo is %u bytes, ABI %d needs at least %zu: rebuild the "
                     "plugin against the installed tp-plugin.h",
-                    info->struct_size, TP_PLUGIN_ABI_MAJOR, (size_t) TP_PLUGIN_INFO_SIZE_V1);
+                    info->struct_size, TP_PLUGIN_ABI_MAJOR, (size_t)TP_PLUGIN_INFO_SIZE_V1);
         return FALSE;
     }
     if (!name_is_valid(info->name)) {
@@ -80,8 +80,8 @@ check_info(const TpPluginInfo *info, GError **error)
         return FALSE;
     }
     if (!tp_param_specs_check(info->params, &local)) {
-        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID, "plugin '%s': %s",
-                    info->name, local->message);
+        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID, "plugin '%s': %s", info->name,
+                    local->message);
         return FALSE;
     }
     switch (info->kind) {
@@ -90,14 +90,13 @@ check_info(const TpPluginInfo *info, GError **error)
     case TP_PLUGIN_KIND_CRITERION:
     case TP_PLUGIN_KIND_DATASET:
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                    "plugin '%s' is a %s, and this taskprune has no %s interface yet",
-                    info->name, tp_plugin_kind_to_string(info->kind),
-                    tp_plugin_kind_to_string(info->kind));
+                    "plugin '%s' is a %s, and this taskprune has no %s interface yet", info->name,
+                    tp_plugin_kind_to_string(info->kind), tp_plugin_kind_to_string(info->kind));
         return FALSE;
     }
     g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
                 "plugin '%s' has unknown kind %d (valid: 1 criterion, 2 backend, 3 dataset)",
-                info->name, (int) info->kind);
+                info->name, (int)info->kind);
     return FALSE;
 }
 
@@ -117,7 +116,7 @@ tp_plugin_load(const char *path, GError **error)
                     "%s: not a loadable shared object: %s", path, dlerror());
         return NULL;
     }
-    *(void **) &describe = dlsym(handle, TP_PLUGIN_ENTRY_SYMBOL);
+    *(void **)&describe = dlsym(handle, TP_PLUGIN_ENTRY_SYMBOL);
     if (describe == NULL) {
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_NO_ENTRY,
                     "%s: not a taskprune plugin: it does not export %s()", path,

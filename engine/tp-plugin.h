@@ -48,7 +48,7 @@ typedef enum {
  * entry whose key is NULL. The engine alone parses and checks values; a plugin
  * reads them back with tp_params_get_*(). */
 typedef struct {
-    const char *key;           /* [a-z0-9-]+, unique within the table */
+    const char *key; /* [a-z0-9-]+, unique within the table */
     TpParamType type;
     const char *default_value; /* as it would be written in a keyfile */
     double min, max;           /* inclusive range for INT and DOUBLE; ignored otherwise */
@@ -59,16 +59,16 @@ typedef struct {
 /* The descriptor. All pointers must stay valid while the plugin is loaded
  * (in practice: point at static const data). */
 typedef struct {
-    guint32 abi_major;          /* TP_PLUGIN_ABI_MAJOR the plugin was built with */
-    guint32 struct_size;        /* sizeof (TpPluginInfo) the plugin was built with */
+    guint32 abi_major;   /* TP_PLUGIN_ABI_MAJOR the plugin was built with */
+    guint32 struct_size; /* sizeof (TpPluginInfo) the plugin was built with */
     TpPluginKind kind;
-    const char *name;           /* [a-z0-9-]+, unique within its kind */
-    const char *version;        /* the plugin's own version, free form */
-    const char *description;    /* one line */
-    const char *license;        /* SPDX identifier */
-    const void *vtable;         /* the kind's table, e.g. a TpBackendVTable */
-    gsize vtable_size;          /* sizeof that table as the plugin saw it */
-    const TpParamSpec *params;  /* keys, ending with { NULL }; may be NULL for none */
+    const char *name;          /* [a-z0-9-]+, unique within its kind */
+    const char *version;       /* the plugin's own version, free form */
+    const char *description;   /* one line */
+    const char *license;       /* SPDX identifier */
+    const void *vtable;        /* the kind's table, e.g. a TpBackendVTable */
+    gsize vtable_size;         /* sizeof that table as the plugin saw it */
+    const TpParamSpec *params; /* keys, ending with { NULL }; may be NULL for none */
 } TpPluginInfo;
 
 /* Declares the entry point with default visibility; a plugin writes

@@ -6,10 +6,10 @@
 
 #include "tp-registry.h"
 
-G_DEFINE_QUARK(tp-plugin-error-quark, tp_plugin_error)
+G_DEFINE_QUARK(tp_plugin_error, tp_plugin_error)
 
 /* The installed plugin folders, one per kind. */
-static const char *const installed_folders[] = { "criteria", "backends", "datasets" };
+static const char *const installed_folders[] = {"criteria", "backends", "datasets"};
 
 typedef struct {
     TpPlugin *plugin;
@@ -86,26 +86,24 @@ add_file(TpRegistry *registry, const char *path)
     if (other != NULL && other->source == registry->source) {
         g_autofree char *message = g_strdup_printf(
             "%s: a %s named '%s' is already loaded from %s: remove one of the two", path,
-            tp_plugin_kind_to_string(plugin->info->kind), plugin->info->name,
-            other->plugin->path);
+            tp_plugin_kind_to_string(plugin->info->kind), plugin->info->name, other->plugin->path);
         skip(registry, message);
         return;
     }
     if (other != NULL) {
-        g_debug("%s: shadowed by %s, found earlier on the plugin path", path,
-                other->plugin->path);
+        g_debug("%s: shadowed by %s, found earlier on the plugin path", path, other->plugin->path);
         return;
     }
     g_debug("loaded %s '%s' from %s", tp_plugin_kind_to_string(plugin->info->kind),
             plugin->info->name, path);
-    Entry entry = { g_steal_pointer(&plugin), registry->source };
+    Entry entry = {g_steal_pointer(&plugin), registry->source};
     g_array_append_val(registry->entries, entry);
 }
 
 static int
 compare_strings(gconstpointer a, gconstpointer b)
 {
-    return strcmp(*(const char *const *) a, *(const char *const *) b);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Loads the "*.so" files of one folder, in name order, into the current source. */
@@ -201,7 +199,7 @@ tp_registry_lookup(TpRegistry *registry, TpPluginKind kind, const char *name, GE
     g_autoptr(GString) searched = g_string_new(NULL);
     for (guint i = 0; i < registry->searched->len; i++)
         g_string_append_printf(searched, "%s%s", i ? ", " : "",
-                               (const char *) g_ptr_array_index(registry->searched, i));
+                               (const char *)g_ptr_array_index(registry->searched, i));
     g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_NOT_FOUND,
                 "no %s plugin named '%s' (available: %s; searched: %s)",
                 tp_plugin_kind_to_string(kind), name, names->len ? names->str : "none",
@@ -212,8 +210,8 @@ tp_registry_lookup(TpRegistry *registry, TpPluginKind kind, const char *name, GE
 static int
 compare_plugins(gconstpointer a, gconstpointer b)
 {
-    const TpPlugin *pa = *(const TpPlugin *const *) a;
-    const TpPlugin *pb = *(const TpPlugin *const *) b;
+    const TpPlugin *pa = *(const TpPlugin *const *)a;
+    const TpPlugin *pb = *(const TpPlugin *const *)b;
     return strcmp(pa->info->name, pb->info->name);
 }
 

@@ -14,11 +14,11 @@ G_BEGIN_DECLS
 /* Fields are read-only outside tp-tensor.c. `data` is backend memory (see
  * tp-backend.h): never dereference it unless the backend is cpu. */
 typedef struct {
-    TpBackend *backend;            /* the owner of data */
+    TpBackend *backend; /* the owner of data */
     int ndim;
     int shape[TP_TENSOR_MAX_DIMS];
-    gsize numel;                   /* product of shape */
-    gsize capacity;                /* floats allocated; >= numel */
+    gsize numel;    /* product of shape */
+    gsize capacity; /* floats allocated; >= numel */
     float *data;
 } TpTensor;
 

@@ -16,21 +16,19 @@ void ref_conv2d_backward_data(const TpConvGeometry *g, const float *dy, const fl
 void ref_conv2d_backward_filter(const TpConvGeometry *g, const float *x, const float *dy,
                                 float *dweights, float *dbias);
 
-void ref_gemm(gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha,
-              const float *a, const float *b, float beta, float *c);
+void ref_gemm(gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha, const float *a,
+              const float *b, float beta, float *c);
 void ref_add_bias(int rows, int cols, const float *bias, float *y);
 void ref_sum_rows(int rows, int cols, const float *x, float *y);
 
-void ref_batch_norm_forward_train(const TpBatchNormGeometry *g, const float *x,
-                                  const float *scale, const float *bias, float *running_mean,
-                                  float *running_var, float *y, float *save_mean,
-                                  float *save_invstd);
-void ref_batch_norm_forward_eval(const TpBatchNormGeometry *g, const float *x,
-                                 const float *scale, const float *bias, const float *mean,
-                                 const float *var, float *y);
+void ref_batch_norm_forward_train(const TpBatchNormGeometry *g, const float *x, const float *scale,
+                                  const float *bias, float *running_mean, float *running_var,
+                                  float *y, float *save_mean, float *save_invstd);
+void ref_batch_norm_forward_eval(const TpBatchNormGeometry *g, const float *x, const float *scale,
+                                 const float *bias, const float *mean, const float *var, float *y);
 void ref_batch_norm_backward(const TpBatchNormGeometry *g, const float *x, const float *dy,
-                             const float *scale, const float *save_mean,
-                             const float *save_invstd, float *dx, float *dscale, float *dbias);
+                             const float *scale, const float *save_mean, const float *save_invstd,
+                             float *dx, float *dscale, float *dbias);
 
 void ref_relu_forward(gsize n, const float *x, float *y);
 void ref_relu_backward(gsize n, const float *y, const float *dy, float *dx);
@@ -39,8 +37,8 @@ void ref_dropout_forward(gsize n, float ratio, guint64 seed, const float *x, flo
 void ref_dropout_backward(gsize n, float ratio, guint64 seed, const float *dy, float *dx);
 
 void ref_pool2d_forward(const TpPoolGeometry *g, const float *x, float *y);
-void ref_pool2d_backward(const TpPoolGeometry *g, const float *x, const float *y,
-                         const float *dy, float *dx);
+void ref_pool2d_backward(const TpPoolGeometry *g, const float *x, const float *y, const float *dy,
+                         float *dx);
 
 void ref_softmax_forward(int rows, int cols, const float *x, float *y);
 void ref_softmax_backward(int rows, int cols, const float *y, const float *dy, float *dx);

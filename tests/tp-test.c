@@ -73,7 +73,7 @@ tp_test_backend_names(void)
 
     for (guint i = 0; i < plugins->len; i++) {
         const TpPlugin *plugin = g_ptr_array_index(plugins, i);
-        g_ptr_array_add(names, (gpointer) plugin->info->name);
+        g_ptr_array_add(names, (gpointer)plugin->info->name);
     }
     ck_assert_msg(names->len > 0, "no backend plugin found on TASKPRUNE_PLUGIN_PATH");
     return names;
@@ -97,7 +97,7 @@ tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed)
     g_autoptr(GRand) rand = g_rand_new_with_seed(seed);
 
     for (gsize i = 0; i < n; i++)
-        x[i] = (float) g_rand_double_range(rand, lo, hi);
+        x[i] = (float)g_rand_double_range(rand, lo, hi);
 }
 
 void
@@ -105,8 +105,8 @@ tp_test_assert_close(const float *got, const float *want, gsize n, double atol, 
                      const char *what)
 {
     for (gsize i = 0; i < n; i++) {
-        double diff = fabs((double) got[i] - (double) want[i]);
-        ck_assert_msg(isfinite(got[i]) && diff <= atol + rtol * fabs((double) want[i]),
+        double diff = fabs((double)got[i] - (double)want[i]);
+        ck_assert_msg(isfinite(got[i]) && diff <= atol + rtol * fabs((double)want[i]),
                       "%s: element %" G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT
                       ": got %.9g, want %.9g (|diff| %.3g > atol %.3g + rtol %.3g)",
                       what, i, n, got[i], want[i], diff, atol, rtol);

@@ -36,7 +36,7 @@ void tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed);
 
 /* Fails the test at the first i where |got - want| > atol + rtol * |want|,
  * naming what, i and both values. */
-void tp_test_assert_close(const float *got, const float *want, gsize n, double atol,
-                          double rtol, const char *what);
+void tp_test_assert_close(const float *got, const float *want, gsize n, double atol, double rtol,
+                          const char *what);
 
 #endif /* TP_TEST_H */

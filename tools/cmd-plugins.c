@@ -12,11 +12,11 @@ static char *describe;
 static char *plugin_path;
 
 static const GOptionEntry options[] = {
-    { "describe", 'd', 0, G_OPTION_ARG_STRING, &describe,
-      "Show one plugin's description and keyfile keys", "NAME" },
-    { "plugin-path", 0, 0, G_OPTION_ARG_STRING, &plugin_path,
-      "Search these ':'-separated folders first", "DIRS" },
-    { NULL },
+    {"describe", 'd', 0, G_OPTION_ARG_STRING, &describe,
+     "Show one plugin's description and keyfile keys", "NAME"},
+    {"plugin-path", 0, 0, G_OPTION_ARG_STRING, &plugin_path,
+     "Search these ':'-separated folders first", "DIRS"},
+    {NULL},
 };
 
 static const TpPluginKind kinds[] = {
@@ -68,8 +68,7 @@ print_description(TpRegistry *registry, const char *name)
             g_autoptr(GPtrArray) plugins = tp_registry_list(registry, kinds[k]);
             for (guint i = 0; i < plugins->len; i++) {
                 const TpPlugin *plugin = g_ptr_array_index(plugins, i);
-                g_string_append_printf(names, "%s%s", names->len ? ", " : "",
-                                       plugin->info->name);
+                g_string_append_printf(names, "%s%s", names->len ? ", " : "", plugin->info->name);
             }
         }
         tp_cli_error("no plugin named '%s' (available: %s)", name,

@@ -7,12 +7,12 @@
 #include "tp-test.h"
 
 static const TpParamSpec specs[] = {
-    { "threads", TP_PARAM_INT, "0", 0, 64, NULL, "worker threads" },
-    { "step", TP_PARAM_DOUBLE, "0.05", 0.0, 1.0, NULL, "fraction per step" },
-    { "linear", TP_PARAM_BOOLEAN, "true", 0, 0, NULL, "prune linear layers" },
-    { "norm", TP_PARAM_CHOICE, "l1", 0, 0, "l1|l2|none", "normalization" },
-    { "label", TP_PARAM_STRING, "base", 0, 0, NULL, "a label" },
-    { NULL },
+    {"threads", TP_PARAM_INT, "0", 0, 64, NULL, "worker threads"},
+    {"step", TP_PARAM_DOUBLE, "0.05", 0.0, 1.0, NULL, "fraction per step"},
+    {"linear", TP_PARAM_BOOLEAN, "true", 0, 0, NULL, "prune linear layers"},
+    {"norm", TP_PARAM_CHOICE, "l1", 0, 0, "l1|l2|none", "normalization"},
+    {"label", TP_PARAM_STRING, "base", 0, 0, NULL, "a label"},
+    {NULL},
 };
 
 static GKeyFile *
@@ -45,7 +45,7 @@ START_TEST(test_load)
                                      "linear=false\nnorm=l2\nlabel=a b\n");
     g_autoptr(TpParams) p = tp_params_new(specs);
     g_autoptr(GError) error = NULL;
-    const char *const skip[] = { "plugin", NULL };
+    const char *const skip[] = {"plugin", NULL};
 
     ck_assert_msg(tp_params_load(p, kf, "criterion", "p.ini", skip, &error), "%s",
                   error ? error->message : "");
@@ -68,18 +68,19 @@ static const struct {
     int code;
     const char *expect[3];
 } bad[] = {
-    { "[g]\nthread=2\n", TP_PARAMS_ERROR_UNKNOWN_KEY,
-      { "p.ini: [g] unknown key 'thread'", "valid keys: threads, step", NULL } },
-    { "[g]\nthreads=two\n", TP_PARAMS_ERROR_BAD_VALUE, { "p.ini: [g] threads:", "not an integer" } },
-    { "[g]\nthreads=1.5\n", TP_PARAMS_ERROR_BAD_VALUE, { "threads:", "not an integer" } },
-    { "[g]\nthreads=65\n", TP_PARAMS_ERROR_BAD_VALUE, { "threads:", "out of range", "0 to 64" } },
-    { "[g]\nthreads=-1\n", TP_PARAMS_ERROR_BAD_VALUE, { "threads:", "out of range" } },
-    { "[g]\nstep=1.5\n", TP_PARAMS_ERROR_BAD_VALUE, { "step:", "out of range" } },
-    { "[g]\nstep=nan\n", TP_PARAMS_ERROR_BAD_VALUE, { "step:", "not a number" } },
-    { "[g]\nstep=\n", TP_PARAMS_ERROR_BAD_VALUE, { "step:", "not a number" } },
-    { "[g]\nlinear=yes\n", TP_PARAMS_ERROR_BAD_VALUE, { "linear:", "true or false" } },
-    { "[g]\nnorm=l3\n", TP_PARAMS_ERROR_BAD_VALUE, { "norm:", "l1|l2|none" } },
-    { "[g]\nthreads=2\nnorm=l3\n", TP_PARAMS_ERROR_BAD_VALUE, { "norm:" } },
+    {"[g]\nthread=2\n",
+     TP_PARAMS_ERROR_UNKNOWN_KEY,
+     {"p.ini: [g] unknown key 'thread'", "valid keys: threads, step", NULL}},
+    {"[g]\nthreads=two\n", TP_PARAMS_ERROR_BAD_VALUE, {"p.ini: [g] threads:", "not an integer"}},
+    {"[g]\nthreads=1.5\n", TP_PARAMS_ERROR_BAD_VALUE, {"threads:", "not an integer"}},
+    {"[g]\nthreads=65\n", TP_PARAMS_ERROR_BAD_VALUE, {"threads:", "out of range", "0 to 64"}},
+    {"[g]\nthreads=-1\n", TP_PARAMS_ERROR_BAD_VALUE, {"threads:", "out of range"}},
+    {"[g]\nstep=1.5\n", TP_PARAMS_ERROR_BAD_VALUE, {"step:", "out of range"}},
+    {"[g]\nstep=nan\n", TP_PARAMS_ERROR_BAD_VALUE, {"step:", "not a number"}},
+    {"[g]\nstep=\n", TP_PARAMS_ERROR_BAD_VALUE, {"step:", "not a number"}},
+    {"[g]\nlinear=yes\n", TP_PARAMS_ERROR_BAD_VALUE, {"linear:", "true or false"}},
+    {"[g]\nnorm=l3\n", TP_PARAMS_ERROR_BAD_VALUE, {"norm:", "l1|l2|none"}},
+    {"[g]\nthreads=2\nnorm=l3\n", TP_PARAMS_ERROR_BAD_VALUE, {"norm:"}},
 };
 
 START_TEST(test_bad_values)
@@ -91,8 +92,8 @@ START_TEST(test_bad_values)
     ck_assert(!tp_params_load(p, kf, "g", "p.ini", NULL, &error));
     ck_assert(g_error_matches(error, TP_PARAMS_ERROR, bad[_i].code));
     for (int i = 0; i < 3 && bad[_i].expect[i]; i++)
-        ck_assert_msg(strstr(error->message, bad[_i].expect[i]) != NULL,
-                      "'%s' lacks '%s'", error->message, bad[_i].expect[i]);
+        ck_assert_msg(strstr(error->message, bad[_i].expect[i]) != NULL, "'%s' lacks '%s'",
+                      error->message, bad[_i].expect[i]);
     ck_assert_int_eq(tp_params_get_int(p, "threads"), 0);
     ck_assert_str_eq(tp_params_get_string(p, "norm"), "l1");
 }
@@ -115,15 +116,15 @@ static const struct {
     TpParamSpec spec[3];
     const char *expect;
 } bad_specs[] = {
-    { { { "a", TP_PARAM_INT, "1", 0, 9, NULL, "h" }, { "a", TP_PARAM_INT, "1", 0, 9, NULL, "h" } },
-      "'a' is declared twice" },
-    { { { "Bad", TP_PARAM_INT, "1", 0, 9, NULL, "h" } }, "'Bad'" },
-    { { { "a", TP_PARAM_INT, "10", 0, 9, NULL, "h" } }, "default value" },
-    { { { "a", TP_PARAM_CHOICE, "x", 0, 0, NULL, "h" } }, "lists no choices" },
-    { { { "a", TP_PARAM_CHOICE, "x", 0, 0, "y|z", "h" } }, "default value" },
-    { { { "a", (TpParamType) 42, "x", 0, 0, NULL, "h" } }, "unknown type" },
-    { { { "a", TP_PARAM_DOUBLE, "1", 2, 1, NULL, "h" } }, "empty range" },
-    { { { "a", TP_PARAM_STRING, "x", 0, 0, NULL, NULL } }, "help" },
+    {{{"a", TP_PARAM_INT, "1", 0, 9, NULL, "h"}, {"a", TP_PARAM_INT, "1", 0, 9, NULL, "h"}},
+     "'a' is declared twice"},
+    {{{"Bad", TP_PARAM_INT, "1", 0, 9, NULL, "h"}}, "'Bad'"},
+    {{{"a", TP_PARAM_INT, "10", 0, 9, NULL, "h"}}, "default value"},
+    {{{"a", TP_PARAM_CHOICE, "x", 0, 0, NULL, "h"}}, "lists no choices"},
+    {{{"a", TP_PARAM_CHOICE, "x", 0, 0, "y|z", "h"}}, "default value"},
+    {{{"a", (TpParamType)42, "x", 0, 0, NULL, "h"}}, "unknown type"},
+    {{{"a", TP_PARAM_DOUBLE, "1", 2, 1, NULL, "h"}}, "empty range"},
+    {{{"a", TP_PARAM_STRING, "x", 0, 0, NULL, NULL}}, "help"},
 };
 
 START_TEST(test_bad_specs)

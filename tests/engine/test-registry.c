@@ -86,18 +86,18 @@ static const struct {
     int code;
     const char *reason;
 } broken[] = {
-    { "bad-abi", TP_PLUGIN_ERROR_ABI, "built for plugin ABI 999" },
-    { "small-struct", TP_PLUGIN_ERROR_ABI, "TpPluginInfo is 8 bytes" },
-    { "no-entry", TP_PLUGIN_ERROR_NO_ENTRY, "does not export tp_plugin_describe()" },
-    { "bad-kind", TP_PLUGIN_ERROR_INVALID, "unknown kind 7" },
-    { "bad-name", TP_PLUGIN_ERROR_INVALID, "plugin name 'Bad Name' is not valid" },
-    { "missing-kernel", TP_PLUGIN_ERROR_INVALID, "lacks the required kernel 'gemm'" },
-    { "bad-params", TP_PLUGIN_ERROR_INVALID, "parameter 'level', default value" },
+    {"bad-abi", TP_PLUGIN_ERROR_ABI, "built for plugin ABI 999"},
+    {"small-struct", TP_PLUGIN_ERROR_ABI, "TpPluginInfo is 8 bytes"},
+    {"no-entry", TP_PLUGIN_ERROR_NO_ENTRY, "does not export tp_plugin_describe()"},
+    {"bad-kind", TP_PLUGIN_ERROR_INVALID, "unknown kind 7"},
+    {"bad-name", TP_PLUGIN_ERROR_INVALID, "plugin name 'Bad Name' is not valid"},
+    {"missing-kernel", TP_PLUGIN_ERROR_INVALID, "lacks the required kernel 'gemm'"},
+    {"bad-params", TP_PLUGIN_ERROR_INVALID, "parameter 'level', default value"},
 };
 
 START_TEST(test_broken)
 {
-    const char *names[] = { broken[_i].file, NULL };
+    const char *names[] = {broken[_i].file, NULL};
     g_autofree char *dir = folder_with(names);
     g_autofree char *file = g_strconcat(broken[_i].file, ".so", NULL);
     g_autofree char *path = g_build_filename(dir, file, NULL);
@@ -149,7 +149,7 @@ END_TEST
 
 START_TEST(test_valid)
 {
-    const char *names[] = { "good", NULL };
+    const char *names[] = {"good", NULL};
     g_autofree char *dir = folder_with(names);
     g_autoptr(TpRegistry) registry = tp_registry_new();
 
@@ -165,7 +165,7 @@ END_TEST
 
 START_TEST(test_duplicate)
 {
-    const char *names[] = { "good", "good-twin", NULL };
+    const char *names[] = {"good", "good-twin", NULL};
     g_autofree char *dir = folder_with(names);
     g_autoptr(TpRegistry) registry = tp_registry_new();
 
@@ -184,8 +184,8 @@ END_TEST
 
 START_TEST(test_shadowing)
 {
-    const char *first[] = { "good-twin", NULL };
-    const char *second[] = { "good", NULL };
+    const char *first[] = {"good-twin", NULL};
+    const char *second[] = {"good", NULL};
     g_autofree char *dir1 = folder_with(first);
     g_autofree char *dir2 = folder_with(second);
     g_autofree char *path = g_strjoin(G_SEARCHPATH_SEPARATOR_S, dir1, dir2, NULL);

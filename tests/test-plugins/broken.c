@@ -24,7 +24,7 @@
 static gpointer
 test_open(const TpParams *params, GError **error)
 {
-    return (gpointer) 1;
+    return (gpointer)1;
 }
 
 static void
@@ -68,8 +68,8 @@ STUB(test_relu_backward, gsize n, const float *y, const float *dy, float *dx)
 STUB(test_add, gsize n, const float *a, const float *b, float *y)
 STUB(test_dropout, gsize n, float ratio, guint64 seed, const float *x, float *y)
 STUB(test_pool, const TpPoolGeometry *g, const float *x, float *y)
-STUB(test_pool_backward, const TpPoolGeometry *g, const float *x, const float *y,
-     const float *dy, float *dx)
+STUB(test_pool_backward, const TpPoolGeometry *g, const float *x, const float *y, const float *dy,
+     float *dx)
 STUB(test_softmax, int rows, int cols, const float *x, float *y)
 STUB(test_softmax_backward, int rows, int cols, const float *y, const float *dy, float *dx)
 STUB(test_xent, int rows, int cols, const float *logits, const gint32 *labels, float smoothing,
@@ -113,15 +113,15 @@ static const TpBackendVTable vtable = {
 };
 
 static const TpParamSpec params[] = {
-    { "level", TP_PARAM_INT,
+    {"level", TP_PARAM_INT,
 #ifdef BROKEN_PARAMS
-      "11",
+     "11",
 #else
       "3",
 #endif
-      0, 10, NULL, "how hard to try" },
-    { "mode", TP_PARAM_CHOICE, "fast", 0, 0, "fast|slow", "which way" },
-    { NULL },
+     0, 10, NULL, "how hard to try"},
+    {"mode", TP_PARAM_CHOICE, "fast", 0, 0, "fast|slow", "which way"},
+    {NULL},
 };
 
 static const TpPluginInfo info = {
@@ -136,7 +136,7 @@ static const TpPluginInfo info = {
     /* .struct_size = */ sizeof(TpPluginInfo),
 #endif
 #ifdef BROKEN_KIND
-    /* .kind = */ (TpPluginKind) 7,
+    /* .kind = */ (TpPluginKind)7,
 #else
     /* .kind = */ TP_PLUGIN_KIND_BACKEND,
 #endif

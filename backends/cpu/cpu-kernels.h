@@ -1,0 +1,105 @@
+/* cpu-kernels.h — the cpu backend's state and kernels, shared by the two files
+ * of the plugin and by nothing else (the plugin exports only
+ * tp_plugin_describe; these names stay inside the .so).
+ *
+ * Every kernel has the signature of its TpBackendVTable member in
+ * tp-backend.h, whose contract it implements; `self` is the CpuBackend that
+ * open() returned. Memory is plain host memory. Kernels run synchronously
+ * on the calling thread, with OpenBLAS's threads inside sgemm; one backend
+ * serves one thread at a time (its kernels share its scratch).
+ *
+ * The convolution kernels are the only ones that need scratch memory; they
+ * take it from the backend's grow-only buffers, so once the shapes of a
+ * network have been seen no kernel allocates again. Only two things make a
+ * kernel return FALSE: a convolution whose scratch cannot grow
+ * (TP_BACKEND_ERROR_NO_MEMORY), and softmax_cross_entropy given a label
+ * outside [0, cols) (TP_BACKEND_ERROR_FAILED, instead of reading out of
+ * bounds). Every other kernel always returns TRUE.
+ */
+#ifndef CPU_KERNELS_H
+#define CPU_KERNELS_H
+
+#include <glib.h>
+
+#include "tp-backend.h"
+
+G_BEGIN_DECLS
+
+/* A 64-byte aligned float buffer that only ever grows. */
+typedef struct {
+    float *data;
+    gsize capacity; /* in floats */
+} CpuScratch;
+
+/* The state behind one open cpu backend (the vtable's `self`). */
+typedef struct {
+    int threads;     /* OpenBLAS threads, resolved from the `threads` key (>= 1) */
+    CpuScratch col;  /* im2col matrices: [c * kh * kw, nb * out_h * out_w] */
+    CpuScratch rows; /* a chunk of y or dy gathered as [out_c, nb * out_h * out_w] */
+} CpuBackend;
+
+/* n floats, 64-byte aligned, uninitialized; free with cpu_free_floats().
+ * NULL with TP_BACKEND_ERROR_NO_MEMORY (naming the size) when that fails. */
+float *cpu_alloc_floats(gsize n, GError **error);
+void cpu_free_floats(float *mem);
+
+/* Makes scratch hold at least n floats; its contents are not kept. */
+gboolean cpu_scratch_reserve(CpuScratch *scratch, gsize n, GError **error);
+/* Frees the buffer and leaves scratch empty. */
+void cpu_scratch_clear(CpuScratch *scratch);
+
+/* Kernels: see the members of the same name in tp-backend.h. */
+gboolean cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x,
+                            const float *weights, const float *bias, float *y, GError **error);
+gboolean cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy,
+                                  const float *weights, float *dx, GError **error);
+gboolean cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *x,
+                                    const float *dy, float *dweights, float *dbias, GError **error);
+
+gboolean cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
+                  float alpha, const float *a, const float *b, float beta, float *c,
+                  GError **error);
+gboolean cpu_add_bias(gpointer self, int rows, int cols, const float *bias, float *y,
+                      GError **error);
+gboolean cpu_sum_rows(gpointer self, int rows, int cols, const float *x, float *y, GError **error);
+
+gboolean cpu_batch_norm_forward_train(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                                      const float *scale, const float *bias, float *running_mean,
+                                      float *running_var, float *y, float *save_mean,
+                                      float *save_invstd, GError **error);
+gboolean cpu_batch_norm_forward_eval(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                                     const float *scale, const float *bias, const float *mean,
+                                     const float *var, float *y, GError **error);
+gboolean cpu_batch_norm_backward(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                                 const float *dy, const float *scale, const float *save_mean,
+                                 const float *save_invstd, float *dx, float *dscale, float *dbias,
+                                 GError **error);
+
+gboolean cpu_relu_forward(gpointer self, gsize n, const float *x, float *y, GError **error);
+gboolean cpu_relu_backward(gpointer self, gsize n, const float *y, const float *dy, float *dx,
+                           GError **error);
+gboolean cpu_add(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error);
+gboolean cpu_dropout_forward(gpointer self, gsize n, float ratio, guint64 seed, const float *x,
+                             float *y, GError **error);
+gboolean cpu_dropout_backward(gpointer self, gsize n, float ratio, guint64 seed, const float *dy,
+                              float *dx, GError **error);
+
+gboolean cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float *y,
+                            GError **error);
+gboolean cpu_pool2d_backward(gpointer self, const TpPoolGeometry *g, const float *x, const float *y,
+                             const float *dy, float *dx, GError **error);
+
+gboolean cpu_softmax_forward(gpointer self, int rows, int cols, const float *x, float *y,
+                             GError **error);
+gboolean cpu_softmax_backward(gpointer self, int rows, int cols, const float *y, const float *dy,
+                              float *dx, GError **error);
+gboolean cpu_softmax_cross_entropy(gpointer self, int rows, int cols, const float *logits,
+                                   const gint32 *labels, float smoothing, float *dlogits,
+                                   double *out_loss, GError **error);
+
+gboolean cpu_sgd_update(gpointer self, gsize n, float *w, const float *g, float *v,
+                        const TpSgdHyper *hyper, GError **error);
+
+G_END_DECLS
+
+#endif /* CPU_KERNELS_H */

@@ -1,0 +1,59 @@
+/* add.c — Add (ONNX, no broadcasting): y = a + b for two values of identical
+ * shape (a residual connection). backward: da = dy, db = dy.
+ * No attributes, no parameters.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "tp-op.h"
+
+static gboolean
+add_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GError **error)
+{
+    const TpShape *a = inputs[0], *b = inputs[1];
+
+    memset(&node->attrs, 0, sizeof node->attrs);
+    if (a->ndim != b->ndim || memcmp(a->dim, b->dim, sizeof a->dim[0] * (gsize)a->ndim) != 0) {
+        g_autofree char *sa = tp_shape_to_string(a);
+        g_autofree char *sb = tp_shape_to_string(b);
+
+        tp_op_set_error(error, node,
+                        "inputs have different shapes, %s (value %d) and %s (value %d); Add "
+                        "does not broadcast",
+                        sa, node->inputs[0], sb, node->inputs[1]);
+        return FALSE;
+    }
+    sig->output = *a;
+    return TRUE;
+}
+
+static gboolean
+add_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
+            TpMode mode, TpOpState *state, GError **error)
+{
+    return backend->vt.add(backend->self, output->numel, inputs[0]->data, inputs[1]->data,
+                           output->data, error);
+}
+
+static gboolean
+add_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+             const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+             TpOpState *state, GError **error)
+{
+    for (int i = 0; i < 2; i++) {
+        if (dinputs[i] != NULL && !backend->vt.copy(backend->self, dinputs[i]->data, doutput->data,
+                                                    doutput->numel, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+const TpOpClass tp_op_add = {
+    /* .name = */ "Add",
+    /* .n_inputs = */ 2,
+    /* .check = */ add_check,
+    /* .forward = */ add_forward,
+    /* .backward = */ add_backward,
+    /* .macs = */ NULL,
+};

@@ -1,0 +1,189 @@
+/* batch-norm.c — BatchNormalization (ONNX), per channel c of x [N, C, H, W]
+ * or [N, C] (after a Gemm):
+ *
+ *   y = scale[c] · (x − mean[c]) / sqrt(var[c] + epsilon) + bias[c]
+ *
+ * Evaluation uses the running mean and variance. Training uses the batch's
+ * mean and (biased) variance and updates the running statistics in place:
+ * running = momentum · running + (1 − momentum) · batch, the variance update
+ * using the unbiased batch variance (tp-backend.h). Training needs at least
+ * two values per channel (N·H·W ≥ 2).
+ *
+ * Backward follows the mode of the last forward. After a training forward it
+ * is the backend's batch-statistics backward. After an evaluation forward the
+ * op is a fixed per-channel affine map, so
+ *   dx = dy · scale / sqrt(running_var + eps),
+ *   dscale = Σ dy · (x − running_mean) / sqrt(running_var + eps),   dbias = Σ dy,
+ * computed with the eval-mode forward kernel (dx, the inverse std) and the
+ * backward kernel fed the running statistics in place of the saved ones
+ * (dscale, dbias); criteria such as Taylor differentiate eval-mode models.
+ *
+ * Attributes (TpBatchNormAttrs): epsilon (default 1e-5, > 0), momentum
+ * (default 0.9, in (0, 1]). Parameters [C] each: 0 scale (starts at 1),
+ * 1 bias, 2 running mean, 3 running var (starts at 1); 2 and 3 are not
+ * trainable. No MACs are counted.
+ */
+#include "config.h"
+
+#include <math.h>
+
+#include "tp-op.h"
+
+enum {
+    SCALE,
+    BIAS,
+    RUNNING_MEAN,
+    RUNNING_VAR,
+};
+
+/* state->buffers[]: all [C]. */
+enum {
+    SAVE_MEAN,   /* batch mean of the last training forward */
+    SAVE_INVSTD, /* 1 / sqrt(batch var + eps) of the last training forward */
+    ONES,        /* eval-mode backward: constant 1 */
+    ZEROS,       /* eval-mode backward: constant 0 */
+    RUN_INVSTD,  /* eval-mode backward: 1 / sqrt(running var + eps) */
+};
+
+static gboolean
+batch_norm_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GError **error)
+{
+    TpBatchNormAttrs *a = &node->attrs.batch_norm;
+    const TpShape *in = inputs[0];
+    int c = in->dim[0];
+
+    if (a->epsilon == 0.0f)
+        a->epsilon = 1e-5f;
+    if (a->momentum == 0.0f)
+        a->momentum = 0.9f;
+    if (!(a->epsilon > 0.0f) || !isfinite(a->epsilon)) {
+        tp_op_set_error(error, node, "epsilon %g: must be positive", a->epsilon);
+        return FALSE;
+    }
+    if (!(a->momentum > 0.0f && a->momentum <= 1.0f)) {
+        tp_op_set_error(error, node, "momentum %g: must be in (0, 1]", a->momentum);
+        return FALSE;
+    }
+
+    sig->output = *in;
+    sig->n_params = 4;
+    for (int i = 0; i < 4; i++) {
+        sig->params[i] = (TpOpParamShape){1, {c}};
+        sig->trainable[i] = i == SCALE || i == BIAS;
+    }
+    sig->init[SCALE] = 1.0f;
+    sig->init[RUNNING_VAR] = 1.0f;
+    return TRUE;
+}
+
+/* The kernel geometry for x: [n, c, everything else]. */
+static void
+batch_norm_geometry(const TpNode *node, const TpTensor *x, TpBatchNormGeometry *g)
+{
+    int hw = 1;
+
+    for (int i = 2; i < x->ndim; i++)
+        hw *= x->shape[i];
+    *g = (TpBatchNormGeometry){
+        .n = x->shape[0],
+        .c = x->shape[1],
+        .hw = hw,
+        .epsilon = node->attrs.batch_norm.epsilon,
+        .momentum = node->attrs.batch_norm.momentum,
+    };
+}
+
+static gboolean
+batch_norm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                   TpTensor *output, TpMode mode, TpOpState *state, GError **error)
+{
+    TpBatchNormGeometry g;
+    TpTensor *save_mean, *save_invstd;
+    float *const p[4] = {node->params[SCALE]->data, node->params[BIAS]->data,
+                         node->params[RUNNING_MEAN]->data, node->params[RUNNING_VAR]->data};
+
+    batch_norm_geometry(node, inputs[0], &g);
+    if (mode == TP_MODE_EVAL)
+        return backend->vt.batch_norm_forward_eval(backend->self, &g, inputs[0]->data, p[SCALE],
+                                                   p[BIAS], p[RUNNING_MEAN], p[RUNNING_VAR],
+                                                   output->data, error);
+
+    if ((gint64)g.n * g.hw < 2) {
+        g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
+                    "training needs at least 2 values per channel, the batch has %d", g.n * g.hw);
+        return FALSE;
+    }
+    save_mean = tp_op_state_buffer(state, backend, SAVE_MEAN, (gsize)g.c, error);
+    save_invstd = save_mean != NULL
+                      ? tp_op_state_buffer(state, backend, SAVE_INVSTD, (gsize)g.c, error)
+                      : NULL;
+    if (save_invstd == NULL)
+        return FALSE;
+    return backend->vt.batch_norm_forward_train(
+        backend->self, &g, inputs[0]->data, p[SCALE], p[BIAS], p[RUNNING_MEAN], p[RUNNING_VAR],
+        output->data, save_mean->data, save_invstd->data, error);
+}
+
+/* Backward of the evaluation-mode forward (see the top of the file). */
+static gboolean
+batch_norm_backward_eval(const TpNode *node, TpBackend *backend, const TpBatchNormGeometry *g,
+                         const TpTensor *x, const TpTensor *dy, TpTensor *dx, TpOpState *state,
+                         GError **error)
+{
+    TpBatchNormGeometry per_channel = {
+        .n = 1, .c = g->c, .hw = 1, .epsilon = g->epsilon, .momentum = g->momentum};
+    TpTensor *ones, *zeros, *invstd;
+    gsize c = (gsize)g->c;
+
+    if ((ones = tp_op_state_buffer(state, backend, ONES, c, error)) == NULL ||
+        (zeros = tp_op_state_buffer(state, backend, ZEROS, c, error)) == NULL ||
+        (invstd = tp_op_state_buffer(state, backend, RUN_INVSTD, c, error)) == NULL)
+        return FALSE;
+    if (!tp_tensor_fill(ones, 1.0f, error) || !tp_tensor_fill(zeros, 0.0f, error))
+        return FALSE;
+
+    /* invstd = 1 · (1 − 0) / sqrt(running_var + eps) + 0 */
+    if (!backend->vt.batch_norm_forward_eval(backend->self, &per_channel, ones->data, ones->data,
+                                             zeros->data, zeros->data,
+                                             node->params[RUNNING_VAR]->data, invstd->data, error))
+        return FALSE;
+    /* dscale and dbias: the training backward with the running statistics as
+     * the saved ones; its dx is discarded (overwritten below). */
+    if (!backend->vt.batch_norm_backward(backend->self, g, x->data, dy->data,
+                                         node->params[SCALE]->data,
+                                         node->params[RUNNING_MEAN]->data, invstd->data, dx->data,
+                                         node->grads[SCALE]->data, node->grads[BIAS]->data, error))
+        return FALSE;
+    /* dx = scale · (dy − 0) / sqrt(running_var + eps) + 0 */
+    return backend->vt.batch_norm_forward_eval(backend->self, g, dy->data,
+                                               node->params[SCALE]->data, zeros->data, zeros->data,
+                                               node->params[RUNNING_VAR]->data, dx->data, error);
+}
+
+static gboolean
+batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                    const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+                    TpOpState *state, GError **error)
+{
+    TpBatchNormGeometry g;
+
+    g_return_val_if_fail(dinputs[0] != NULL, FALSE);
+
+    batch_norm_geometry(node, inputs[0], &g);
+    if (state->mode == TP_MODE_EVAL)
+        return batch_norm_backward_eval(node, backend, &g, inputs[0], doutput, dinputs[0], state,
+                                        error);
+    return backend->vt.batch_norm_backward(
+        backend->self, &g, inputs[0]->data, doutput->data, node->params[SCALE]->data,
+        state->buffers[SAVE_MEAN]->data, state->buffers[SAVE_INVSTD]->data, dinputs[0]->data,
+        node->grads[SCALE]->data, node->grads[BIAS]->data, error);
+}
+
+const TpOpClass tp_op_batch_norm = {
+    /* .name = */ "BatchNormalization",
+    /* .n_inputs = */ 1,
+    /* .check = */ batch_norm_check,
+    /* .forward = */ batch_norm_forward,
+    /* .backward = */ batch_norm_backward,
+    /* .macs = */ NULL,
+};

@@ -1,0 +1,92 @@
+/* gemm.c — Gemm (ONNX, transB = 1), a fully connected layer on x [N, in]:
+ *
+ *   y = x · Wᵀ + b          W [out, in], b [out]
+ *
+ * backward: dx = dy · W, dW = dyᵀ · x, db = Σ_rows dy.
+ * The input must be 1-D per sample: put a Flatten before it.
+ * Attributes (TpGemmAttrs): out_features (≥ 1), bias.
+ * Parameters: 0 weight, 1 bias (with bias). MACs per sample: in · out.
+ */
+#include "config.h"
+
+#include "tp-op.h"
+
+static gboolean
+gemm_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GError **error)
+{
+    TpGemmAttrs *a = &node->attrs.gemm;
+    const TpShape *in = inputs[0];
+
+    if (in->ndim != 1) {
+        g_autofree char *str = tp_shape_to_string(in);
+
+        tp_op_set_error(error, node,
+                        "expects a 1-D input per sample, got %s: add a Flatten before it", str);
+        return FALSE;
+    }
+    if (a->out_features < 1) {
+        tp_op_set_error(error, node, "out_features %d: must be at least 1", a->out_features);
+        return FALSE;
+    }
+    sig->output = (TpShape){1, {a->out_features}};
+    sig->n_params = a->bias ? 2 : 1;
+    sig->params[0] = (TpOpParamShape){2, {a->out_features, in->dim[0]}};
+    sig->trainable[0] = TRUE;
+    if (a->bias) {
+        sig->params[1] = (TpOpParamShape){1, {a->out_features}};
+        sig->trainable[1] = TRUE;
+    }
+    return TRUE;
+}
+
+static gboolean
+gemm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
+             TpMode mode, TpOpState *state, GError **error)
+{
+    int batch = inputs[0]->shape[0], in = inputs[0]->shape[1], out = output->shape[1];
+
+    if (!backend->vt.gemm(backend->self, FALSE, TRUE, batch, out, in, 1.0f, inputs[0]->data,
+                          node->params[0]->data, 0.0f, output->data, error))
+        return FALSE;
+    if (node->n_params > 1)
+        return backend->vt.add_bias(backend->self, batch, out, node->params[1]->data, output->data,
+                                    error);
+    return TRUE;
+}
+
+static gboolean
+gemm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+              const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+              TpOpState *state, GError **error)
+{
+    int batch = inputs[0]->shape[0], in = inputs[0]->shape[1], out = output->shape[1];
+
+    /* dx [batch, in] = dy [batch, out] · W [out, in] */
+    if (dinputs[0] != NULL &&
+        !backend->vt.gemm(backend->self, FALSE, FALSE, batch, in, out, 1.0f, doutput->data,
+                          node->params[0]->data, 0.0f, dinputs[0]->data, error))
+        return FALSE;
+    /* dW [out, in] = dyᵀ · x, dy stored [batch, out] */
+    if (!backend->vt.gemm(backend->self, TRUE, FALSE, out, in, batch, 1.0f, doutput->data,
+                          inputs[0]->data, 0.0f, node->grads[0]->data, error))
+        return FALSE;
+    if (node->n_params > 1)
+        return backend->vt.sum_rows(backend->self, batch, out, doutput->data, node->grads[1]->data,
+                                    error);
+    return TRUE;
+}
+
+static guint64
+gemm_macs(const TpNode *node, const TpShape *input, const TpShape *output)
+{
+    return (guint64)input->dim[0] * (guint64)output->dim[0];
+}
+
+const TpOpClass tp_op_gemm = {
+    /* .name = */ "Gemm",
+    /* .n_inputs = */ 1,
+    /* .check = */ gemm_check,
+    /* .forward = */ gemm_forward,
+    /* .backward = */ gemm_backward,
+    /* .macs = */ gemm_macs,
+};

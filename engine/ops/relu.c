@@ -1,0 +1,44 @@
+/* relu.c — Relu (ONNX): y = max(x, 0) elementwise, any shape.
+ * backward: dx = dy where y > 0, else 0. No attributes, no parameters.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "tp-op.h"
+
+static gboolean
+relu_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GError **error)
+{
+    memset(&node->attrs, 0, sizeof node->attrs);
+    sig->output = *inputs[0];
+    return TRUE;
+}
+
+static gboolean
+relu_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
+             TpMode mode, TpOpState *state, GError **error)
+{
+    return backend->vt.relu_forward(backend->self, output->numel, inputs[0]->data, output->data,
+                                    error);
+}
+
+static gboolean
+relu_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+              const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+              TpOpState *state, GError **error)
+{
+    if (dinputs[0] == NULL)
+        return TRUE;
+    return backend->vt.relu_backward(backend->self, output->numel, output->data, doutput->data,
+                                     dinputs[0]->data, error);
+}
+
+const TpOpClass tp_op_relu = {
+    /* .name = */ "Relu",
+    /* .n_inputs = */ 1,
+    /* .check = */ relu_check,
+    /* .forward = */ relu_forward,
+    /* .backward = */ relu_backward,
+    /* .macs = */ NULL,
+};

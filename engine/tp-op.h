@@ -1,0 +1,128 @@
+/* tp-op.h — INTERNAL (not installed): the op-class interface. One TpOpClass
+ * per op kind, one file per class under engine/ops/, uniform verbs (check,
+ * forward, backward, macs) in the manner of GEGL operations and darknet
+ * layers. tp-model.c owns the graph, the tape and memory planning; a class
+ * only knows how to run its own op on tensors it is handed, through the
+ * backend's kernels (it never touches backend memory itself).
+ *
+ * Order of calls, per node:
+ *  1. check() once, from tp_model_add(): validates and completes the
+ *     attributes, and declares the output shape and the parameters.
+ *  2. forward() once per tp_model_forward(), with tensors already shaped
+ *     [batch, per-sample shape] by the model.
+ *  3. backward() at most once per forward, from tp_model_backward(), after
+ *     the node's output gradient is complete.
+ * Symbols here are G_GNUC_INTERNAL: they never leave libtaskprune.
+ */
+#ifndef TP_OP_H
+#define TP_OP_H
+
+#include <glib.h>
+
+#include "tp-backend.h"
+#include "tp-model.h"
+#include "tp-tensor.h"
+
+G_BEGIN_DECLS
+
+/* The shape of one parameter tensor (up to 4-D, e.g. a conv weight). */
+typedef struct {
+    int ndim;
+    int dim[TP_TENSOR_MAX_DIMS];
+} TpOpParamShape;
+
+/* What check() declares for a node: its output and its parameters, in the
+ * order of tp-model.h (TpNode). */
+typedef struct {
+    TpShape output;
+    int n_params;
+    TpOpParamShape params[TP_NODE_MAX_PARAMS];
+    float init[TP_NODE_MAX_PARAMS];         /* value each parameter starts at (0 or 1) */
+    gboolean trainable[TP_NODE_MAX_PARAMS]; /* FALSE: updated by forward, not by SGD */
+} TpOpSignature;
+
+#define TP_OP_MAX_BUFFERS 5
+
+/* Runtime state of one node, kept by the model beside the node and handed to
+ * forward() and backward(). Freed with the model. */
+typedef struct {
+    TpMode mode;  /* mode of the last forward (set by the model before forward) */
+    guint64 seed; /* Dropout: mask seed of this forward (set by the model before
+                   * a training forward; derived from the model seed, the
+                   * model's training-forward counter and the node index) */
+    /* Per-node tensors an op allocates on first use and reuses; their sizes
+     * must not depend on the batch (BatchNorm: saved mean and inverse
+     * standard deviation, constants for eval-mode backward). */
+    TpTensor *buffers[TP_OP_MAX_BUFFERS];
+} TpOpState;
+
+typedef struct {
+    /* The ONNX op type ("Conv", "BatchNormalization", ...). */
+    const char *name;
+
+    /* How many values the op reads (1, or 2 for Add). */
+    int n_inputs;
+
+    /* Validates node->attrs against the input shapes (per sample), fills
+     * defaulted attributes in place (stride 0 -> 1, ...), and writes the
+     * output shape and parameter shapes to *out_sig (which arrives zeroed:
+     * parameters start at 0 and are not trainable unless set). On failure
+     * sets error in TP_MODEL_ERROR_INVALID with a message naming the op and
+     * node (tp_op_set_error()). */
+    gboolean (*check)(TpNode *node, const TpShape *const *inputs, TpOpSignature *out_sig,
+                      GError **error);
+
+    /* Computes output from inputs (tensors [batch, ...], shaped by the model)
+     * in mode, reading node->params and updating state (and, for BatchNorm in
+     * training, the running statistics). An error set here gets the op and
+     * node prefixed by the model. */
+    gboolean (*forward)(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                        TpTensor *output, TpMode mode, TpOpState *state, GError **error);
+
+    /* Given the inputs and output of the last forward (in state->mode) and the
+     * gradient doutput, overwrites dinputs[i] with the gradient of input i and
+     * every trainable node->grads[p] with its parameter gradient. dinputs[i] is
+     * NULL when that gradient is not wanted (BatchNorm always needs one). */
+    gboolean (*backward)(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                         const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+                         TpOpState *state, GError **error);
+
+    /* Multiply-accumulates per sample (METHOD.md §3), from the per-sample
+     * input and output shapes; NULL for ops that count none. */
+    guint64 (*macs)(const TpNode *node, const TpShape *input, const TpShape *output);
+} TpOpClass;
+
+/* The classes, one per file under engine/ops/. */
+G_GNUC_INTERNAL extern const TpOpClass tp_op_conv;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_batch_norm;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_relu;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_max_pool;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_average_pool;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_global_average_pool;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_flatten;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_gemm;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_add;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_dropout;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_softmax;
+
+/* The class of an op type (the table lives in tp-model.c); NULL if out of range. */
+G_GNUC_INTERNAL const TpOpClass *tp_op_class_get(TpOpType op);
+
+/* Sets error (TP_MODEL_ERROR_INVALID) to "<Op> '<name>': <message>". */
+G_GNUC_INTERNAL void tp_op_set_error(GError **error, const TpNode *node, const char *format, ...)
+    G_GNUC_PRINTF(3, 4);
+
+/* Number of floats of a per-sample shape. */
+G_GNUC_INTERNAL gsize tp_shape_numel(const TpShape *shape);
+
+/* "[3, 32, 32]" for messages (owned by the caller). */
+G_GNUC_INTERNAL char *tp_shape_to_string(const TpShape *shape);
+
+/* state->buffers[i], allocated with n floats on first use (and reallocated if
+ * n changed, which only a change of the graph causes). Borrowed. */
+G_GNUC_INTERNAL TpTensor *tp_op_state_buffer(TpOpState *state, TpBackend *backend, int i, gsize n,
+                                             GError **error);
+
+G_END_DECLS
+
+#endif /* TP_OP_H */

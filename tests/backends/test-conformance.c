@@ -1,0 +1,1021 @@
+/* test-conformance.c — every kernel of every backend found in the build,
+ * against the reference kernels of tests/tp-reference.c, on seeded random
+ * data moved with the backend's own alloc / upload / download / free.
+ *
+ * Generic: the backends come from tp_test_backend_names(), so a new backend
+ * plugin is covered with no new test code. Each case table below names its
+ * edge shapes; each failure message names the backend, the kernel, the case
+ * and the output. Pure outputs are pre-filled with NaN, so an element a
+ * kernel forgets to write, or accumulates into when it must overwrite, fails
+ * (tp_test_assert_close rejects non-finite values).
+ */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "tp-reference.h"
+#include "tp-test.h"
+
+/* ------------------------------------------------------------ tolerances */
+
+/* Per kernel: an output passes where |got - want| <= atol + rtol * |want|.
+ * Data are O(1); the reference accumulates in double, a backend in float. */
+typedef enum {
+    TOL_MEMORY,
+    TOL_CONV,
+    TOL_GEMM,
+    TOL_BIAS,
+    TOL_BATCH_NORM,
+    TOL_BATCH_NORM_RUNNING,
+    TOL_EXACT,
+    TOL_ADD,
+    TOL_DROPOUT,
+    TOL_POOL_MAX,
+    TOL_POOL_AVERAGE,
+    TOL_SOFTMAX,
+    TOL_XENT_LOSS,
+    TOL_XENT_GRAD,
+    TOL_SGD,
+} TolKind;
+
+/* clang-format off */
+static const struct {
+    const char *kernels;
+    double atol, rtol;
+} tolerances[] = {
+    /*                         kernels                                    atol  rtol */
+    [TOL_MEMORY] =             { "upload, download, copy, fill",            0.0,  0.0 },
+    [TOL_CONV] =               { "conv2d_forward, _backward_*",             1e-4, 1e-4 },
+    [TOL_GEMM] =               { "gemm",                                    1e-5, 1e-5 },
+    [TOL_BIAS] =               { "add_bias, sum_rows",                      1e-5, 1e-5 },
+    [TOL_BATCH_NORM] =         { "batch_norm_* outputs and gradients",      1e-4, 1e-4 },
+    [TOL_BATCH_NORM_RUNNING] = { "batch_norm running and saved statistics", 1e-5, 1e-5 },
+    [TOL_EXACT] =              { "relu_forward, relu_backward",             0.0,  0.0 },
+    [TOL_ADD] =                { "add",                                     0.0,  1e-6 },
+    [TOL_DROPOUT] =            { "dropout_forward, dropout_backward",       0.0,  1e-6 },
+    [TOL_POOL_MAX] =           { "pool2d MAX (backward sums overlaps)",     1e-6, 1e-6 },
+    [TOL_POOL_AVERAGE] =       { "pool2d AVERAGE forward and backward",     1e-6, 1e-5 },
+    [TOL_SOFTMAX] =            { "softmax_forward, softmax_backward",       1e-6, 1e-5 },
+    [TOL_XENT_LOSS] =          { "softmax_cross_entropy loss",              1e-6, 1e-5 },
+    [TOL_XENT_GRAD] =          { "softmax_cross_entropy dlogits",           1e-7, 1e-5 },
+    [TOL_SGD] =                { "sgd_update",                              1e-6, 1e-5 },
+};
+/* clang-format on */
+
+/* ------------------------------------------------------------ the rig */
+
+/* One open backend and the buffers made on it (freed with it). */
+typedef struct {
+    const char *name;
+    TpBackend *backend;
+    GPtrArray *mems;
+} Rig;
+
+static Rig *
+rig_open(const char *name)
+{
+    Rig *rig = g_new0(Rig, 1);
+
+    rig->name = name;
+    rig->backend = tp_test_backend_open(name);
+    rig->mems = g_ptr_array_new();
+    return rig;
+}
+
+static void
+rig_close(Rig *rig)
+{
+    for (guint i = 0; i < rig->mems->len; i++)
+        rig->backend->vt.free(rig->backend->self, g_ptr_array_index(rig->mems, i));
+    g_ptr_array_unref(rig->mems);
+    tp_backend_free(rig->backend);
+    g_free(rig);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Rig, rig_close)
+
+/* Fails the test unless a kernel call succeeded. */
+static void
+expect_ok(const Rig *rig, const char *kernel, const char *case_name, gboolean ok,
+          const GError *error)
+{
+    ck_assert_msg(ok, "backend %s, %s, case \"%s\": returned FALSE: %s", rig->name, kernel,
+                  case_name, error != NULL ? error->message : "(no error set)");
+    ck_assert_msg(error == NULL, "backend %s, %s, case \"%s\": returned TRUE with an error: %s",
+                  rig->name, kernel, case_name, error->message);
+}
+
+/* Calls the kernel `member` of rig's backend; its arguments after self and
+ * before error follow. */
+#define CALL(rig, member, case_name, ...)                                                          \
+    do {                                                                                           \
+        g_autoptr(GError) call_error = NULL;                                                       \
+        gboolean call_ok =                                                                         \
+            (rig)->backend->vt.member((rig)->backend->self, __VA_ARGS__, &call_error);             \
+        expect_ok((rig), #member, (case_name), call_ok, call_error);                               \
+    } while (0)
+
+/* n floats of backend memory holding host[0..n). */
+static float *
+rig_upload(Rig *rig, const float *host, gsize n)
+{
+    g_autoptr(GError) error = NULL;
+    float *mem = rig->backend->vt.alloc(rig->backend->self, n, &error);
+
+    ck_assert_msg(mem != NULL, "backend %s: alloc of %" G_GSIZE_FORMAT " floats: %s", rig->name, n,
+                  error ? error->message : "(no error set)");
+    g_ptr_array_add(rig->mems, mem);
+    CALL(rig, upload, "(rig)", mem, host, n);
+    return mem;
+}
+
+/* n floats of backend memory for a kernel's output, all NaN. */
+static float *
+rig_output(Rig *rig, gsize n)
+{
+    g_autofree float *nan = g_new(float, MAX(n, 1));
+
+    for (gsize i = 0; i < n; i++)
+        nan[i] = NAN;
+    return rig_upload(rig, nan, n);
+}
+
+/* A new host copy of n floats of backend memory. */
+static float *
+rig_fetch(Rig *rig, const float *mem, gsize n)
+{
+    float *host = g_new(float, MAX(n, 1));
+
+    CALL(rig, download, "(rig)", host, mem, n);
+    return host;
+}
+
+/* Downloads n floats of mem and compares them with want. */
+static void
+expect_close(Rig *rig, const char *kernel, const char *case_name, const char *output,
+             const float *mem, const float *want, gsize n, TolKind tol)
+{
+    g_autofree float *got = rig_fetch(rig, mem, n);
+    g_autofree char *what =
+        g_strdup_printf("backend %s, %s, case \"%s\": %s", rig->name, kernel, case_name, output);
+
+    tp_test_assert_close(got, want, n, tolerances[tol].atol, tolerances[tol].rtol, what);
+}
+
+/* n floats uniform in [lo, hi) (owned). */
+static float *
+random_floats(gsize n, float lo, float hi, guint32 seed)
+{
+    float *x = g_new(float, MAX(n, 1));
+
+    tp_test_fill_uniform(x, n, lo, hi, seed);
+    return x;
+}
+
+/* A host copy of n floats (owned). */
+static float *
+dup_floats(const float *x, gsize n)
+{
+    return g_memdup2(x, MAX(n, 1) * sizeof(float));
+}
+
+/* ------------------------------------------------------------ memory */
+
+START_TEST(test_memory)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const gsize sizes[] = {1, 7, 1001, 65537};
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+
+        for (gsize s = 0; s < G_N_ELEMENTS(sizes); s++) {
+            gsize n = sizes[s];
+            g_autofree char *name = g_strdup_printf("%" G_GSIZE_FORMAT " floats", n);
+            g_autofree float *host = random_floats(n, -1.0f, 1.0f, 100 + (guint32)s);
+            g_autofree float *filled = g_new(float, n);
+            float *mem = rig_upload(rig, host, n);
+            float *other = rig_output(rig, n);
+
+            expect_close(rig, "upload + download", name, "round trip", mem, host, n, TOL_MEMORY);
+            CALL(rig, copy, name, other, mem, n);
+            expect_close(rig, "copy", name, "dst", other, host, n, TOL_MEMORY);
+            CALL(rig, fill, name, other, -2.5f, n);
+            for (gsize i = 0; i < n; i++)
+                filled[i] = -2.5f;
+            expect_close(rig, "fill", name, "dst", other, filled, n, TOL_MEMORY);
+            /* copy of a part, and the rest left alone */
+            CALL(rig, copy, name, other, mem, n / 2);
+            memcpy(filled, host, n / 2 * sizeof(float));
+            expect_close(rig, "copy (first half)", name, "dst", other, filled, n, TOL_MEMORY);
+        }
+        {
+            g_autoptr(GError) error = NULL;
+            gboolean ok = rig->backend->vt.synchronize(rig->backend->self, &error);
+            expect_ok(rig, "synchronize", "(after memory)", ok, error);
+        }
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ convolution */
+
+typedef struct {
+    const char *name;
+    int n, c, h, w, out_c, kh, kw;
+    int stride_h, stride_w, pad_t, pad_l, pad_b, pad_r, dil_h, dil_w, groups;
+    gboolean bias;
+} ConvCase;
+
+/* clang-format off */
+static const ConvCase conv_cases[] = {
+    /* n    c     h     w   oc  kh  kw  sh  sw  pt  pl  pb  pr  dh  dw  grp   bias */
+    { "1x1 pointwise, n3 c3->5 7x9",
+       3,   3,    7,    9,   5,  1,  1,  1,  1,  0,  0,  0,  0,  1,  1,   1,  TRUE },
+    { "1x1 pointwise groups 2, n1 c4->6 7x9",
+       1,   4,    7,    9,   6,  1,  1,  1,  1,  0,  0,  0,  0,  1,  1,   2, FALSE },
+    { "1x1 stride 2, n3 c37->8 7x9",
+       3,  37,    7,    9,   8,  1,  1,  2,  2,  0,  0,  0,  0,  1,  1,   1,  TRUE },
+    { "1x1 padded, n1 c3->4 7x9",
+       1,   3,    7,    9,   4,  1,  1,  1,  1,  1,  1,  1,  1,  1,  1,   1, FALSE },
+    { "3x3 pad 1, n3 c3->4 7x9",
+       3,   3,    7,    9,   4,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
+    { "3x3 unpadded, n1 c1->1 7x9",
+       1,   1,    7,    9,   1,  3,  3,  1,  1,  0,  0,  0,  0,  1,  1,   1, FALSE },
+    { "3x3 stride 2, asymmetric pads 0,1,2,1, n1 c37->8 7x9",
+       1,  37,    7,    9,   8,  3,  3,  2,  2,  0,  1,  2,  1,  1,  1,   1, FALSE },
+    { "3x3 dilation 2 pad 2, n3 c3->6 9x7",
+       3,   3,    9,    7,   6,  3,  3,  1,  1,  2,  2,  2,  2,  2,  2,   1,  TRUE },
+    { "3x3 groups 2, n3 c4->6 7x9",
+       3,   4,    7,    9,   6,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   2,  TRUE },
+    { "depthwise 3x3 stride 2, n3 c37 groups 37 7x9",
+       3,  37,    7,    9,  37,  3,  3,  2,  2,  1,  1,  1,  1,  1,  1,  37,  TRUE },
+    { "depthwise multiplier 2, n1 c3->6 groups 3 7x9",
+       1,   3,    7,    9,   6,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   3, FALSE },
+    { "5x3 stride 2x1 dilation 1x2 pads 2,0,1,3, n3 c3->5",
+       3,   3,    7,    9,   5,  5,  3,  2,  1,  2,  0,  1,  3,  1,  2,   1,  TRUE },
+    { "kernel = whole 7x9 image, n3 c3->37",
+       3,   3,    7,    9,  37,  7,  9,  1,  1,  0,  0,  0,  0,  1,  1,   1,  TRUE },
+    { "3x3 stride 2 pad 3: outputs that see only padding",
+       1,   3,    5,    5,   2,  3,  3,  2,  2,  3,  3,  3,  3,  1,  1,   1,  TRUE },
+    { "large 256x256 image (scratch split in chunks), n3 c12->2",
+       3,  12,  256,  256,   2,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
+};
+/* clang-format on */
+
+static TpConvGeometry
+conv_geometry(const ConvCase *cc)
+{
+    TpConvGeometry g = {
+        .n = cc->n,
+        .c = cc->c,
+        .h = cc->h,
+        .w = cc->w,
+        .out_c = cc->out_c,
+        .kh = cc->kh,
+        .kw = cc->kw,
+        .stride_h = cc->stride_h,
+        .stride_w = cc->stride_w,
+        .pad_t = cc->pad_t,
+        .pad_l = cc->pad_l,
+        .pad_b = cc->pad_b,
+        .pad_r = cc->pad_r,
+        .dil_h = cc->dil_h,
+        .dil_w = cc->dil_w,
+        .groups = cc->groups,
+    };
+
+    g.out_h = (g.h + g.pad_t + g.pad_b - g.dil_h * (g.kh - 1) - 1) / g.stride_h + 1;
+    g.out_w = (g.w + g.pad_l + g.pad_r - g.dil_w * (g.kw - 1) - 1) / g.stride_w + 1;
+    return g;
+}
+
+/* Runs forward, backward_data and backward_filter of case cc on rig. */
+static void
+check_conv(Rig *rig, const ConvCase *cc)
+{
+    const TpConvGeometry g = conv_geometry(cc);
+    const gsize nx = (gsize)g.n * g.c * g.h * g.w;
+    const gsize ny = (gsize)g.n * g.out_c * g.out_h * g.out_w;
+    const gsize nw = (gsize)g.out_c * (g.c / g.groups) * g.kh * g.kw;
+    g_autofree float *x = random_floats(nx, -1.0f, 1.0f, 1);
+    g_autofree float *w = random_floats(nw, -1.0f, 1.0f, 2);
+    g_autofree float *bias = random_floats(g.out_c, -1.0f, 1.0f, 3);
+    g_autofree float *dy = random_floats(ny, -1.0f, 1.0f, 4);
+    g_autofree float *y = g_new(float, ny);
+    g_autofree float *dx = g_new(float, nx);
+    g_autofree float *dw = g_new(float, nw);
+    g_autofree float *dbias = g_new(float, g.out_c);
+    float *x_mem = rig_upload(rig, x, nx);
+    float *w_mem = rig_upload(rig, w, nw);
+    float *bias_mem = cc->bias ? rig_upload(rig, bias, g.out_c) : NULL;
+    float *dy_mem = rig_upload(rig, dy, ny);
+    float *y_mem = rig_output(rig, ny);
+    float *dx_mem = rig_output(rig, nx);
+    float *dw_mem = rig_output(rig, nw);
+    float *dbias_mem = cc->bias ? rig_output(rig, g.out_c) : NULL;
+
+    ref_conv2d_forward(&g, x, w, cc->bias ? bias : NULL, y);
+    CALL(rig, conv2d_forward, cc->name, &g, x_mem, w_mem, bias_mem, y_mem);
+    expect_close(rig, "conv2d_forward", cc->name, "y", y_mem, y, ny, TOL_CONV);
+
+    ref_conv2d_backward_data(&g, dy, w, dx);
+    CALL(rig, conv2d_backward_data, cc->name, &g, dy_mem, w_mem, dx_mem);
+    expect_close(rig, "conv2d_backward_data", cc->name, "dx", dx_mem, dx, nx, TOL_CONV);
+
+    ref_conv2d_backward_filter(&g, x, dy, dw, cc->bias ? dbias : NULL);
+    CALL(rig, conv2d_backward_filter, cc->name, &g, x_mem, dy_mem, dw_mem, dbias_mem);
+    expect_close(rig, "conv2d_backward_filter", cc->name, "dweights", dw_mem, dw, nw, TOL_CONV);
+    if (cc->bias)
+        expect_close(rig, "conv2d_backward_filter", cc->name, "dbias", dbias_mem, dbias, g.out_c,
+                     TOL_CONV);
+}
+
+/* Each case on a freshly opened backend. */
+START_TEST(test_conv2d)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        check_conv(rig, &conv_cases[_i]);
+    }
+}
+END_TEST
+
+/* Every case, largest first, on one backend: scratch memory kept from a
+ * larger shape must not leak into a smaller one, nor the reverse. */
+START_TEST(test_conv2d_one_backend)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        for (gsize i = G_N_ELEMENTS(conv_cases); i-- > 0;)
+            check_conv(rig, &conv_cases[i]);
+        check_conv(rig, &conv_cases[G_N_ELEMENTS(conv_cases) - 1]);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ dense */
+
+static const struct {
+    int m, n, k;
+    float alpha;
+} gemm_sizes[] = {
+    {5, 7, 37, 1.0f},
+    {1, 37, 3, 0.7f},
+    {37, 1, 64, -1.3f},
+};
+
+/* Loop index: bit 0 trans_a, bit 1 trans_b, bit 2 beta != 0, the rest the size. */
+START_TEST(test_gemm)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const gboolean trans_a = _i & 1, trans_b = (_i >> 1) & 1;
+    const float beta = (_i >> 2) & 1 ? 0.5f : 0.0f;
+    const int m = gemm_sizes[_i >> 3].m, n = gemm_sizes[_i >> 3].n, k = gemm_sizes[_i >> 3].k;
+    const float alpha = gemm_sizes[_i >> 3].alpha;
+    g_autofree char *name = g_strdup_printf(
+        "m %d n %d k %d, %s x %s, alpha %g, beta %g%s", m, n, k, trans_a ? "A^T" : "A",
+        trans_b ? "B^T" : "B", alpha, beta, beta == 0.0f ? " (C holds NaN: must not be read)" : "");
+    g_autofree float *a = random_floats((gsize)m * k, -1.0f, 1.0f, 10);
+    g_autofree float *bm = random_floats((gsize)k * n, -1.0f, 1.0f, 11);
+    g_autofree float *c = random_floats((gsize)m * n, -1.0f, 1.0f, 12);
+
+    if (beta == 0.0f)
+        for (gsize i = 0; i < (gsize)m * n; i++)
+            c[i] = NAN;
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        g_autofree float *want = dup_floats(c, (gsize)m * n);
+        float *a_mem = rig_upload(rig, a, (gsize)m * k);
+        float *b_mem = rig_upload(rig, bm, (gsize)k * n);
+        float *c_mem = rig_upload(rig, c, (gsize)m * n);
+
+        ref_gemm(trans_a, trans_b, m, n, k, alpha, a, bm, beta, want);
+        CALL(rig, gemm, name, trans_a, trans_b, m, n, k, alpha, a_mem, b_mem, beta, c_mem);
+        expect_close(rig, "gemm", name, "C", c_mem, want, (gsize)m * n, TOL_GEMM);
+    }
+}
+END_TEST
+
+static const struct {
+    int rows, cols;
+} bias_sizes[] = {
+    {3, 37}, {1, 1}, {64, 300}, {300, 37}, {3, 1000},
+};
+
+START_TEST(test_add_bias)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int rows = bias_sizes[_i].rows, cols = bias_sizes[_i].cols;
+    const gsize n = (gsize)rows * cols;
+    g_autofree char *name = g_strdup_printf("rows %d cols %d", rows, cols);
+    g_autofree float *y = random_floats(n, -1.0f, 1.0f, 20);
+    g_autofree float *bias = random_floats(cols, -1.0f, 1.0f, 21);
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        g_autofree float *want = dup_floats(y, n);
+        float *y_mem = rig_upload(rig, y, n);
+        float *bias_mem = rig_upload(rig, bias, cols);
+
+        ref_add_bias(rows, cols, bias, want);
+        CALL(rig, add_bias, name, rows, cols, bias_mem, y_mem);
+        expect_close(rig, "add_bias", name, "y (accumulated in place)", y_mem, want, n, TOL_BIAS);
+    }
+}
+END_TEST
+
+START_TEST(test_sum_rows)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int rows = bias_sizes[_i].rows, cols = bias_sizes[_i].cols;
+    const gsize n = (gsize)rows * cols;
+    g_autofree char *name = g_strdup_printf("rows %d cols %d", rows, cols);
+    g_autofree float *x = random_floats(n, -1.0f, 1.0f, 22);
+    g_autofree float *want = g_new(float, cols);
+
+    ref_sum_rows(rows, cols, x, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, n);
+        float *y_mem = rig_output(rig, cols);
+
+        CALL(rig, sum_rows, name, rows, cols, x_mem, y_mem);
+        expect_close(rig, "sum_rows", name, "y", y_mem, want, cols, TOL_BIAS);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ batch norm */
+
+static const struct {
+    const char *name;
+    int n, c, hw;
+    float epsilon, momentum;
+} bn_cases[] = {
+    {"n3 c37 hw63", 3, 37, 63, 1e-5f, 0.9f},
+    {"after a Gemm: n3 c5 hw1", 3, 5, 1, 1e-5f, 0.1f},
+    {"n1 c3 hw63", 1, 3, 63, 1e-3f, 0.9f},
+    {"two values a channel: n2 c1 hw1", 2, 1, 1, 1e-5f, 0.5f},
+    {"n8 c16 hw49, momentum 0", 8, 16, 49, 1e-5f, 0.0f},
+};
+
+START_TEST(test_batch_norm_train)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = bn_cases[_i].name;
+    const TpBatchNormGeometry g = {.n = bn_cases[_i].n,
+                                   .c = bn_cases[_i].c,
+                                   .hw = bn_cases[_i].hw,
+                                   .epsilon = bn_cases[_i].epsilon,
+                                   .momentum = bn_cases[_i].momentum};
+    const gsize nx = (gsize)g.n * g.c * g.hw;
+    /* Off-centre data: the mean must really be removed. */
+    g_autofree float *x = random_floats(nx, 2.0f, 4.0f, 30);
+    g_autofree float *scale = random_floats(g.c, 0.5f, 1.5f, 31);
+    g_autofree float *bias = random_floats(g.c, -1.0f, 1.0f, 32);
+    g_autofree float *rmean = random_floats(g.c, -1.0f, 1.0f, 33);
+    g_autofree float *rvar = random_floats(g.c, 0.5f, 1.5f, 34);
+    g_autofree float *want_rmean = dup_floats(rmean, g.c);
+    g_autofree float *want_rvar = dup_floats(rvar, g.c);
+    g_autofree float *y = g_new(float, nx);
+    g_autofree float *save_mean = g_new(float, g.c);
+    g_autofree float *save_invstd = g_new(float, g.c);
+
+    ref_batch_norm_forward_train(&g, x, scale, bias, want_rmean, want_rvar, y, save_mean,
+                                 save_invstd);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, nx);
+        float *scale_mem = rig_upload(rig, scale, g.c);
+        float *bias_mem = rig_upload(rig, bias, g.c);
+        float *rmean_mem = rig_upload(rig, rmean, g.c);
+        float *rvar_mem = rig_upload(rig, rvar, g.c);
+        float *y_mem = rig_output(rig, nx);
+        float *mean_mem = rig_output(rig, g.c);
+        float *invstd_mem = rig_output(rig, g.c);
+
+        CALL(rig, batch_norm_forward_train, name, &g, x_mem, scale_mem, bias_mem, rmean_mem,
+             rvar_mem, y_mem, mean_mem, invstd_mem);
+        expect_close(rig, "batch_norm_forward_train", name, "y", y_mem, y, nx, TOL_BATCH_NORM);
+        expect_close(rig, "batch_norm_forward_train", name, "save_mean", mean_mem, save_mean, g.c,
+                     TOL_BATCH_NORM_RUNNING);
+        expect_close(rig, "batch_norm_forward_train", name, "save_invstd", invstd_mem, save_invstd,
+                     g.c, TOL_BATCH_NORM_RUNNING);
+        expect_close(rig, "batch_norm_forward_train", name, "running_mean (momentum update)",
+                     rmean_mem, want_rmean, g.c, TOL_BATCH_NORM_RUNNING);
+        expect_close(rig, "batch_norm_forward_train", name,
+                     "running_var (momentum update, unbiased batch variance)", rvar_mem, want_rvar,
+                     g.c, TOL_BATCH_NORM_RUNNING);
+    }
+}
+END_TEST
+
+START_TEST(test_batch_norm_eval)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = bn_cases[_i].name;
+    const TpBatchNormGeometry g = {.n = bn_cases[_i].n,
+                                   .c = bn_cases[_i].c,
+                                   .hw = bn_cases[_i].hw,
+                                   .epsilon = bn_cases[_i].epsilon,
+                                   .momentum = bn_cases[_i].momentum};
+    const gsize nx = (gsize)g.n * g.c * g.hw;
+    g_autofree float *x = random_floats(nx, 2.0f, 4.0f, 40);
+    g_autofree float *scale = random_floats(g.c, 0.5f, 1.5f, 41);
+    g_autofree float *bias = random_floats(g.c, -1.0f, 1.0f, 42);
+    g_autofree float *mean = random_floats(g.c, 2.5f, 3.5f, 43);
+    g_autofree float *var = random_floats(g.c, 0.1f, 1.5f, 44);
+    g_autofree float *y = g_new(float, nx);
+
+    ref_batch_norm_forward_eval(&g, x, scale, bias, mean, var, y);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, nx);
+        float *scale_mem = rig_upload(rig, scale, g.c);
+        float *bias_mem = rig_upload(rig, bias, g.c);
+        float *mean_mem = rig_upload(rig, mean, g.c);
+        float *var_mem = rig_upload(rig, var, g.c);
+        float *y_mem = rig_output(rig, nx);
+
+        CALL(rig, batch_norm_forward_eval, name, &g, x_mem, scale_mem, bias_mem, mean_mem, var_mem,
+             y_mem);
+        expect_close(rig, "batch_norm_forward_eval", name, "y", y_mem, y, nx, TOL_BATCH_NORM);
+    }
+}
+END_TEST
+
+START_TEST(test_batch_norm_backward)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = bn_cases[_i].name;
+    const TpBatchNormGeometry g = {.n = bn_cases[_i].n,
+                                   .c = bn_cases[_i].c,
+                                   .hw = bn_cases[_i].hw,
+                                   .epsilon = bn_cases[_i].epsilon,
+                                   .momentum = bn_cases[_i].momentum};
+    const gsize nx = (gsize)g.n * g.c * g.hw;
+    g_autofree float *x = random_floats(nx, 2.0f, 4.0f, 50);
+    g_autofree float *dy = random_floats(nx, -1.0f, 1.0f, 51);
+    g_autofree float *scale = random_floats(g.c, 0.5f, 1.5f, 52);
+    g_autofree float *bias = random_floats(g.c, -1.0f, 1.0f, 53);
+    g_autofree float *rmean = g_new0(float, g.c);
+    g_autofree float *rvar = g_new0(float, g.c);
+    g_autofree float *y = g_new(float, nx);
+    g_autofree float *save_mean = g_new(float, g.c);
+    g_autofree float *save_invstd = g_new(float, g.c);
+    g_autofree float *dx = g_new(float, nx);
+    g_autofree float *dscale = g_new(float, g.c);
+    g_autofree float *dbias = g_new(float, g.c);
+
+    /* The saved statistics come from the reference, so this tests backward alone. */
+    ref_batch_norm_forward_train(&g, x, scale, bias, rmean, rvar, y, save_mean, save_invstd);
+    ref_batch_norm_backward(&g, x, dy, scale, save_mean, save_invstd, dx, dscale, dbias);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, nx);
+        float *dy_mem = rig_upload(rig, dy, nx);
+        float *scale_mem = rig_upload(rig, scale, g.c);
+        float *mean_mem = rig_upload(rig, save_mean, g.c);
+        float *invstd_mem = rig_upload(rig, save_invstd, g.c);
+        float *dx_mem = rig_output(rig, nx);
+        float *dscale_mem = rig_output(rig, g.c);
+        float *dbias_mem = rig_output(rig, g.c);
+
+        CALL(rig, batch_norm_backward, name, &g, x_mem, dy_mem, scale_mem, mean_mem, invstd_mem,
+             dx_mem, dscale_mem, dbias_mem);
+        expect_close(rig, "batch_norm_backward", name, "dx", dx_mem, dx, nx, TOL_BATCH_NORM);
+        expect_close(rig, "batch_norm_backward", name, "dscale", dscale_mem, dscale, g.c,
+                     TOL_BATCH_NORM);
+        expect_close(rig, "batch_norm_backward", name, "dbias", dbias_mem, dbias, g.c,
+                     TOL_BATCH_NORM);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ elementwise */
+
+#define ELEMENTS 1001
+
+/* Random data with exact zeros and a negative zero at the front. */
+static float *
+relu_input(guint32 seed)
+{
+    float *x = random_floats(ELEMENTS, -1.0f, 1.0f, seed);
+
+    x[0] = 0.0f;
+    x[1] = -0.0f;
+    return x;
+}
+
+START_TEST(test_relu)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    g_autofree float *x = relu_input(60);
+    g_autofree float *dy = random_floats(ELEMENTS, -1.0f, 1.0f, 61);
+    g_autofree float *y = g_new(float, ELEMENTS);
+    g_autofree float *dx = g_new(float, ELEMENTS);
+
+    ref_relu_forward(ELEMENTS, x, y);
+    ref_relu_backward(ELEMENTS, y, dy, dx);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, ELEMENTS);
+        float *inplace_mem = rig_upload(rig, x, ELEMENTS);
+        float *y_mem = rig_output(rig, ELEMENTS);
+        float *ref_y_mem = rig_upload(rig, y, ELEMENTS);
+        float *dy_mem = rig_upload(rig, dy, ELEMENTS);
+        float *dx_mem = rig_output(rig, ELEMENTS);
+
+        CALL(rig, relu_forward, "out of place", ELEMENTS, x_mem, y_mem);
+        expect_close(rig, "relu_forward", "out of place", "y", y_mem, y, ELEMENTS, TOL_EXACT);
+        expect_close(rig, "relu_forward", "out of place", "x (unchanged)", x_mem, x, ELEMENTS,
+                     TOL_EXACT);
+        CALL(rig, relu_forward, "in place", ELEMENTS, inplace_mem, inplace_mem);
+        expect_close(rig, "relu_forward", "in place (y == x)", "y", inplace_mem, y, ELEMENTS,
+                     TOL_EXACT);
+        CALL(rig, relu_backward, "from y", ELEMENTS, ref_y_mem, dy_mem, dx_mem);
+        expect_close(rig, "relu_backward", "from y", "dx", dx_mem, dx, ELEMENTS, TOL_EXACT);
+    }
+}
+END_TEST
+
+/* Loop index: 0 out of place, 1 y == a, 2 y == b, 3 y == a == b. */
+START_TEST(test_add)
+{
+    static const char *const cases[] = {"out of place", "in place, y == a", "in place, y == b",
+                                        "y == a == b"};
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = cases[_i];
+    g_autofree float *a = random_floats(ELEMENTS, -1.0f, 1.0f, 70);
+    g_autofree float *bv =
+        _i == 3 ? dup_floats(a, ELEMENTS) : random_floats(ELEMENTS, -1.0f, 1.0f, 71);
+    g_autofree float *want = g_new(float, ELEMENTS);
+
+    ref_add(ELEMENTS, a, bv, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *a_mem = rig_upload(rig, a, ELEMENTS);
+        float *b_mem = _i == 3 ? a_mem : rig_upload(rig, bv, ELEMENTS);
+        float *y_mem = _i == 0 ? rig_output(rig, ELEMENTS) : _i == 2 ? b_mem : a_mem;
+
+        CALL(rig, add, name, ELEMENTS, a_mem, b_mem, y_mem);
+        expect_close(rig, "add", name, "y", y_mem, want, ELEMENTS, TOL_ADD);
+    }
+}
+END_TEST
+
+static const struct {
+    float ratio;
+    guint64 seed;
+} dropout_cases[] = {
+    {0.0f, 1}, {0.25f, 1}, {0.5f, G_GUINT64_CONSTANT(0xdeadbeefcafe)}, {0.9f, 42}, {1.0f, 7},
+};
+
+START_TEST(test_dropout)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const float ratio = dropout_cases[_i].ratio;
+    const guint64 seed = dropout_cases[_i].seed;
+    g_autofree char *name =
+        g_strdup_printf("ratio %g seed %" G_GUINT64_FORMAT ", n %d", ratio, seed, ELEMENTS);
+    g_autofree float *x = random_floats(ELEMENTS, -1.0f, 1.0f, 80);
+    g_autofree float *dy = random_floats(ELEMENTS, -1.0f, 1.0f, 81);
+    g_autofree float *y = g_new(float, ELEMENTS);
+    g_autofree float *dx = g_new(float, ELEMENTS);
+
+    ref_dropout_forward(ELEMENTS, ratio, seed, x, y);
+    ref_dropout_backward(ELEMENTS, ratio, seed, dy, dx);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, ELEMENTS);
+        float *dy_mem = rig_upload(rig, dy, ELEMENTS);
+        float *y_mem = rig_output(rig, ELEMENTS);
+        float *dx_mem = rig_output(rig, ELEMENTS);
+
+        CALL(rig, dropout_forward, name, ELEMENTS, ratio, seed, x_mem, y_mem);
+        expect_close(rig, "dropout_forward", name, "y", y_mem, y, ELEMENTS, TOL_DROPOUT);
+        CALL(rig, dropout_backward, name, ELEMENTS, ratio, seed, dy_mem, dx_mem);
+        expect_close(rig, "dropout_backward", name, "dx", dx_mem, dx, ELEMENTS, TOL_DROPOUT);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ pooling */
+
+typedef struct {
+    const char *name;
+    TpPoolMode mode;
+    int n, c, h, w, kh, kw, stride_h, stride_w, pad_t, pad_l, pad_b, pad_r;
+    gboolean ceil_mode, count_include_pad;
+    float lo, hi;  /* data range */
+    gboolean ties; /* data rounded to quarters, so windows hold equal maxima */
+} PoolCase;
+
+/* Short names for the table. */
+#define MAX_ TP_POOL_MAX
+#define AVG_ TP_POOL_AVERAGE
+
+/* clang-format off */
+static const PoolCase pool_cases[] = {
+    /*mode   n    c   h    w  kh  kw  sh  sw  pt  pl  pb  pr   ceil   incl      lo     hi   ties */
+    { "max 2x2 stride 2, floor, n3 c3 7x9",
+      MAX_,  3,   3,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "max 2x2 stride 2, ceil: last window hangs over the edge",
+      MAX_,  3,   3,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0,  TRUE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "max 3x3 stride 2 pad 1, ceil, 8x10, negative data (pad = -inf)",
+      MAX_,  1,  37,  8,  10,  3,  3,  2,  2,  1,  1,  1,  1,  TRUE, FALSE,  -2.0f, -1.0f, FALSE },
+    { "max 3x3 stride 1 pad 1, ties (first max gets dy)",
+      MAX_,  3,   3,  7,   9,  3,  3,  1,  1,  1,  1,  1,  1, FALSE, FALSE,   0.0f,  1.0f,  TRUE },
+    { "max 3x2 stride 2x1, asymmetric pads 1,0,0,1, ties",
+      MAX_,  1,   3,  7,   9,  3,  2,  2,  1,  1,  0,  0,  1,  TRUE, FALSE,   0.0f,  1.0f,  TRUE },
+    { "avg 3x3 stride 2 pad 1, ceil, 8x10 (last window past the padding), count_include_pad",
+      AVG_,  3,   3,  8,  10,  3,  3,  2,  2,  1,  1,  1,  1,  TRUE,  TRUE,  -1.0f,  1.0f, FALSE },
+    { "avg 3x3 stride 2 pad 1, ceil, 8x10 (last window past the padding), pad not counted",
+      AVG_,  3,   3,  8,  10,  3,  3,  2,  2,  1,  1,  1,  1,  TRUE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "avg 3x3 stride 2 pad 1, floor, n1 c3 7x9, count_include_pad",
+      AVG_,  1,   3,  7,   9,  3,  3,  2,  2,  1,  1,  1,  1, FALSE,  TRUE,  -1.0f,  1.0f, FALSE },
+    { "avg 2x2 stride 2, ceil over the edge, count_include_pad",
+      AVG_,  1,  37,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0,  TRUE,  TRUE,  -1.0f,  1.0f, FALSE },
+    { "avg 2x2 stride 2, ceil over the edge, pad not counted",
+      AVG_,  1,  37,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0,  TRUE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "avg 3x3 stride 1, asymmetric pads 0,1,2,0, pad not counted",
+      AVG_,  3,   3,  7,   9,  3,  3,  1,  1,  0,  1,  2,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "global average 7x9, n3 c37",
+      AVG_,  3,  37,  7,   9,  7,  9,  1,  1,  0,  0,  0,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "global average 1x1, n1 c3",
+      AVG_,  1,   3,  1,   1,  1,  1,  1,  1,  0,  0,  0,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "global max 7x9, n3 c3",
+      MAX_,  3,   3,  7,   9,  7,  9,  1,  1,  0,  0,  0,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+};
+/* clang-format on */
+
+/* Output size along one axis, floor or ceil; in ceil mode a last window
+ * that would start in the end padding is dropped (as ONNX and PyTorch do). */
+static int
+pool_out(int size, int k, int stride, int pad_begin, int pad_end, gboolean ceil_mode)
+{
+    int span = size + pad_begin + pad_end - k;
+    int out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+
+    if (ceil_mode && (out - 1) * stride >= size + pad_begin)
+        out--;
+    return out;
+}
+
+static TpPoolGeometry
+pool_geometry(const PoolCase *pc)
+{
+    TpPoolGeometry g = {
+        .mode = pc->mode,
+        .n = pc->n,
+        .c = pc->c,
+        .h = pc->h,
+        .w = pc->w,
+        .kh = pc->kh,
+        .kw = pc->kw,
+        .stride_h = pc->stride_h,
+        .stride_w = pc->stride_w,
+        .pad_t = pc->pad_t,
+        .pad_l = pc->pad_l,
+        .pad_b = pc->pad_b,
+        .pad_r = pc->pad_r,
+        .count_include_pad = pc->count_include_pad,
+    };
+
+    g.out_h = pool_out(g.h, g.kh, g.stride_h, g.pad_t, g.pad_b, pc->ceil_mode);
+    g.out_w = pool_out(g.w, g.kw, g.stride_w, g.pad_l, g.pad_r, pc->ceil_mode);
+    return g;
+}
+
+START_TEST(test_pool2d)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const PoolCase *pc = &pool_cases[_i];
+    const TpPoolGeometry g = pool_geometry(pc);
+    const gsize nx = (gsize)g.n * g.c * g.h * g.w;
+    const gsize ny = (gsize)g.n * g.c * g.out_h * g.out_w;
+    const TolKind tol = g.mode == TP_POOL_MAX ? TOL_POOL_MAX : TOL_POOL_AVERAGE;
+    g_autofree float *x = random_floats(nx, pc->lo, pc->hi, 90);
+    g_autofree float *dy = random_floats(ny, -1.0f, 1.0f, 91);
+    g_autofree float *y = g_new(float, ny);
+    g_autofree float *dx = g_new(float, nx);
+
+    if (pc->ties)
+        for (gsize i = 0; i < nx; i++)
+            x[i] = floorf(x[i] * 4.0f) / 4.0f;
+    ref_pool2d_forward(&g, x, y);
+    ref_pool2d_backward(&g, x, y, dy, dx);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, nx);
+        float *dy_mem = rig_upload(rig, dy, ny);
+        float *ref_y_mem = rig_upload(rig, y, ny);
+        float *y_mem = rig_output(rig, ny);
+        float *dx_mem = rig_output(rig, nx);
+
+        CALL(rig, pool2d_forward, pc->name, &g, x_mem, y_mem);
+        expect_close(rig, "pool2d_forward", pc->name, "y", y_mem, y, ny, tol);
+        CALL(rig, pool2d_backward, pc->name, &g, x_mem, ref_y_mem, dy_mem, dx_mem);
+        expect_close(rig, "pool2d_backward", pc->name, "dx", dx_mem, dx, nx, tol);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ softmax */
+
+static const struct {
+    const char *name;
+    int rows, cols;
+    float range; /* logits uniform in [-range, range) */
+} softmax_cases[] = {
+    {"rows 3 cols 37", 3, 37, 1.0f},
+    {"rows 3 cols 37, logits up to +-60 (stability)", 3, 37, 60.0f},
+    {"rows 1 cols 1", 1, 1, 1.0f},
+    {"rows 5 cols 1000", 5, 1000, 4.0f},
+};
+
+START_TEST(test_softmax)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = softmax_cases[_i].name;
+    const int rows = softmax_cases[_i].rows, cols = softmax_cases[_i].cols;
+    const float range = softmax_cases[_i].range;
+    const gsize n = (gsize)rows * cols;
+    g_autofree float *x = random_floats(n, -range, range, 100);
+    g_autofree float *dy = random_floats(n, -1.0f, 1.0f, 101);
+    g_autofree float *y = g_new(float, n);
+    g_autofree float *dx = g_new(float, n);
+
+    ref_softmax_forward(rows, cols, x, y);
+    ref_softmax_backward(rows, cols, y, dy, dx);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, n);
+        float *ref_y_mem = rig_upload(rig, y, n);
+        float *dy_mem = rig_upload(rig, dy, n);
+        float *y_mem = rig_output(rig, n);
+        float *dx_mem = rig_output(rig, n);
+
+        CALL(rig, softmax_forward, name, rows, cols, x_mem, y_mem);
+        expect_close(rig, "softmax_forward", name, "y", y_mem, y, n, TOL_SOFTMAX);
+        CALL(rig, softmax_backward, name, rows, cols, ref_y_mem, dy_mem, dx_mem);
+        expect_close(rig, "softmax_backward", name, "dx", dx_mem, dx, n, TOL_SOFTMAX);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *name;
+    int rows, cols;
+    float smoothing;
+    gboolean gradient;
+    float range;
+} xent_cases[] = {
+    {"rows 3 cols 37", 3, 37, 0.0f, TRUE, 1.0f},
+    {"rows 3 cols 37, smoothing 0.1", 3, 37, 0.1f, TRUE, 1.0f},
+    {"rows 3 cols 37, smoothing 0.1, dlogits NULL", 3, 37, 0.1f, FALSE, 1.0f},
+    {"rows 1 cols 1", 1, 1, 0.0f, TRUE, 1.0f},
+    {"rows 8 cols 10, smoothing 0.2, logits +-80", 8, 10, 0.2f, TRUE, 80.0f},
+    {"rows 64 cols 5, dlogits NULL", 64, 5, 0.0f, FALSE, 3.0f},
+};
+
+START_TEST(test_softmax_cross_entropy)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = xent_cases[_i].name;
+    const int rows = xent_cases[_i].rows, cols = xent_cases[_i].cols;
+    const float smoothing = xent_cases[_i].smoothing;
+    const gboolean gradient = xent_cases[_i].gradient;
+    const gsize n = (gsize)rows * cols;
+    g_autofree float *logits = random_floats(n, -xent_cases[_i].range, xent_cases[_i].range, 110);
+    g_autofree gint32 *labels = g_new(gint32, rows);
+    g_autofree float *dlogits = g_new(float, n);
+    double want;
+
+    for (int r = 0; r < rows; r++)
+        labels[r] = (r * 7 + 3) % cols;
+    want =
+        ref_softmax_cross_entropy(rows, cols, logits, labels, smoothing, gradient ? dlogits : NULL);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *logits_mem = rig_upload(rig, logits, n);
+        float *dlogits_mem = gradient ? rig_output(rig, n) : NULL;
+        double loss = NAN;
+        double limit = tolerances[TOL_XENT_LOSS].atol + tolerances[TOL_XENT_LOSS].rtol * fabs(want);
+
+        CALL(rig, softmax_cross_entropy, name, rows, cols, logits_mem, labels, smoothing,
+             dlogits_mem, &loss);
+        ck_assert_msg(isfinite(loss) && fabs(loss - want) <= limit,
+                      "backend %s, softmax_cross_entropy, case \"%s\": loss: got %.9g, want "
+                      "%.9g (|diff| %.3g > %.3g)",
+                      rig->name, name, loss, want, fabs(loss - want), limit);
+        if (gradient)
+            expect_close(rig, "softmax_cross_entropy", name, "dlogits", dlogits_mem, dlogits, n,
+                         TOL_XENT_GRAD);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ optimizer */
+
+/* Loop index: bit 0 nesterov, bit 1 weight decay, bit 2 momentum. */
+START_TEST(test_sgd_update)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const TpSgdHyper hyper = {
+        .lr = 0.05f,
+        .momentum = (_i >> 2) & 1 ? 0.9f : 0.0f,
+        .weight_decay = (_i >> 1) & 1 ? 5e-4f : 0.0f,
+        .nesterov = _i & 1,
+    };
+    const int steps = 3;
+    g_autofree char *name =
+        g_strdup_printf("momentum %g, weight decay %g, nesterov %s, %d steps", hyper.momentum,
+                        hyper.weight_decay, hyper.nesterov ? "on" : "off", steps);
+    g_autofree float *w = random_floats(ELEMENTS, -1.0f, 1.0f, 120);
+    g_autofree float *v = random_floats(ELEMENTS, -0.1f, 0.1f, 121);
+    g_autofree float *grads = random_floats((gsize)steps * ELEMENTS, -1.0f, 1.0f, 122);
+    g_autofree float *want_w = dup_floats(w, ELEMENTS);
+    g_autofree float *want_v = dup_floats(v, ELEMENTS);
+
+    for (int s = 0; s < steps; s++)
+        ref_sgd_update(ELEMENTS, want_w, grads + (gsize)s * ELEMENTS, want_v, &hyper);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *w_mem = rig_upload(rig, w, ELEMENTS);
+        float *v_mem = rig_upload(rig, v, ELEMENTS);
+        float *g_mem = rig_upload(rig, grads, (gsize)steps * ELEMENTS);
+
+        for (int s = 0; s < steps; s++)
+            CALL(rig, sgd_update, name, ELEMENTS, w_mem, g_mem + (gsize)s * ELEMENTS, v_mem,
+                 &hyper);
+        expect_close(rig, "sgd_update", name, "w", w_mem, want_w, ELEMENTS, TOL_SGD);
+        expect_close(rig, "sgd_update", name, "v", v_mem, want_v, ELEMENTS, TOL_SGD);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ suite */
+
+static Suite *
+conformance_suite(void)
+{
+    Suite *suite = suite_create("backend-conformance");
+    TCase *tc;
+
+    tc = tcase_create("memory");
+    tcase_add_test(tc, test_memory);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("conv2d");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_conv2d, 0, G_N_ELEMENTS(conv_cases));
+    tcase_add_test(tc, test_conv2d_one_backend);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("dense");
+    tcase_add_loop_test(tc, test_gemm, 0, 8 * G_N_ELEMENTS(gemm_sizes));
+    tcase_add_loop_test(tc, test_add_bias, 0, G_N_ELEMENTS(bias_sizes));
+    tcase_add_loop_test(tc, test_sum_rows, 0, G_N_ELEMENTS(bias_sizes));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("batch_norm");
+    tcase_add_loop_test(tc, test_batch_norm_train, 0, G_N_ELEMENTS(bn_cases));
+    tcase_add_loop_test(tc, test_batch_norm_eval, 0, G_N_ELEMENTS(bn_cases));
+    tcase_add_loop_test(tc, test_batch_norm_backward, 0, G_N_ELEMENTS(bn_cases));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("elementwise");
+    tcase_add_test(tc, test_relu);
+    tcase_add_loop_test(tc, test_add, 0, 4);
+    tcase_add_loop_test(tc, test_dropout, 0, G_N_ELEMENTS(dropout_cases));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("pool2d");
+    tcase_add_loop_test(tc, test_pool2d, 0, G_N_ELEMENTS(pool_cases));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("softmax");
+    tcase_add_loop_test(tc, test_softmax, 0, G_N_ELEMENTS(softmax_cases));
+    tcase_add_loop_test(tc, test_softmax_cross_entropy, 0, G_N_ELEMENTS(xent_cases));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("sgd");
+    tcase_add_loop_test(tc, test_sgd_update, 0, 8);
+    suite_add_tcase(suite, tc);
+
+    return suite;
+}
+
+int
+main(void)
+{
+    tp_test_init();
+    return tp_test_run(conformance_suite());
+}
