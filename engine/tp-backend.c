@@ -20,7 +20,7 @@ static const struct {
 } members[] = {
 /* clang-format off */
 #define MEMBER(m) { #m, offsetof(TpBackendVTable, m) }
-/* clang-format on */
+    /* clang-format on */
     MEMBER(open),
     MEMBER(close),
     MEMBER(alloc),

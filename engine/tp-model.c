@@ -45,6 +45,8 @@ struct _TpModel {
     TpMode mode;              /* mode of the last forward */
     guint64 seed;             /* dropout seed (tp_model_set_seed) */
     guint64 n_train_forwards; /* training forwards since the seed was set */
+    GStrv class_names;        /* output class names, or NULL */
+    float *mean, *std;        /* input normalization per channel, or NULL */
 };
 
 static const TpOpClass *const op_classes[TP_N_OPS] = {
@@ -310,6 +312,9 @@ tp_model_free(TpModel *model)
     g_ptr_array_unref(model->grads);
     g_array_unref(model->grad_valid);
     g_array_unref(model->needed);
+    g_strfreev(model->class_names);
+    g_free(model->mean);
+    g_free(model->std);
     g_free(model);
 }
 
@@ -799,5 +804,48 @@ tp_model_backward(TpModel *model, int from, GError **error)
             GRAD_VALID(model, v) = FALSE;
         return FALSE;
     }
+    return TRUE;
+}
+
+void
+tp_model_set_class_names(TpModel *model, const char *const *names)
+{
+    g_return_if_fail(model != NULL);
+    g_strfreev(model->class_names);
+    model->class_names = g_strdupv((char **)names);
+}
+
+const char *const *
+tp_model_get_class_names(const TpModel *model)
+{
+    g_return_val_if_fail(model != NULL, NULL);
+    return (const char *const *)model->class_names;
+}
+
+void
+tp_model_set_normalization(TpModel *model, const float *mean, const float *std)
+{
+    gsize bytes;
+
+    g_return_if_fail(model != NULL);
+    g_return_if_fail((mean == NULL) == (std == NULL));
+
+    bytes = sizeof(float) * (gsize)VALUE_SHAPE(model, 0)->dim[0];
+    g_clear_pointer(&model->mean, g_free);
+    g_clear_pointer(&model->std, g_free);
+    if (mean != NULL) {
+        model->mean = g_memdup2(mean, bytes);
+        model->std = g_memdup2(std, bytes);
+    }
+}
+
+gboolean
+tp_model_get_normalization(const TpModel *model, const float **out_mean, const float **out_std)
+{
+    g_return_val_if_fail(model != NULL, FALSE);
+    if (model->mean == NULL)
+        return FALSE;
+    *out_mean = model->mean;
+    *out_std = model->std;
     return TRUE;
 }

@@ -192,6 +192,20 @@ gboolean tp_model_loss(TpModel *model, const gint32 *labels, float smoothing, do
  * train mode for BatchNorm models). */
 gboolean tp_model_backward(TpModel *model, int from, GError **error);
 
+/* Class names of the outputs, in output order: a NULL-terminated array, or
+ * NULL to forget them. Copied. Models from ONNX carry them in metadata. */
+void tp_model_set_class_names(TpModel *model, const char *const *names);
+/* The names (borrowed), or NULL when the model has none. */
+const char *const *tp_model_get_class_names(const TpModel *model);
+
+/* The per-channel normalization the input expects, x' = (x - mean) / std,
+ * one value per input channel each (copied); NULL for both forgets it. */
+void tp_model_set_normalization(TpModel *model, const float *mean, const float *std);
+/* Points *out_mean and *out_std at the model's arrays (borrowed) and returns
+ * TRUE, or returns FALSE when the model has none. */
+gboolean tp_model_get_normalization(const TpModel *model, const float **out_mean,
+                                    const float **out_std);
+
 /* Parameter and MAC counts (definitions in METHOD.md §3). */
 typedef struct {
     guint64 params;        /* weights, biases, BatchNorm scale and bias */

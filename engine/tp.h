@@ -8,6 +8,8 @@
 #include "tp-backend.h"
 #include "tp-tensor.h"
 #include "tp-model.h"
+#include "tp-onnx.h"
 #include "tp-sgd.h"
+#include "tp-zoo.h"
 
 #endif /* TP_H */

@@ -1,6 +1,7 @@
 /* tp-test.c — fixtures shared by every test program (see tp-test.h). */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <math.h>
 
 #include "tp-test.h"
@@ -77,6 +78,46 @@ tp_test_backend_names(void)
     }
     ck_assert_msg(names->len > 0, "no backend plugin found on TASKPRUNE_PLUGIN_PATH");
     return names;
+}
+
+int
+tp_test_count_backends(void)
+{
+    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
+
+    return MAX((int)plugins->len, 1);
+}
+
+const char *
+tp_test_backend_name(int i)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+
+    ck_assert_int_lt(i, (int)names->len);
+    return g_ptr_array_index(names, i);
+}
+
+char *
+tp_test_make_temp_dir(void)
+{
+    g_autoptr(GError) error = NULL;
+    char *dir = g_dir_make_tmp("taskprune-test-XXXXXX", &error);
+
+    ck_assert_msg(dir != NULL, "%s", error ? error->message : "");
+    return dir;
+}
+
+void
+tp_test_remove_dir(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_unlink(path);
+    }
+    g_rmdir(dir);
 }
 
 TpBackend *

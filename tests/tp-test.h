@@ -28,8 +28,21 @@ TpRegistry *tp_test_registry(void);
 /* Names of every backend plugin found (a new array of borrowed strings). */
 GPtrArray *tp_test_backend_names(void);
 
+/* How many backend plugins there are, at least 1 (so that a build without
+ * any fails in tp_test_backend_name() instead of running nothing). Unlike
+ * the others here it may be called outside a test, to size loop tests. */
+int tp_test_count_backends(void);
+
+/* The name of backend i (borrowed), for loop tests over every backend. */
+const char *tp_test_backend_name(int i);
+
 /* Opens a backend with default parameters; fails the test if it cannot. */
 TpBackend *tp_test_backend_open(const char *name);
+
+/* A new empty temporary folder (owned path), and its removal with the
+ * files in it (not recursive). */
+char *tp_test_make_temp_dir(void);
+void tp_test_remove_dir(const char *dir);
 
 /* n floats uniform in [lo, hi), from a generator seeded with seed. */
 void tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed);

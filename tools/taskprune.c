@@ -8,9 +8,12 @@
 
 #include "tp-cli.h"
 #include "tp-plugin.h"
+#include "tp-registry.h"
 
 static const TpCommand *const commands[] = {
+    &tp_cmd_info,
     &tp_cmd_plugins,
+    &tp_cmd_zoo,
 };
 
 static const TpCommand *
@@ -95,6 +98,15 @@ tp_cli_parse(const TpCommand *command, int *argc, char ***argv)
         return FALSE;
     }
     return TRUE;
+}
+
+TpBackend *
+tp_cli_open_backend(const char *name, GError **error)
+{
+    const TpPlugin *plugin =
+        tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND, name, error);
+
+    return plugin != NULL ? tp_backend_new(plugin->info, NULL, error) : NULL;
 }
 
 static int

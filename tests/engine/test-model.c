@@ -15,27 +15,6 @@
 
 #define SEED 77
 
-/* How many backends the build has, counted outside any test (Check's asserts
- * only work inside one); at least 1, so that a build without any fails in
- * tp_test_backend_names() instead of running nothing. */
-static int
-count_backends(void)
-{
-    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
-
-    return MAX((int)plugins->len, 1);
-}
-
-/* Name of backend i (borrowed from its plugin's descriptor). */
-static const char *
-backend_name(int i)
-{
-    g_autoptr(GPtrArray) names = tp_test_backend_names();
-
-    ck_assert_int_lt(i, (int)names->len);
-    return g_ptr_array_index(names, i);
-}
-
 /* Appends an op or fails the test with the error. */
 static int
 add_op(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
@@ -217,7 +196,7 @@ check_net_gradient(TpModel *model, float *x, int batch, TpTensor *target, float 
 
 START_TEST(test_network_gradients)
 {
-    const char *name = backend_name(_i);
+    const char *name = tp_test_backend_name(_i);
     g_autoptr(TpBackend) backend = tp_test_backend_open(name);
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(GError) error = NULL;
@@ -262,7 +241,7 @@ END_TEST
  * only what that value depends on. */
 START_TEST(test_tape)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(GError) error = NULL;
     const int batch = 3;
@@ -330,7 +309,7 @@ output_copy(TpModel *model)
 
 START_TEST(test_reproducible)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(GError) error = NULL;
     const int batch = 4;
@@ -385,7 +364,7 @@ train_step(TpModel *model, TpSgd *sgd, const float *x, int batch)
 
 START_TEST(test_memory_plan)
 {
-    g_autoptr(TpBackend) real = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) real = tp_test_backend_open(tp_test_backend_name(_i));
     TpBackend counting = *real;
     g_autoptr(TpModel) model = NULL;
     g_autoptr(TpSgd) sgd = NULL;
@@ -458,7 +437,7 @@ assert_error(GError *error, int code, const char *const *needles)
 
 START_TEST(test_errors)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = tp_model_new(backend, 64, 8, 8);
     g_autoptr(GError) error = NULL;
     TpOpAttrs bad_groups = {.conv = {.out_channels = 48, .kernel = {3, 3}, .groups = 3}};
@@ -561,7 +540,7 @@ END_TEST
 
 START_TEST(test_loss_reference)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(GError) error = NULL;
     const int batch = 5;
@@ -592,7 +571,7 @@ END_TEST
  *   relu, maxpool 2; flatten (32·8·8); gemm →64 bias; relu; gemm →10 bias. */
 START_TEST(test_count_vgg)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = tp_model_new(backend, 3, 32, 32);
     TpOpAttrs c1 = {
         .conv = {.out_channels = 16, .kernel = {3, 3}, .pads = {1, 1, 1, 1}, .bias = TRUE}};
@@ -638,7 +617,7 @@ END_TEST
  * plus a grouped conv to check the C_in / groups factor. */
 START_TEST(test_count_lenet)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = tp_model_new(backend, 1, 28, 28);
     TpOpAttrs c1 = {
         .conv = {.out_channels = 6, .kernel = {5, 5}, .pads = {2, 2, 2, 2}, .bias = TRUE}};
@@ -689,7 +668,7 @@ main(void)
     int n;
 
     tp_test_init();
-    n = count_backends();
+    n = tp_test_count_backends();
 
     suite = suite_create("model");
     tc = tcase_create("model");

@@ -168,27 +168,6 @@ static const OpCase cases[] = {
 };
 /* clang-format on */
 
-/* How many backends the build has, counted outside any test (Check's asserts
- * only work inside one); at least 1, so that a build without any fails in
- * tp_test_backend_names() instead of running nothing. */
-static int
-count_backends(void)
-{
-    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
-
-    return MAX((int)plugins->len, 1);
-}
-
-/* Name of backend i (borrowed from its plugin's descriptor). */
-static const char *
-backend_name(int i)
-{
-    g_autoptr(GPtrArray) names = tp_test_backend_names();
-
-    ck_assert_int_lt(i, (int)names->len);
-    return g_ptr_array_index(names, i);
-}
-
 /* One case built on one backend. */
 typedef struct {
     const OpCase *cs;
@@ -342,7 +321,7 @@ fixture_init(Fixture *f, int index)
     memset(f, 0, sizeof *f);
     f->cs = cs;
     f->seed = SEED + (guint32)(index % G_N_ELEMENTS(cases)) * 7919u;
-    f->backend_name = backend_name(index / (int)G_N_ELEMENTS(cases));
+    f->backend_name = tp_test_backend_name(index / (int)G_N_ELEMENTS(cases));
     f->backend = tp_test_backend_open(f->backend_name);
     f->model = tp_model_new(f->backend, cs->c, cs->h, cs->w);
 
@@ -735,7 +714,7 @@ main(void)
     int n;
 
     tp_test_init();
-    n = (int)G_N_ELEMENTS(cases) * count_backends();
+    n = (int)G_N_ELEMENTS(cases) * tp_test_count_backends();
 
     suite = suite_create("ops");
     tc = tcase_create("ops");

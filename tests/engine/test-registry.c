@@ -23,9 +23,8 @@ static char *
 folder_with(const char *const *names)
 {
     g_autoptr(GError) error = NULL;
-    char *dir = g_dir_make_tmp("tp-registry-XXXXXX", &error);
+    char *dir = tp_test_make_temp_dir();
 
-    ck_assert_msg(dir != NULL, "%s", error ? error->message : "");
     for (guint i = 0; names[i] != NULL; i++) {
         g_autofree char *from = test_plugin(names[i]);
         g_autofree char *file = g_strconcat(names[i], ".so", NULL);
@@ -38,19 +37,6 @@ folder_with(const char *const *names)
         ck_assert(g_file_set_contents(to, contents, length, NULL));
     }
     return dir;
-}
-
-static void
-remove_folder(const char *dir)
-{
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
-
-    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-        g_autofree char *path = g_build_filename(dir, name, NULL);
-        g_unlink(path);
-    }
-    g_rmdir(dir);
 }
 
 START_TEST(test_bundled)
@@ -121,14 +107,14 @@ START_TEST(test_broken)
     ck_assert_uint_eq(tp_registry_get_skipped(registry)->len, 1);
     g_autoptr(GPtrArray) loaded = tp_registry_list(registry, TP_PLUGIN_KIND_BACKEND);
     ck_assert_uint_eq(loaded->len, 0);
-    remove_folder(dir);
+    tp_test_remove_dir(dir);
 }
 END_TEST
 
 START_TEST(test_not_shared_object)
 {
     g_autoptr(GError) error = NULL;
-    g_autofree char *dir = g_dir_make_tmp("tp-registry-XXXXXX", NULL);
+    g_autofree char *dir = tp_test_make_temp_dir();
     g_autofree char *path = g_build_filename(dir, "notes.so", NULL);
     g_autoptr(TpRegistry) registry = tp_registry_new();
 
@@ -143,7 +129,7 @@ START_TEST(test_not_shared_object)
     tp_test_capture_warnings(FALSE);
     g_autofree char *warnings = tp_test_take_warnings();
     ck_assert_ptr_nonnull(strstr(warnings, "notes.so: not a loadable shared object"));
-    remove_folder(dir);
+    tp_test_remove_dir(dir);
 }
 END_TEST
 
@@ -159,7 +145,7 @@ START_TEST(test_valid)
     ck_assert_ptr_nonnull(plugin);
     ck_assert_ptr_nonnull(strstr(plugin->path, "good.so"));
     ck_assert_ptr_null(tp_registry_lookup(registry, TP_PLUGIN_KIND_CRITERION, "test-good", NULL));
-    remove_folder(dir);
+    tp_test_remove_dir(dir);
 }
 END_TEST
 
@@ -178,7 +164,7 @@ START_TEST(test_duplicate)
                   "%s", warnings);
     g_autoptr(GPtrArray) loaded = tp_registry_list(registry, TP_PLUGIN_KIND_BACKEND);
     ck_assert_uint_eq(loaded->len, 1);
-    remove_folder(dir);
+    tp_test_remove_dir(dir);
 }
 END_TEST
 
@@ -206,8 +192,8 @@ START_TEST(test_shadowing)
     tp_test_capture_warnings(FALSE);
     g_free(tp_test_take_warnings());
     ck_assert_uint_eq(tp_registry_get_skipped(one)->len, 1);
-    remove_folder(dir1);
-    remove_folder(dir2);
+    tp_test_remove_dir(dir1);
+    tp_test_remove_dir(dir2);
 }
 END_TEST
 

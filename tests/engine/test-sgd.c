@@ -11,27 +11,6 @@
 #include "tp-reference.h"
 #include "tp-test.h"
 
-/* How many backends the build has, counted outside any test (Check's asserts
- * only work inside one); at least 1, so that a build without any fails in
- * tp_test_backend_names() instead of running nothing. */
-static int
-count_backends(void)
-{
-    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
-
-    return MAX((int)plugins->len, 1);
-}
-
-/* Name of backend i (borrowed from its plugin's descriptor). */
-static const char *
-backend_name(int i)
-{
-    g_autoptr(GPtrArray) names = tp_test_backend_names();
-
-    ck_assert_int_lt(i, (int)names->len);
-    return g_ptr_array_index(names, i);
-}
-
 /* ------------------------------------------------------------ by hand */
 
 /* y = W·x + b with x = [1, 2] (one sample, [2, 1, 1] flattened), W = [0.5, -1],
@@ -51,7 +30,7 @@ tiny_init(Tiny *t, int backend_index, const TpSgdHyper *hyper)
     TpOpAttrs fc = {.gemm = {.out_features = 1, .bias = TRUE}};
     int v = 0;
 
-    t->backend = tp_test_backend_open(backend_name(backend_index));
+    t->backend = tp_test_backend_open(tp_test_backend_name(backend_index));
     t->model = tp_model_new(t->backend, 2, 1, 1);
     v = tp_model_add(t->model, TP_OP_FLATTEN, "flat", &v, NULL, &error);
     v = tp_model_add(t->model, TP_OP_GEMM, "fc", &v, &fc, &error);
@@ -206,7 +185,7 @@ cnn_backward(TpModel *model, const float *x)
  * update (velocities kept here on the host), running statistics do not move. */
 START_TEST(test_model_matches_reference)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(TpSgd) sgd = NULL;
     g_autoptr(GError) error = NULL;
@@ -279,7 +258,7 @@ END_TEST
 /* Thirty steps on six fixed samples lower the training loss clearly. */
 START_TEST(test_training_lowers_loss)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(TpSgd) sgd = NULL;
     g_autoptr(GError) error = NULL;
@@ -300,7 +279,7 @@ END_TEST
 
 START_TEST(test_errors)
 {
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name(_i));
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
     g_autoptr(TpModel) model = build_cnn(backend);
     g_autoptr(TpSgd) sgd = NULL;
     g_autoptr(GError) error = NULL;
@@ -335,7 +314,7 @@ main(void)
     int n;
 
     tp_test_init();
-    n = count_backends();
+    n = tp_test_count_backends();
 
     suite = suite_create("sgd");
     tc = tcase_create("sgd");

@@ -6,31 +6,10 @@
 
 #include "tp-test.h"
 
-/* How many backends the build has, counted outside any test (Check's asserts
- * only work inside one); at least 1, so that a build without any fails in
- * tp_test_backend_names() instead of running nothing. */
-static int
-count_backends(void)
-{
-    g_autoptr(GPtrArray) plugins = tp_registry_list(tp_test_registry(), TP_PLUGIN_KIND_BACKEND);
-
-    return MAX((int)plugins->len, 1);
-}
-
-/* Name of backend i (borrowed from its plugin's descriptor). */
-static const char *
-backend_name(int i)
-{
-    g_autoptr(GPtrArray) names = tp_test_backend_names();
-
-    ck_assert_int_lt(i, (int)names->len);
-    return g_ptr_array_index(names, i);
-}
-
 static TpBackend *
 open_backend(int i)
 {
-    return tp_test_backend_open(backend_name(i));
+    return tp_test_backend_open(tp_test_backend_name(i));
 }
 
 START_TEST(test_new_shape)
@@ -124,7 +103,7 @@ main(void)
     int n;
 
     tp_test_init();
-    n = count_backends();
+    n = tp_test_count_backends();
 
     suite = suite_create("tensor");
     tc = tcase_create("tensor");

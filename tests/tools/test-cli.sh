@@ -1,26 +1,7 @@
 #!/bin/sh
 # The taskprune command: global options, help, and `plugins` with its errors.
 # $TASKPRUNE and the plugin path come from `make check`.
-set -u
-status=0
-out=$(mktemp)
-err=$(mktemp)
-trap 'rm -f "$out" "$err"' EXIT
-
-# expect EXIT-STATUS PATTERN-IN-OUTPUT -- COMMAND...
-expect() {
-    want=$1 pattern=$2
-    shift 3
-    "$TASKPRUNE" "$@" >"$out" 2>"$err"
-    got=$?
-    if [ "$got" -ne "$want" ]; then
-        echo "FAIL: taskprune $*: exit $got, want $want"; cat "$out" "$err"; status=1
-    elif ! grep -q -- "$pattern" "$out" "$err"; then
-        echo "FAIL: taskprune $*: no '$pattern' in:"; cat "$out" "$err"; status=1
-    else
-        echo "ok: taskprune $*"
-    fi
-}
+. "$(dirname "$0")/cli-test.sh"
 
 expect 0 "Usage: taskprune COMMAND"       -- --help
 expect 0 "plugins  *List the criterion"   -- --help
@@ -38,10 +19,18 @@ expect 1 "no plugin named 'gpu' (available: cpu"  -- plugins --describe gpu
 expect 2 "Unknown option --frobnicate"    -- plugins --frobnicate
 expect 2 "unexpected argument 'extra'"    -- plugins extra
 
+# info: torch-vgg.onnx has 727 parameters by PyTorch's own count
+# (sum of p.numel() over model.parameters(), tests/data/make-torch-models.py).
+expect 0 "total: 727 parameters (+ 20 running statistics)" -- info "$TP_TEST_DATA/torch-vgg.onnx"
+expect 0 "/fc2/Gemm  *Gemm  *\[3\]"        -- info "$TP_TEST_DATA/torch-vgg.onnx"
+expect 0 '"params": 727, "running_stats": 20' -- info --json "$TP_TEST_DATA/torch-vgg.onnx"
+expect 2 "info: give one MODEL.onnx"       -- info
+expect 1 "README.md: not a valid ONNX model" -- info "$TP_TEST_DATA/../../README.md"
+expect 1 "no backend plugin named 'tpu'"   -- info --backend tpu "$TP_TEST_DATA/torch-vgg.onnx"
+
 # A broken plugin on the path is reported and the rest still loads.
-dir=$(mktemp -d)
-printf 'not a plugin' >"$dir/junk.so"
-expect 0 "warning: skipping plugin .*junk.so: not a loadable shared object" -- plugins --plugin-path "$dir"
-rm -rf "$dir"
+mkdir "$dir/plugins"
+printf 'not a plugin' >"$dir/plugins/junk.so"
+expect 0 "warning: skipping plugin .*junk.so: not a loadable shared object" -- plugins --plugin-path "$dir/plugins"
 
 exit $status

@@ -1,0 +1,1252 @@
+/* tp-onnx.c — ONNX import: a ModelProto parsed with protobuf-c (C generated at
+ * build time from the system's onnx.proto) turned into a TpModel. The forms
+ * accepted are listed in tp-onnx.h; every refusal names the node and op. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx.pb-c.h"
+#include "tp-onnx.h"
+
+G_DEFINE_QUARK(tp_onnx_error, tp_onnx_error)
+
+#define MIN_OPSET 6
+#define MAX_OPSET 17
+#define MAX_DIMS 8
+
+enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
+
+/* A constant: an initializer or a Constant node's value, on the host. */
+typedef struct {
+    int ndim;
+    gint64 dims[MAX_DIMS];
+    gsize numel;
+    float *f;    /* float32 data, or NULL */
+    gint64 *i64; /* int64 data, or NULL */
+} Const;
+
+typedef struct {
+    const char *source;
+    const char *dir;
+    gint64 opset;
+    const Onnx__GraphProto *graph;
+    TpModel *model;
+    GHashTable *values; /* ONNX name -> engine value id + 1 */
+    GHashTable *consts; /* ONNX name -> Const */
+    GHashTable *done;   /* nodes already absorbed by an earlier one */
+    GHashTable *pads;   /* ONNX name -> int[4] zero padding a Pad left to its consumer */
+} Importer;
+
+static void
+const_free(gpointer data)
+{
+    Const *c = data;
+    g_free(c->f);
+    g_free(c->i64);
+    g_free(c);
+}
+
+/* Sets an error about node: "Conv node 'conv1': ...". */
+G_GNUC_PRINTF(4, 5)
+static gboolean
+node_error(GError **error, int code, const Onnx__NodeProto *node, const char *format, ...)
+{
+    va_list args;
+    g_autofree char *message = NULL;
+
+    va_start(args, format);
+    message = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, TP_ONNX_ERROR, code, "%s node '%s': %s", node->op_type,
+                node->name && *node->name ? node->name : "(unnamed)", message);
+    return FALSE;
+}
+
+static char *
+dims_to_string(int ndim, const gint64 *dims)
+{
+    GString *s = g_string_new("[");
+    for (int i = 0; i < ndim; i++)
+        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? ", " : "", dims[i]);
+    g_string_append_c(s, ']');
+    return g_string_free(s, FALSE);
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+/* Reads an external-data tensor's bytes from a file inside im->dir. */
+static guint8 *
+read_external(Importer *im, const Onnx__TensorProto *t, gsize want, GError **error)
+{
+    const char *location = NULL;
+    guint64 offset = 0, length = want;
+    g_autofree char *path = NULL, *real_dir = NULL, *real_path = NULL;
+    g_autoptr(GMappedFile) file = NULL;
+    g_autoptr(GError) local = NULL;
+
+    for (gsize i = 0; i < t->n_external_data; i++) {
+        const char *key = t->external_data[i]->key, *value = t->external_data[i]->value;
+        if (key == NULL || value == NULL)
+            continue;
+        if (g_str_equal(key, "location"))
+            location = value;
+        else if (g_str_equal(key, "offset"))
+            offset = g_ascii_strtoull(value, NULL, 10);
+        else if (g_str_equal(key, "length"))
+            length = g_ascii_strtoull(value, NULL, 10);
+    }
+    if (location == NULL || im->dir == NULL || g_path_is_absolute(location) ||
+        strstr(location, "..") != NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                    "tensor '%s': external data '%s' refused: it must be a relative path "
+                    "inside the model's folder",
+                    t->name, location ? location : "(no location)");
+        return NULL;
+    }
+    path = g_build_filename(im->dir, location, NULL);
+    real_dir = realpath(im->dir, NULL);
+    real_path = realpath(path, NULL);
+    if (real_dir == NULL || real_path == NULL || !g_str_has_prefix(real_path, real_dir) ||
+        real_path[strlen(real_dir)] != '/') {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                    "tensor '%s': external data file %s is missing or outside the model's "
+                    "folder",
+                    t->name, path);
+        return NULL;
+    }
+    file = g_mapped_file_new(real_path, FALSE, &local);
+    if (file == NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "tensor '%s': %s", t->name,
+                    local->message);
+        return NULL;
+    }
+    if (length != want || offset > g_mapped_file_get_length(file) ||
+        g_mapped_file_get_length(file) - offset < want) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                    "tensor '%s': external data in %s holds %" G_GSIZE_FORMAT
+                    " bytes at offset %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " are needed",
+                    t->name, path, g_mapped_file_get_length(file), offset, want);
+        return NULL;
+    }
+    return g_memdup2(g_mapped_file_get_contents(file) + offset, want);
+}
+
+/* Copies a float32 or int64 TensorProto to the host. */
+static Const *
+read_tensor(Importer *im, const Onnx__TensorProto *t, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    gsize elsize, numel = 1;
+    g_autofree guint8 *bytes = NULL;
+    Const *c;
+
+    if (t->n_dims > MAX_DIMS) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "tensor '%s' has %zu dimensions (at most %d)", t->name, t->n_dims, MAX_DIMS);
+        return NULL;
+    }
+    for (gsize i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] > 0 && numel > (G_MAXSIZE / 8) / (gsize)t->dims[i])) {
+            g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                        "tensor '%s' has an invalid dimension %" G_GINT64_FORMAT, t->name,
+                        t->dims[i]);
+            return NULL;
+        }
+        numel *= (gsize)t->dims[i];
+    }
+    if (t->data_type == ONNX_FLOAT)
+        elsize = 4;
+    else if (t->data_type == ONNX_INT64)
+        elsize = 8;
+    else {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "tensor '%s' has data type %d; taskprune reads float32 (1) and int64 (7)",
+                    t->name, t->data_type);
+        return NULL;
+    }
+
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        bytes = read_external(im, t, numel * elsize, error);
+        if (bytes == NULL)
+            return NULL;
+    } else if (t->has_raw_data && t->raw_data.len > 0) {
+        if (t->raw_data.len != numel * elsize) {
+            g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                        "tensor '%s' has %zu bytes of raw data, its shape needs %" G_GSIZE_FORMAT,
+                        t->name, t->raw_data.len, numel * elsize);
+            return NULL;
+        }
+        bytes = g_memdup2(t->raw_data.data, t->raw_data.len);
+    } else {
+        gsize have = elsize == 4 ? t->n_float_data : t->n_int64_data;
+        const void *src = elsize == 4 ? (const void *)t->float_data : (const void *)t->int64_data;
+        if (have != numel) {
+            g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                        "tensor '%s' has %zu values, its shape needs %" G_GSIZE_FORMAT, t->name,
+                        have, numel);
+            return NULL;
+        }
+        bytes = g_memdup2(src, numel * elsize);
+    }
+
+    c = g_new0(Const, 1);
+    c->ndim = (int)t->n_dims;
+    for (int i = 0; i < c->ndim; i++)
+        c->dims[i] = t->dims[i];
+    c->numel = numel;
+    /* ONNX stores little-endian; so does every host taskprune runs on. */
+    G_STATIC_ASSERT(G_BYTE_ORDER == G_LITTLE_ENDIAN);
+    if (elsize == 4)
+        c->f = (float *)g_steal_pointer(&bytes);
+    else
+        c->i64 = (gint64 *)g_steal_pointer(&bytes);
+    return c;
+}
+
+/* ---------------------------------------------------------------- attributes */
+
+static const Onnx__AttributeProto *
+find_attr(const Onnx__NodeProto *node, const char *name)
+{
+    for (gsize i = 0; i < node->n_attribute; i++)
+        if (g_strcmp0(node->attribute[i]->name, name) == 0)
+            return node->attribute[i];
+    return NULL;
+}
+
+/* Refuses any attribute not in the NULL-terminated list `known`. */
+static gboolean
+check_attrs(const Onnx__NodeProto *node, const char *const *known, GError **error)
+{
+    for (gsize i = 0; i < node->n_attribute; i++)
+        if (!g_strv_contains(known, node->attribute[i]->name))
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "attribute '%s' is not supported", node->attribute[i]->name);
+    return TRUE;
+}
+
+static gboolean
+attr_int(const Onnx__NodeProto *node, const char *name, gint64 fallback, gint64 *out,
+         GError **error)
+{
+    const Onnx__AttributeProto *a = find_attr(node, name);
+
+    if (a == NULL) {
+        *out = fallback;
+        return TRUE;
+    }
+    if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "attribute '%s' is not an int", name);
+    *out = a->i;
+    return TRUE;
+}
+
+static gboolean
+attr_float(const Onnx__NodeProto *node, const char *name, float fallback, float *out,
+           GError **error)
+{
+    const Onnx__AttributeProto *a = find_attr(node, name);
+
+    if (a == NULL) {
+        *out = fallback;
+        return TRUE;
+    }
+    if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "attribute '%s' is not a float",
+                          name);
+    *out = a->f;
+    return TRUE;
+}
+
+/* Reads an ints attribute of exactly `count` values into out (as int), or
+ * leaves out alone when absent. */
+static gboolean
+attr_ints(const Onnx__NodeProto *node, const char *name, int count, int *out, GError **error)
+{
+    const Onnx__AttributeProto *a = find_attr(node, name);
+
+    if (a == NULL)
+        return TRUE;
+    if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS || a->n_ints != (gsize)count)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "attribute '%s' must hold %d ints (2-D only)", name, count);
+    for (int i = 0; i < count; i++) {
+        if (a->ints[i] < 0 || a->ints[i] > G_MAXINT / 2)
+            return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                              "attribute '%s' has an invalid value %" G_GINT64_FORMAT, name,
+                              a->ints[i]);
+        out[i] = (int)a->ints[i];
+    }
+    return TRUE;
+}
+
+/* Applies auto_pad (NOTSET, VALID, SAME_UPPER, SAME_LOWER) to pads. */
+static gboolean
+apply_auto_pad(const Onnx__NodeProto *node, const TpShape *in, const int *kernel, const int *stride,
+               const int *dilation, int *pads, GError **error)
+{
+    const Onnx__AttributeProto *a = find_attr(node, "auto_pad");
+    g_autofree char *mode = NULL;
+
+    if (a == NULL)
+        return TRUE;
+    mode = g_strndup((const char *)a->s.data, a->s.len);
+    if (g_str_equal(mode, "NOTSET"))
+        return TRUE;
+    if (g_str_equal(mode, "VALID")) {
+        memset(pads, 0, 4 * sizeof(int));
+        return TRUE;
+    }
+    if (!g_str_equal(mode, "SAME_UPPER") && !g_str_equal(mode, "SAME_LOWER"))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "auto_pad '%s' is not known",
+                          mode);
+    for (int d = 0; d < 2; d++) {
+        int size = in->dim[1 + d];
+        int out = (size + stride[d] - 1) / stride[d];
+        int total = MAX(0, (out - 1) * stride[d] + (kernel[d] - 1) * dilation[d] + 1 - size);
+        int small = total / 2, large = total - small;
+        gboolean upper = g_str_equal(mode, "SAME_UPPER");
+        pads[d] = upper ? small : large;
+        pads[d + 2] = upper ? large : small;
+    }
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+static const char *
+input_name(const Onnx__NodeProto *node, gsize i)
+{
+    return i < node->n_input && node->input[i][0] != '\0' ? node->input[i] : NULL;
+}
+
+/* The engine value behind input i of node. */
+static gboolean
+get_value(Importer *im, const Onnx__NodeProto *node, gsize i, int *out, GError **error)
+{
+    const char *name = input_name(node, i);
+    gpointer id;
+
+    if (name == NULL)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "input %zu is missing", i);
+    if (g_hash_table_lookup_extended(im->values, name, NULL, &id)) {
+        *out = GPOINTER_TO_INT(id) - 1;
+        return TRUE;
+    }
+    if (g_hash_table_contains(im->consts, name))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "input '%s' is a constant where taskprune needs an activation", name);
+    return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                      "input '%s' is not produced by any earlier node", name);
+}
+
+/* The constant behind input i of node (NULL and no error when the input is
+ * optional and absent). */
+static gboolean
+get_const(Importer *im, const Onnx__NodeProto *node, gsize i, gboolean optional, const Const **out,
+          GError **error)
+{
+    const char *name = input_name(node, i);
+
+    *out = NULL;
+    if (name == NULL)
+        return optional ? TRUE
+                        : node_error(error, TP_ONNX_ERROR_INVALID, node, "input %zu is missing", i);
+    *out = g_hash_table_lookup(im->consts, name);
+    if (*out == NULL && g_hash_table_contains(im->values, name))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "input '%s' must be an initializer or Constant (weights computed at "
+                          "run time are not supported)",
+                          name);
+    if (*out == NULL)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                          "input '%s' is neither an initializer nor produced by a node", name);
+    if ((*out)->f == NULL)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "input '%s' must be float32", name);
+    return TRUE;
+}
+
+/* Checks that constant c has exactly the given dims. */
+static gboolean
+check_dims(const Onnx__NodeProto *node, const char *what, const Const *c, int ndim,
+           const gint64 *dims, GError **error)
+{
+    gboolean ok = c->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        ok = c->dims[i] == dims[i];
+    if (!ok) {
+        g_autofree char *have = dims_to_string(c->ndim, c->dims);
+        g_autofree char *want = dims_to_string(ndim, dims);
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "%s has shape %s, %s is needed", what,
+                          have, want);
+    }
+    return TRUE;
+}
+
+static void
+set_output(Importer *im, const Onnx__NodeProto *node, int value)
+{
+    g_hash_table_insert(im->values, node->output[0], GINT_TO_POINTER(value + 1));
+}
+
+/* Only output 0 may be used (Dropout's mask, MaxPool's indices may not). */
+static gboolean
+check_outputs(const Onnx__NodeProto *node, GError **error)
+{
+    if (node->n_output < 1 || node->output[0][0] == '\0')
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "it has no output");
+    for (gsize i = 1; i < node->n_output; i++)
+        if (node->output[i][0] != '\0')
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "output %zu ('%s') is not supported", i, node->output[i]);
+    return TRUE;
+}
+
+/* Adds op to the model and uploads its parameters from host arrays (NULL
+ * entries are skipped). */
+static gboolean
+add_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, const int *inputs,
+       const TpOpAttrs *attrs, const float *const *params, int n_params, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    const char *name = node->name && *node->name ? node->name : NULL;
+    int id = tp_model_add(im->model, op, name, inputs, attrs, &local);
+    guint index;
+
+    if (id < 0)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "%s", local->message);
+    index = tp_model_get_n_nodes(im->model) - 1;
+    for (int i = 0; i < n_params; i++) {
+        if (params[i] == NULL)
+            continue;
+        if (!tp_tensor_upload(tp_model_get_param(im->model, index, i), params[i], error))
+            return FALSE;
+    }
+    set_output(im, node, id);
+    return TRUE;
+}
+
+/* Adds the zero padding a folded Pad left on input 0 of node (see import_pad). */
+static void
+take_pads(Importer *im, const Onnx__NodeProto *node, int *pads)
+{
+    const int *extra = g_hash_table_lookup(im->pads, node->input[0]);
+
+    for (int i = 0; extra != NULL && i < 4; i++)
+        pads[i] += extra[i];
+}
+
+/* ---------------------------------------------------------------- ops */
+
+typedef gboolean (*ImportFunc)(Importer *im, const Onnx__NodeProto *node, GError **error);
+
+static gboolean
+import_conv(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
+                                        "group",        "auto_pad", NULL};
+    TpOpAttrs attrs = {0};
+    TpConvAttrs *conv = &attrs.conv;
+    const Const *w, *b;
+    gint64 group;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !get_const(im, node, 1, FALSE, &w, error) ||
+        !get_const(im, node, 2, TRUE, &b, error) || !attr_int(node, "group", 1, &group, error))
+        return FALSE;
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    if (w->ndim != 4 || in->ndim != 3)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only 2-D convolutions of [N, C, H, W] inputs are supported");
+    if (group < 1 || group > in->dim[0])
+        return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                          "group %" G_GINT64_FORMAT " is invalid for %d input channels", group,
+                          in->dim[0]);
+    gint64 want[4] = {w->dims[0], in->dim[0] / group, w->dims[2], w->dims[3]};
+    if (!check_dims(node, "weight", w, 4, want, error))
+        return FALSE;
+    conv->out_channels = (int)w->dims[0];
+    conv->kernel[0] = (int)w->dims[2];
+    conv->kernel[1] = (int)w->dims[3];
+    conv->stride[0] = conv->stride[1] = 1;
+    conv->dilation[0] = conv->dilation[1] = 1;
+    conv->groups = (int)group;
+    int kernel[2] = {conv->kernel[0], conv->kernel[1]};
+    if (!attr_ints(node, "kernel_shape", 2, kernel, error) ||
+        !attr_ints(node, "strides", 2, conv->stride, error) ||
+        !attr_ints(node, "pads", 4, conv->pads, error) ||
+        !attr_ints(node, "dilations", 2, conv->dilation, error) ||
+        !apply_auto_pad(node, in, conv->kernel, conv->stride, conv->dilation, conv->pads, error))
+        return FALSE;
+    take_pads(im, node, conv->pads);
+    if (kernel[0] != conv->kernel[0] || kernel[1] != conv->kernel[1])
+        return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                          "kernel_shape [%d, %d] disagrees with the weight's [%d, %d]", kernel[0],
+                          kernel[1], conv->kernel[0], conv->kernel[1]);
+    if (b != NULL && !check_dims(node, "bias", b, 1, w->dims, error))
+        return FALSE;
+    conv->bias = b != NULL;
+    const float *params[2] = {w->f, b ? b->f : NULL};
+    return add_op(im, node, TP_OP_CONV, &x, &attrs, params, 2, error);
+}
+
+static gboolean
+import_batch_norm(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"epsilon", "momentum",        "spatial", "training_mode",
+                                        "is_test", "consumed_inputs", NULL};
+    TpOpAttrs attrs = {0};
+    const Const *p[4];
+    gint64 spatial, training;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) ||
+        !attr_float(node, "epsilon", 1e-5f, &attrs.batch_norm.epsilon, error) ||
+        !attr_float(node, "momentum", 0.9f, &attrs.batch_norm.momentum, error) ||
+        !attr_int(node, "spatial", 1, &spatial, error) ||
+        !attr_int(node, "training_mode", 0, &training, error))
+        return FALSE;
+    if (spatial != 1 || training != 0)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only the inference form (spatial = 1, training_mode = 0) is supported");
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    gint64 channels = in->dim[0];
+    static const char *const names[] = {"scale", "bias", "mean", "var"};
+    for (int i = 0; i < 4; i++)
+        if (!get_const(im, node, (gsize)i + 1, FALSE, &p[i], error) ||
+            !check_dims(node, names[i], p[i], 1, &channels, error))
+            return FALSE;
+    const float *params[4] = {p[0]->f, p[1]->f, p[2]->f, p[3]->f};
+    return add_op(im, node, TP_OP_BATCH_NORM, &x, &attrs, params, 4, error);
+}
+
+/* Relu and GlobalAveragePool: one input, no attributes. */
+static gboolean
+import_plain(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
+{
+    static const char *const known[] = {NULL};
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error))
+        return FALSE;
+    return add_op(im, node, op, &x, NULL, NULL, 0, error);
+}
+
+static gboolean
+import_relu(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    return import_plain(im, node, TP_OP_RELU, error);
+}
+
+static gboolean
+import_global_average_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    return import_plain(im, node, TP_OP_GLOBAL_AVERAGE_POOL, error);
+}
+
+static gboolean
+import_pool(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
+{
+    static const char *const known[] = {"kernel_shape", "strides",           "pads",
+                                        "ceil_mode",    "dilations",         "storage_order",
+                                        "auto_pad",     "count_include_pad", NULL};
+    TpOpAttrs attrs = {0};
+    TpPoolAttrs *pool = &attrs.pool;
+    int dilation[2] = {1, 1}, x;
+    gint64 ceil_mode, storage_order, include_pad;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error))
+        return FALSE;
+    if (find_attr(node, "kernel_shape") == NULL)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "kernel_shape is missing");
+    pool->stride[0] = pool->stride[1] = 1;
+    if (!attr_ints(node, "kernel_shape", 2, pool->kernel, error) ||
+        !attr_ints(node, "strides", 2, pool->stride, error) ||
+        !attr_ints(node, "pads", 4, pool->pads, error) ||
+        !attr_ints(node, "dilations", 2, dilation, error) ||
+        !attr_int(node, "ceil_mode", 0, &ceil_mode, error) ||
+        !attr_int(node, "storage_order", 0, &storage_order, error) ||
+        !attr_int(node, "count_include_pad", 0, &include_pad, error))
+        return FALSE;
+    if (dilation[0] != 1 || dilation[1] != 1 || storage_order != 0)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "dilated pooling and column-major storage are not supported");
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    if (in->ndim != 3)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only 2-D pooling of [N, C, H, W] inputs is supported");
+    if (!apply_auto_pad(node, in, pool->kernel, pool->stride, dilation, pool->pads, error))
+        return FALSE;
+    if (g_hash_table_contains(im->pads, node->input[0])) {
+        gboolean own = pool->pads[0] || pool->pads[1] || pool->pads[2] || pool->pads[3];
+        if (op != TP_OP_AVERAGE_POOL || (own && !include_pad))
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "a Pad before it cannot be folded into its own padding");
+        take_pads(im, node, pool->pads);
+        include_pad = 1; /* the Pad's zeros count in the average */
+    }
+    pool->ceil_mode = ceil_mode != 0;
+    pool->count_include_pad = include_pad != 0;
+    return add_op(im, node, op, &x, &attrs, NULL, 0, error);
+}
+
+static gboolean
+import_max_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    return import_pool(im, node, TP_OP_MAX_POOL, error);
+}
+
+static gboolean
+import_average_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    return import_pool(im, node, TP_OP_AVERAGE_POOL, error);
+}
+
+/* Flattens x to [batch, features], or passes a value that is flat already. */
+static gboolean
+flatten_to(Importer *im, const Onnx__NodeProto *node, int x, GError **error)
+{
+    if (tp_model_get_shape(im->model, x)->ndim == 1) {
+        set_output(im, node, x);
+        return TRUE;
+    }
+    return add_op(im, node, TP_OP_FLATTEN, &x, NULL, NULL, 0, error);
+}
+
+static gboolean
+import_flatten(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"axis", NULL};
+    gint64 axis;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !attr_int(node, "axis", 1, &axis, error))
+        return FALSE;
+    if (axis < 0) /* counted from the end of [N, per-sample dims] */
+        axis += 1 + tp_model_get_shape(im->model, x)->ndim;
+    if (axis != 1)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "axis %" G_GINT64_FORMAT " is not supported (only 1)", axis);
+    return flatten_to(im, node, x, error);
+}
+
+static gboolean
+import_reshape(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"allowzero", NULL};
+    const char *shape_name = input_name(node, 1);
+    const Const *shape = shape_name ? g_hash_table_lookup(im->consts, shape_name) : NULL;
+    gint64 allowzero;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !attr_int(node, "allowzero", 0, &allowzero, error))
+        return FALSE;
+    if (shape == NULL || shape->i64 == NULL)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "the shape must be a constant int64 tensor (a shape computed at run "
+                          "time cannot be resolved; export with torch.flatten)");
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    gint64 features = 1;
+    for (int i = 0; i < in->ndim; i++)
+        features *= in->dim[i];
+    if (shape->numel != 2 || shape->i64[0] < -1 ||
+        (shape->i64[1] != -1 && shape->i64[1] != features) ||
+        (shape->i64[1] == -1 && shape->i64[0] == -1)) {
+        g_autofree char *s = dims_to_string((int)shape->numel, shape->i64);
+        return node_error(
+            error, TP_ONNX_ERROR_UNSUPPORTED, node,
+            "reshape to %s is not supported: only flattening to [batch, %" G_GINT64_FORMAT "] is",
+            s, features);
+    }
+    return flatten_to(im, node, x, error);
+}
+
+/* A linear layer y = x Wᵀ + b from W as [out, in] (already scaled) and an
+ * optional bias, both host arrays. */
+static gboolean
+add_linear(Importer *im, const Onnx__NodeProto *node, int x, int out, const float *w,
+           const float *b, GError **error)
+{
+    TpOpAttrs attrs = {0};
+    const float *params[2] = {w, b};
+
+    if (tp_model_get_shape(im->model, x)->ndim != 1)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "its input must be [batch, features]; flatten it first");
+    attrs.gemm.out_features = out;
+    attrs.gemm.bias = b != NULL;
+    return add_op(im, node, TP_OP_GEMM, &x, &attrs, params, 2, error);
+}
+
+static gboolean
+import_gemm(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+    const Const *b, *c;
+    float alpha, beta;
+    gint64 trans_a, trans_b;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !get_const(im, node, 1, FALSE, &b, error) ||
+        !get_const(im, node, 2, TRUE, &c, error) ||
+        !attr_float(node, "alpha", 1.0f, &alpha, error) ||
+        !attr_float(node, "beta", 1.0f, &beta, error) ||
+        !attr_int(node, "transA", 0, &trans_a, error) ||
+        !attr_int(node, "transB", 0, &trans_b, error))
+        return FALSE;
+    if (trans_a != 0)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "transA = 1 is not supported");
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    if (b->ndim != 2)
+        return node_error(error, TP_ONNX_ERROR_INVALID, node, "B must be 2-D");
+    gint64 n = trans_b ? b->dims[0] : b->dims[1];
+    gint64 k = trans_b ? b->dims[1] : b->dims[0];
+    if (in->ndim == 1 && k != in->dim[0]) {
+        g_autofree char *have = dims_to_string(b->ndim, b->dims);
+        return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                          "B has shape %s but the input has %d features", have, in->dim[0]);
+    }
+    g_autofree float *w = g_new(float, n *k);
+    for (gint64 o = 0; o < n; o++)
+        for (gint64 i = 0; i < k; i++)
+            w[o * k + i] = alpha * (trans_b ? b->f[o * k + i] : b->f[i * n + o]);
+    g_autofree float *bias = NULL;
+    if (c != NULL && beta != 0.0f) {
+        /* C broadcasts to [M, N]: [], [1], [N], [1, 1], [1, N] are a bias;
+         * [M, 1] and [M, N] vary per sample. */
+        gint64 cols = c->ndim >= 1 ? c->dims[c->ndim - 1] : 1;
+        gint64 rows = c->ndim == 2 ? c->dims[0] : 1;
+        if (c->ndim > 2 || (cols != 1 && cols != n)) {
+            g_autofree char *have = dims_to_string(c->ndim, c->dims);
+            return node_error(
+                error, TP_ONNX_ERROR_INVALID, node,
+                "C has shape %s, which does not broadcast to [M, %" G_GINT64_FORMAT "]", have, n);
+        }
+        if (rows != 1) {
+            g_autofree char *have = dims_to_string(c->ndim, c->dims);
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "C has shape %s: only a bias the same for every sample is supported",
+                              have);
+        }
+        bias = g_new(float, n);
+        for (gint64 o = 0; o < n; o++)
+            bias[o] = beta * c->f[cols == 1 ? 0 : o];
+    }
+    return add_linear(im, node, x, (int)n, w, bias, error);
+}
+
+/* The only node reading `name`, or NULL when there are none or several. */
+static const Onnx__NodeProto *
+sole_consumer(Importer *im, const char *name)
+{
+    const Onnx__NodeProto *found = NULL;
+
+    for (gsize i = 0; i < im->graph->n_node; i++) {
+        const Onnx__NodeProto *n = im->graph->node[i];
+        for (gsize j = 0; j < n->n_input; j++) {
+            if (g_strcmp0(n->input[j], name) == 0) {
+                if (found != NULL)
+                    return NULL;
+                found = n;
+            }
+        }
+    }
+    for (gsize i = 0; i < im->graph->n_output; i++)
+        if (g_strcmp0(im->graph->output[i]->name, name) == 0)
+            return NULL;
+    return found;
+}
+
+/* MatMul by a constant [in, out], with the Add of a constant [out] that
+ * follows it (PyTorch's linear layer without Gemm) folded in as the bias. */
+static gboolean
+import_matmul(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {NULL};
+    const Onnx__NodeProto *add;
+    const Const *b, *bias = NULL;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !get_const(im, node, 1, FALSE, &b, error))
+        return FALSE;
+    const TpShape *in = tp_model_get_shape(im->model, x);
+    if (b->ndim != 2 || in->ndim != 1 || b->dims[0] != in->dim[0])
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only [batch, features] times a constant [features, out] is supported");
+    gint64 k = b->dims[0], n = b->dims[1];
+    g_autofree float *w = g_new(float, n *k);
+    for (gint64 o = 0; o < n; o++)
+        for (gint64 i = 0; i < k; i++)
+            w[o * k + i] = b->f[i * n + o];
+
+    add = sole_consumer(im, node->output[0]);
+    if (add != NULL && g_strcmp0(add->op_type, "Add") == 0 && add->n_input == 2) {
+        const char *other =
+            g_strcmp0(add->input[0], node->output[0]) == 0 ? add->input[1] : add->input[0];
+        bias = g_hash_table_lookup(im->consts, other);
+        if (bias != NULL && (bias->f == NULL || bias->numel != (gsize)n))
+            bias = NULL;
+    }
+    if (!add_linear(im, node, x, (int)n, w, bias ? bias->f : NULL, error))
+        return FALSE;
+    if (bias != NULL) {
+        g_hash_table_add(im->done, (gpointer)add);
+        g_hash_table_insert(im->values, add->output[0],
+                            g_hash_table_lookup(im->values, node->output[0]));
+    }
+    return TRUE;
+}
+
+static gboolean
+import_add(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {NULL};
+    int x[2];
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error))
+        return FALSE;
+    for (gsize i = 0; i < 2; i++) {
+        const char *name = input_name(node, i);
+        if (name != NULL && g_hash_table_contains(im->consts, name))
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "adding the constant '%s' is only supported as the bias of a "
+                              "MatMul",
+                              name);
+        if (!get_value(im, node, i, &x[i], error))
+            return FALSE;
+    }
+    return add_op(im, node, TP_OP_ADD, x, NULL, NULL, 0, error);
+}
+
+static gboolean
+import_dropout(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"ratio", "seed", "is_test", NULL};
+    TpOpAttrs attrs = {0};
+    const char *ratio_name = input_name(node, 1), *mode_name = input_name(node, 2);
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) ||
+        !attr_float(node, "ratio", 0.5f, &attrs.dropout.ratio, error))
+        return FALSE;
+    if (ratio_name != NULL) {
+        const Const *ratio = g_hash_table_lookup(im->consts, ratio_name);
+        if (ratio == NULL || ratio->f == NULL || ratio->numel != 1)
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "the ratio must be a constant float scalar");
+        attrs.dropout.ratio = ratio->f[0];
+    }
+    if (mode_name != NULL) {
+        const Const *mode = g_hash_table_lookup(im->consts, mode_name);
+        if (mode == NULL || mode->numel != 1 || (mode->f ? mode->f[0] != 0 : mode->i64[0] != 0))
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "training_mode must be a constant false");
+    }
+    return add_op(im, node, TP_OP_DROPOUT, &x, &attrs, NULL, 0, error);
+}
+
+static gboolean
+import_identity(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {NULL};
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error))
+        return FALSE;
+    set_output(im, node, x);
+    return TRUE;
+}
+
+static gboolean
+import_softmax(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"axis", NULL};
+    gint64 axis;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) ||
+        !attr_int(node, "axis", im->opset >= 13 ? -1 : 1, &axis, error))
+        return FALSE;
+    if (tp_model_get_shape(im->model, x)->ndim != 1 || (axis != 1 && axis != -1))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only softmax over the classes of [batch, classes] is supported");
+    return add_op(im, node, TP_OP_SOFTMAX, &x, NULL, NULL, 0, error);
+}
+
+/* Pad with zeros: nothing when every pad is 0 (PyTorch puts one before each
+ * AveragePool), else folded into the Conv or AveragePool that alone reads it. */
+static gboolean
+import_pad(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    static const char *const known[] = {"mode", "pads", "value", NULL};
+    const Onnx__AttributeProto *mode = find_attr(node, "mode");
+    const char *pads_name = input_name(node, 1), *value_name = input_name(node, 2);
+    const Onnx__NodeProto *consumer;
+    gint64 pads[8] = {0};
+    float value = 0.0f;
+    int x;
+
+    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
+        !get_value(im, node, 0, &x, error) || !attr_float(node, "value", 0.0f, &value, error))
+        return FALSE;
+    if (mode != NULL && (mode->s.len != 8 || memcmp(mode->s.data, "constant", 8) != 0))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only constant (zero) padding is supported");
+    if (pads_name != NULL) {
+        const Const *c = g_hash_table_lookup(im->consts, pads_name);
+        if (c == NULL || c->i64 == NULL || c->numel != 8)
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "the pads must be a constant int64 tensor of 8 values");
+        memcpy(pads, c->i64, sizeof(pads));
+    } else {
+        const Onnx__AttributeProto *a = find_attr(node, "pads");
+        if (a == NULL || a->n_ints != 8)
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "the pads must hold 8 values ([N, C, H, W] begins and ends)");
+        memcpy(pads, a->ints, sizeof(pads));
+    }
+    if (value_name != NULL) {
+        const Const *c = g_hash_table_lookup(im->consts, value_name);
+        if (c == NULL || c->f == NULL || c->numel != 1)
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "the padding value must be a constant float");
+        value = c->f[0];
+    }
+    gboolean zero = TRUE;
+    for (int i = 0; i < 8; i++)
+        zero = zero && pads[i] == 0;
+    if (value != 0.0f || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] < 0 || pads[3] < 0 ||
+        pads[6] < 0 || pads[7] < 0 || pads[2] > 64 || pads[3] > 64 || pads[6] > 64 || pads[7] > 64)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "only small non-negative zero padding of H and W is supported");
+    set_output(im, node, x);
+    if (zero)
+        return TRUE;
+    consumer = sole_consumer(im, node->output[0]);
+    if (consumer == NULL || (g_strcmp0(consumer->op_type, "Conv") != 0 &&
+                             g_strcmp0(consumer->op_type, "AveragePool") != 0))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "zero padding is supported only before the one Conv or AveragePool "
+                          "that reads it");
+    int *fold = g_new(int, 4);
+    fold[0] = (int)pads[2]; /* top, left, bottom, right */
+    fold[1] = (int)pads[3];
+    fold[2] = (int)pads[6];
+    fold[3] = (int)pads[7];
+    g_hash_table_insert(im->pads, node->output[0], fold);
+    return TRUE;
+}
+
+static gboolean
+import_constant(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    const Onnx__AttributeProto *a;
+    Const *c;
+
+    if (!check_outputs(node, error))
+        return FALSE;
+    if (node->n_attribute != 1)
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "it needs one attribute");
+    a = node->attribute[0];
+    if (g_str_equal(a->name, "value") && a->t != NULL) {
+        c = read_tensor(im, a->t, error);
+        if (c == NULL) {
+            g_prefix_error(error, "Constant node '%s': ", node->name ? node->name : "");
+            return FALSE;
+        }
+    } else if (g_str_equal(a->name, "value_ints") || g_str_equal(a->name, "value_int")) {
+        gboolean many = g_str_equal(a->name, "value_ints");
+        c = g_new0(Const, 1);
+        c->ndim = many ? 1 : 0;
+        c->numel = many ? a->n_ints : 1;
+        c->dims[0] = (gint64)c->numel;
+        c->i64 = g_memdup2(many ? a->ints : &a->i, sizeof(gint64) * MAX(c->numel, 1));
+    } else if (g_str_equal(a->name, "value_float")) {
+        c = g_new0(Const, 1);
+        c->numel = 1;
+        c->f = g_memdup2(&a->f, sizeof(float));
+    } else {
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "attribute '%s' is not supported",
+                          a->name);
+    }
+    g_hash_table_insert(im->consts, node->output[0], c);
+    return TRUE;
+}
+
+static const struct {
+    const char *op_type;
+    ImportFunc import;
+} importers[] = {
+    {"Conv", import_conv},
+    {"BatchNormalization", import_batch_norm},
+    {"Relu", import_relu},
+    {"MaxPool", import_max_pool},
+    {"AveragePool", import_average_pool},
+    {"GlobalAveragePool", import_global_average_pool},
+    {"Flatten", import_flatten},
+    {"Reshape", import_reshape},
+    {"Gemm", import_gemm},
+    {"MatMul", import_matmul},
+    {"Add", import_add},
+    {"Dropout", import_dropout},
+    {"Identity", import_identity},
+    {"Softmax", import_softmax},
+    {"Constant", import_constant},
+    {"Pad", import_pad},
+};
+
+/* ---------------------------------------------------------------- graph */
+
+static gboolean
+read_opset(Importer *im, const Onnx__ModelProto *proto, GError **error)
+{
+    im->opset = -1;
+    for (gsize i = 0; i < proto->n_opset_import; i++) {
+        const char *domain = proto->opset_import[i]->domain;
+        if (domain == NULL || *domain == '\0' || g_str_equal(domain, "ai.onnx"))
+            im->opset = proto->opset_import[i]->version;
+    }
+    if (im->opset < MIN_OPSET || im->opset > MAX_OPSET) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "opset %" G_GINT64_FORMAT " is not supported (taskprune reads opsets %d to %d)",
+                    im->opset, MIN_OPSET, MAX_OPSET);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Creates the model from the one graph input that is not an initializer:
+ * float32 [N, C, H, W] ([N, F] and [N, C, L] read as [C, H, W] with size-1
+ * trailing dimensions; a following Flatten makes [N, F] flat again). */
+static gboolean
+create_model(Importer *im, TpBackend *backend, GError **error)
+{
+    const Onnx__ValueInfoProto *input = NULL;
+    int dims[3] = {1, 1, 1};
+
+    for (gsize i = 0; i < im->graph->n_input; i++) {
+        const Onnx__ValueInfoProto *v = im->graph->input[i];
+        if (g_hash_table_contains(im->consts, v->name))
+            continue;
+        if (input != NULL) {
+            g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                        "the graph has several inputs ('%s', '%s'); taskprune needs one",
+                        input->name, v->name);
+            return FALSE;
+        }
+        input = v;
+    }
+    if (input == NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "the graph has no input (taskprune needs one image input)");
+        return FALSE;
+    }
+    const Onnx__TypeProto *type = input->type;
+    if (type == NULL || type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ||
+        type->tensor_type->elem_type != ONNX_FLOAT || type->tensor_type->shape == NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "input '%s' must be a float32 tensor of known rank", input->name);
+        return FALSE;
+    }
+    const Onnx__TensorShapeProto *shape = type->tensor_type->shape;
+    if (shape->n_dim < 2 || shape->n_dim > 4) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "input '%s' has rank %zu; taskprune reads [N, C, H, W] (or [N, F])",
+                    input->name, shape->n_dim);
+        return FALSE;
+    }
+    for (gsize i = 1; i < shape->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *d = shape->dim[i];
+        if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE ||
+            d->dim_value < 1 || d->dim_value > G_MAXINT / 2) {
+            g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                        "input '%s' dimension %zu is dynamic ('%s'); only the batch "
+                        "dimension may be",
+                        input->name, i,
+                        d->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM
+                            ? d->dim_param
+                            : "?");
+            return FALSE;
+        }
+        dims[i - 1] = (int)d->dim_value;
+    }
+    im->model = tp_model_new(backend, dims[0], dims[1], dims[2]);
+    g_hash_table_insert(im->values, input->name, GINT_TO_POINTER(1));
+    if (shape->n_dim == 2) {
+        /* [N, F]: the model sees [F, 1, 1], flattened once. */
+        g_autoptr(GError) local = NULL;
+        int zero = 0,
+            flat = tp_model_add(im->model, TP_OP_FLATTEN, input->name, &zero, NULL, &local);
+        if (flat < 0) {
+            g_propagate_error(error, g_steal_pointer(&local));
+            return FALSE;
+        }
+        g_hash_table_insert(im->values, input->name, GINT_TO_POINTER(flat + 1));
+    }
+    return TRUE;
+}
+
+static gboolean
+import_graph(Importer *im, GError **error)
+{
+    for (gsize i = 0; i < im->graph->n_node; i++) {
+        const Onnx__NodeProto *node = im->graph->node[i];
+        ImportFunc import = NULL;
+
+        if (g_hash_table_contains(im->done, node))
+            continue;
+        if (node->domain != NULL && *node->domain != '\0' && !g_str_equal(node->domain, "ai.onnx"))
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "domain '%s' is not supported", node->domain);
+        for (gsize j = 0; j < G_N_ELEMENTS(importers); j++)
+            if (g_strcmp0(importers[j].op_type, node->op_type) == 0)
+                import = importers[j].import;
+        if (import == NULL)
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                              "the op is not supported by taskprune");
+        if (!import(im, node, error))
+            return FALSE;
+    }
+    if (im->graph->n_output < 1) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID, "the graph has no output");
+        return FALSE;
+    }
+    const char *output = im->graph->output[0]->name;
+    gpointer id;
+    if (!g_hash_table_lookup_extended(im->values, output, NULL, &id) ||
+        GPOINTER_TO_INT(id) - 1 != tp_model_get_output(im->model)) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "the graph output '%s' is not the result of its last op", output);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Class names and input normalization from metadata_props. */
+static gboolean
+read_metadata(Importer *im, const Onnx__ModelProto *proto, GError **error)
+{
+    const TpShape *input = tp_model_get_shape(im->model, 0);
+    g_autofree float *mean = NULL, *std = NULL;
+
+    for (gsize i = 0; i < proto->n_metadata_props; i++) {
+        const char *key = proto->metadata_props[i]->key, *value = proto->metadata_props[i]->value;
+        if (key == NULL || value == NULL)
+            continue;
+        if (g_str_equal(key, "taskprune.classes")) {
+            g_auto(GStrv) names = g_strsplit(value, "\n", -1);
+            tp_model_set_class_names(im->model, (const char *const *)names);
+        } else if (g_str_equal(key, "taskprune.mean") || g_str_equal(key, "taskprune.std")) {
+            g_auto(GStrv) words = g_strsplit(value, " ", -1);
+            float *out = g_new(float, input->dim[0]);
+            gboolean ok = g_strv_length(words) == (guint)input->dim[0];
+            for (int c = 0; ok && c < input->dim[0]; c++) {
+                char *end;
+                out[c] = (float)g_ascii_strtod(words[c], &end);
+                ok = *words[c] != '\0' && *end == '\0';
+            }
+            if (!ok) {
+                g_free(out);
+                g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                            "metadata '%s' must hold %d numbers, one per input channel", key,
+                            input->dim[0]);
+                return FALSE;
+            }
+            if (g_str_equal(key, "taskprune.mean"))
+                mean = out;
+            else
+                std = out;
+        }
+    }
+    if ((mean == NULL) != (std == NULL)) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                    "metadata has only one of taskprune.mean and taskprune.std");
+        return FALSE;
+    }
+    if (mean != NULL)
+        tp_model_set_normalization(im->model, mean, std);
+    return TRUE;
+}
+
+TpModel *
+tp_onnx_load_data(TpBackend *backend, const guint8 *data, gsize length, const char *source,
+                  const char *dir, GError **error)
+{
+    Onnx__ModelProto *proto;
+    Importer im = {0};
+    gboolean ok = FALSE;
+
+    g_return_val_if_fail(backend != NULL && (data != NULL || length == 0) && source != NULL, NULL);
+
+    proto = length > 0 ? onnx__model_proto__unpack(NULL, length, data) : NULL;
+    if (proto == NULL || proto->graph == NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_PARSE,
+                    "%s: not a valid ONNX model (the protobuf data is truncated or corrupt)",
+                    source);
+        if (proto != NULL)
+            onnx__model_proto__free_unpacked(proto, NULL);
+        return NULL;
+    }
+    im.source = source;
+    im.dir = dir;
+    im.graph = proto->graph;
+    im.values = g_hash_table_new(g_str_hash, g_str_equal);
+    im.consts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, const_free);
+    im.done = g_hash_table_new(NULL, NULL);
+    im.pads = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+
+    if (!read_opset(&im, proto, error))
+        goto out;
+    for (gsize i = 0; i < im.graph->n_initializer; i++) {
+        Const *c = read_tensor(&im, im.graph->initializer[i], error);
+        if (c == NULL)
+            goto out;
+        g_hash_table_insert(im.consts, im.graph->initializer[i]->name, c);
+    }
+    ok = create_model(&im, backend, error) && import_graph(&im, error) &&
+         read_metadata(&im, proto, error);
+out:
+    if (!ok) {
+        g_prefix_error(error, "%s: ", source);
+        g_clear_pointer(&im.model, tp_model_free);
+    }
+    g_hash_table_unref(im.values);
+    g_hash_table_unref(im.consts);
+    g_hash_table_unref(im.done);
+    g_hash_table_unref(im.pads);
+    onnx__model_proto__free_unpacked(proto, NULL);
+    return im.model;
+}
+
+TpModel *
+tp_onnx_load(TpBackend *backend, const char *path, GError **error)
+{
+    g_autoptr(GMappedFile) file = NULL;
+    g_autoptr(GError) local = NULL;
+    g_autofree char *dir = NULL;
+
+    g_return_val_if_fail(backend != NULL && path != NULL, NULL);
+
+    file = g_mapped_file_new(path, FALSE, &local);
+    if (file == NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "%s", local->message);
+        return NULL;
+    }
+    dir = g_path_get_dirname(path);
+    return tp_onnx_load_data(backend, (const guint8 *)g_mapped_file_get_contents(file),
+                             g_mapped_file_get_length(file), path, dir, error);
+}
