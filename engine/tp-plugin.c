@@ -27,6 +27,7 @@ tp_plugin_kind_to_string(TpPluginKind kind)
 #include <stddef.h>
 
 #include "tp-backend.h"
+#include "tp-dataset.h"
 #include "tp-params.h"
 #include "tp-registry.h"
 
@@ -87,11 +88,13 @@ check_info(const TpPluginInfo *info, GError **error)
     switch (info->kind) {
     case TP_PLUGIN_KIND_BACKEND:
         return tp_backend_vtable_check(info, error);
-    case TP_PLUGIN_KIND_CRITERION:
     case TP_PLUGIN_KIND_DATASET:
+        return tp_dataset_vtable_check(info, error);
+    case TP_PLUGIN_KIND_CRITERION:
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                    "plugin '%s' is a %s, and this taskprune has no %s interface yet", info->name,
-                    tp_plugin_kind_to_string(info->kind), tp_plugin_kind_to_string(info->kind));
+                    "plugin '%s' is a criterion, and this taskprune has no criterion "
+                    "interface yet",
+                    info->name);
         return FALSE;
     }
     g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,

@@ -103,6 +103,20 @@ tp_sgd_free(TpSgd *sgd)
     g_free(sgd);
 }
 
+guint
+tp_sgd_get_n_velocities(const TpSgd *sgd)
+{
+    g_return_val_if_fail(sgd != NULL, 0);
+    return sgd->slots->len;
+}
+
+TpTensor *
+tp_sgd_get_velocity(TpSgd *sgd, guint i)
+{
+    g_return_val_if_fail(sgd != NULL && i < sgd->slots->len, NULL);
+    return g_array_index(sgd->slots, TpSgdSlot, i).velocity;
+}
+
 void
 tp_sgd_set_lr(TpSgd *sgd, float lr)
 {

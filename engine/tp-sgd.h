@@ -18,6 +18,11 @@ typedef struct _TpSgd TpSgd;
 TpSgd *tp_sgd_new(TpModel *model, const TpSgdHyper *hyper, GError **error);
 void tp_sgd_free(TpSgd *sgd);
 
+/* The optimizer's state: one velocity per trainable parameter, in node and
+ * parameter order (borrowed). Checkpoints save and restore them. */
+guint tp_sgd_get_n_velocities(const TpSgd *sgd);
+TpTensor *tp_sgd_get_velocity(TpSgd *sgd, guint i);
+
 /* Learning-rate schedules change it between steps. */
 void tp_sgd_set_lr(TpSgd *sgd, float lr);
 

@@ -115,9 +115,22 @@ tp_test_remove_dir(const char *dir)
 
     while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
         g_autofree char *path = g_build_filename(dir, name, NULL);
-        g_unlink(path);
+
+        if (g_file_test(path, G_FILE_TEST_IS_DIR) && !g_file_test(path, G_FILE_TEST_IS_SYMLINK))
+            tp_test_remove_dir(path);
+        else
+            g_unlink(path);
     }
     g_rmdir(dir);
+}
+
+void
+tp_test_dir_free(TpTestDir *dir)
+{
+    if (dir == NULL)
+        return;
+    tp_test_remove_dir(dir);
+    g_free(dir);
 }
 
 TpBackend *

@@ -39,10 +39,16 @@ const char *tp_test_backend_name(int i);
 /* Opens a backend with default parameters; fails the test if it cannot. */
 TpBackend *tp_test_backend_open(const char *name);
 
-/* A new empty temporary folder (owned path), and its removal with the
- * files in it (not recursive). */
+/* A new empty temporary folder (owned path), and its removal with
+ * everything in it. */
 char *tp_test_make_temp_dir(void);
 void tp_test_remove_dir(const char *dir);
+
+/* A temporary folder removed with its contents when a g_autoptr(TpTestDir)
+ * goes out of scope: g_autoptr(TpTestDir) dir = tp_test_make_temp_dir(); */
+typedef char TpTestDir;
+void tp_test_dir_free(TpTestDir *dir);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpTestDir, tp_test_dir_free)
 
 /* n floats uniform in [lo, hi), from a generator seeded with seed. */
 void tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed);

@@ -47,21 +47,6 @@ shape_string(const TpShape *shape, const char *sep)
 }
 
 static void
-json_string(GString *out, const char *s)
-{
-    g_string_append_c(out, '"');
-    for (const char *p = s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            g_string_append_printf(out, "\\%c", *p);
-        else if ((guchar)*p < 0x20)
-            g_string_append_printf(out, "\\u%04x", (guchar)*p);
-        else
-            g_string_append_c(out, *p);
-    }
-    g_string_append_c(out, '"');
-}
-
-static void
 json_floats(GString *out, const float *v, int n)
 {
     g_string_append_c(out, '[');
@@ -79,7 +64,7 @@ print_json(TpModel *model, const char *path, goffset bytes)
     g_autofree char *input = shape_string(tp_model_get_shape(model, 0), ", ");
     TpCount total;
 
-    json_string(out, path);
+    tp_cli_json_string(out, path);
     g_string_append_printf(out,
                            ",\n  \"file_bytes\": %" G_GOFFSET_FORMAT ",\n  \"input\": %s,\n"
                            "  \"layers\": [",
@@ -92,7 +77,7 @@ print_json(TpModel *model, const char *path, goffset bytes)
 
         tp_model_count_node(model, i, &count);
         g_string_append_printf(out, "%s\n    {\"name\": ", i ? "," : "");
-        json_string(out, node->name);
+        tp_cli_json_string(out, node->name);
         g_string_append_printf(
             out,
             ", \"op\": \"%s\", \"output\": %s, \"channels\": %d, "
@@ -118,7 +103,7 @@ print_json(TpModel *model, const char *path, goffset bytes)
         for (guint i = 0; classes[i] != NULL; i++) {
             if (i > 0)
                 g_string_append(out, ", ");
-            json_string(out, classes[i]);
+            tp_cli_json_string(out, classes[i]);
         }
         g_string_append_c(out, ']');
     }

@@ -8,12 +8,9 @@
 
 #include "tp-cli.h"
 #include "tp-plugin.h"
-#include "tp-registry.h"
 
 static const TpCommand *const commands[] = {
-    &tp_cmd_info,
-    &tp_cmd_plugins,
-    &tp_cmd_zoo,
+    &tp_cmd_train, &tp_cmd_eval, &tp_cmd_info, &tp_cmd_zoo, &tp_cmd_plugins,
 };
 
 static const TpCommand *
@@ -41,18 +38,6 @@ print_usage(FILE *out)
                  "options.\nSee taskprune(1).\n");
 }
 
-void
-tp_cli_error(const char *format, ...)
-{
-    va_list args;
-    g_autofree char *message = NULL;
-
-    va_start(args, format);
-    message = g_strdup_vprintf(format, args);
-    va_end(args);
-    fprintf(stderr, "taskprune: %s\n", message);
-}
-
 /* Warnings and errors from the library read as the command's own messages;
  * debug output (G_MESSAGES_DEBUG) keeps GLib's format. */
 static GLogWriterOutput
@@ -72,43 +57,6 @@ write_log(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointe
     return G_LOG_WRITER_HANDLED;
 }
 
-static GOptionContext *
-command_context(const TpCommand *command)
-{
-    g_autofree char *prgname = g_strdup_printf("taskprune %s", command->name);
-    GOptionContext *context = g_option_context_new(command->parameters);
-
-    g_set_prgname(prgname);
-
-    g_option_context_set_summary(context, command->description);
-    if (command->options != NULL)
-        g_option_context_add_main_entries(context, command->options, NULL);
-    return context;
-}
-
-gboolean
-tp_cli_parse(const TpCommand *command, int *argc, char ***argv)
-{
-    g_autoptr(GOptionContext) context = command_context(command);
-    g_autoptr(GError) error = NULL;
-
-    if (!g_option_context_parse(context, argc, argv, &error)) {
-        tp_cli_error("%s: %s (see 'taskprune help %s')", command->name, error->message,
-                     command->name);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-TpBackend *
-tp_cli_open_backend(const char *name, GError **error)
-{
-    const TpPlugin *plugin =
-        tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND, name, error);
-
-    return plugin != NULL ? tp_backend_new(plugin->info, NULL, error) : NULL;
-}
-
 static int
 run_help(int argc, char **argv)
 {
@@ -123,7 +71,7 @@ run_help(int argc, char **argv)
         tp_cli_error("no command '%s' (run 'taskprune --help' for the list)", argv[1]);
         return 2;
     }
-    g_autoptr(GOptionContext) context = command_context(command);
+    g_autoptr(GOptionContext) context = tp_cli_context(command);
     g_autofree char *help = g_option_context_get_help(context, FALSE, NULL);
     fputs(help, stdout);
     return 0;

@@ -16,8 +16,10 @@ typedef struct {
     const GOptionEntry *options;
 } TpCommand;
 
+extern const TpCommand tp_cmd_eval;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
+extern const TpCommand tp_cmd_train;
 extern const TpCommand tp_cmd_zoo;
 
 /* Parses argv against the command's options with its help text; on failure
@@ -27,6 +29,28 @@ gboolean tp_cli_parse(const TpCommand *command, int *argc, char ***argv);
 /* Opens backend `name` (from the default registry) with its default
  * parameters; NULL with error naming what is there. */
 TpBackend *tp_cli_open_backend(const char *name, GError **error);
+
+/* The GOptionContext of a command: its options, usage line and description. */
+GOptionContext *tp_cli_context(const TpCommand *command);
+
+/* Sets "KEY=VALUE" strings (NULL-terminated; NULL for none) in group. */
+gboolean tp_cli_set_pairs(GKeyFile *keyfile, const char *group, char **pairs, GError **error);
+
+/* Fails, naming source and the valid groups, if keyfile has a group not in
+ * the NULL-terminated list. */
+gboolean tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *const *groups,
+                             GError **error);
+
+/* Opens the backend the [backend] group names (`plugin`, default cpu) with
+ * the group's other keys as its parameters. */
+TpBackend *tp_cli_open_backend_from(GKeyFile *keyfile, const char *source, GError **error);
+
+/* Prints error's message (tp_cli_error), frees it, and returns 1, the exit
+ * status of a failed command. */
+int tp_cli_fail(GError *error);
+
+/* Appends s to out as a JSON string literal (quoted and escaped). */
+void tp_cli_json_string(GString *out, const char *s);
 
 /* Prints "taskprune: MESSAGE" to stderr. */
 void tp_cli_error(const char *format, ...) G_GNUC_PRINTF(1, 2);
