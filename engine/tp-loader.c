@@ -47,7 +47,7 @@ G_DEFINE_QUARK(tp_loader_error, tp_loader_error)
 #define PAD 4
 
 /* Purposes of random streams, hashed into their keys. */
-enum { STREAM_SPLIT = 1, STREAM_EPOCH = 2, STREAM_AUGMENT = 3 };
+enum { STREAM_SPLIT = 1, STREAM_EPOCH = 2, STREAM_AUGMENT = 3, STREAM_CAP = 4 };
 
 /* One batch: images (batch_size * sample_size floats) and labels. */
 typedef struct {
@@ -241,7 +241,8 @@ build_selection(TpLoader *loader, GError **error)
     g_autofree guint8 *held_out = NULL;
     gsize kept = 0;
 
-    if (config->classes == NULL && config->part == TP_LOADER_ALL) {
+    if (config->classes == NULL && config->part == TP_LOADER_ALL &&
+        config->samples_per_class == 0) {
         loader->selection = g_new(gsize, n);
         for (gsize i = 0; i < n; i++)
             loader->selection[i] = i;
@@ -291,6 +292,26 @@ build_selection(TpLoader *loader, GError **error)
             keep = keep && held_out[i];
         if (keep)
             loader->selection[kept++] = i;
+    }
+    if (config->samples_per_class > 0) {
+        /* At most samples_per_class of each class: a seeded draw of the
+         * class's selected samples, kept in ascending order. */
+        g_autofree guint8 *chosen = g_new0(guint8, n);
+        g_autofree gsize *pool = g_new(gsize, MAX(kept, 1));
+        for (int c = 0; c < n_classes; c++) {
+            gsize n_c = 0;
+            for (gsize j = 0; j < kept; j++)
+                if (labels[loader->selection[j]] == c)
+                    pool[n_c++] = loader->selection[j];
+            shuffle(pool, n_c, stream_key(config->seed, STREAM_CAP, (guint64)c, 0));
+            for (gsize j = 0; j < MIN(n_c, (gsize)config->samples_per_class); j++)
+                chosen[pool[j]] = 1;
+        }
+        gsize capped = 0;
+        for (gsize j = 0; j < kept; j++)
+            if (chosen[loader->selection[j]])
+                loader->selection[capped++] = loader->selection[j];
+        kept = capped;
     }
     loader->n_samples = kept;
     if (kept == 0)

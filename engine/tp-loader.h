@@ -63,6 +63,7 @@ typedef struct {
     /* Prepare the next batch on a worker thread. The stream is the same bytes
      * either way (if the thread cannot be created, reads stay on the caller's). */
     gboolean prefetch;
+    int samples_per_class;      /* at most this many of each kept class (a seeded draw); 0: all */
 } TpLoaderConfig;
 
 typedef struct _TpLoader TpLoader;

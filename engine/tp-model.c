@@ -46,6 +46,8 @@ struct _TpModel {
     guint64 seed;             /* dropout seed (tp_model_set_seed) */
     guint64 n_train_forwards; /* training forwards since the seed was set */
     GStrv class_names;        /* output class names, or NULL */
+    int *class_indices;       /* outputs' classes in the original model, or NULL */
+    int n_class_indices;
     float *mean, *std;        /* input normalization per channel, or NULL */
 };
 
@@ -313,6 +315,7 @@ tp_model_free(TpModel *model)
     g_array_unref(model->grad_valid);
     g_array_unref(model->needed);
     g_strfreev(model->class_names);
+    g_free(model->class_indices);
     g_free(model->mean);
     g_free(model->std);
     g_free(model);
@@ -848,4 +851,22 @@ tp_model_get_normalization(const TpModel *model, const float **out_mean, const f
     *out_mean = model->mean;
     *out_std = model->std;
     return TRUE;
+}
+
+void
+tp_model_set_class_indices(TpModel *model, const int *indices, int n)
+{
+    g_return_if_fail(model != NULL && n >= 0);
+    g_clear_pointer(&model->class_indices, g_free);
+    model->n_class_indices = indices != NULL ? n : 0;
+    if (indices != NULL)
+        model->class_indices = g_memdup2(indices, sizeof(int) * (gsize)n);
+}
+
+const int *
+tp_model_get_class_indices(const TpModel *model, int *out_n)
+{
+    g_return_val_if_fail(model != NULL, NULL);
+    *out_n = model->n_class_indices;
+    return model->class_indices;
 }

@@ -198,6 +198,12 @@ void tp_model_set_class_names(TpModel *model, const char *const *names);
 /* The names (borrowed), or NULL when the model has none. */
 const char *const *tp_model_get_class_names(const TpModel *model);
 
+/* For a specialized model: each output's class index in the model it was
+ * specialized from (n = the number of outputs; copied), or NULL to forget. */
+void tp_model_set_class_indices(TpModel *model, const int *indices, int n);
+/* The indices (borrowed) and their count in *out_n, or NULL when unset. */
+const int *tp_model_get_class_indices(const TpModel *model, int *out_n);
+
 /* The per-channel normalization the input expects, x' = (x - mean) / std,
  * one value per input channel each (copied); NULL for both forgets it. */
 void tp_model_set_normalization(TpModel *model, const float *mean, const float *std);

@@ -326,6 +326,15 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
     if (classes != NULL)
         g_ptr_array_add(props,
                         metadata(&ex, "taskprune.classes", g_strjoinv("\n", (char **)classes)));
+    int n_indices;
+    const int *indices = tp_model_get_class_indices(model, &n_indices);
+    if (indices != NULL) {
+        GString *joined = g_string_new(NULL);
+        for (int i = 0; i < n_indices; i++)
+            g_string_append_printf(joined, "%s%d", i ? " " : "", indices[i]);
+        g_ptr_array_add(props, metadata(&ex, "taskprune.class_indices",
+                                        g_string_free(joined, FALSE)));
+    }
     if (tp_model_get_normalization(model, &mean, &std)) {
         int channels = tp_model_get_shape(model, 0)->dim[0];
         g_ptr_array_add(props, metadata(&ex, "taskprune.mean", join_floats(mean, channels)));

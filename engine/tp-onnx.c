@@ -1147,7 +1147,22 @@ read_metadata(Importer *im, const Onnx__ModelProto *proto, GError **error)
         const char *key = proto->metadata_props[i]->key, *value = proto->metadata_props[i]->value;
         if (key == NULL || value == NULL)
             continue;
-        if (g_str_equal(key, "taskprune.classes")) {
+        if (g_str_equal(key, "taskprune.class_indices")) {
+            g_auto(GStrv) words = g_strsplit(value, " ", -1);
+            int n = (int)g_strv_length(words);
+            g_autofree int *indices = g_new(int, MAX(n, 1));
+            for (int j = 0; j < n; j++) {
+                gint64 v;
+                if (!g_ascii_string_to_signed(words[j], 10, 0, G_MAXINT, &v, NULL)) {
+                    g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
+                                "metadata 'taskprune.class_indices' holds '%s', not a class index",
+                                words[j]);
+                    return FALSE;
+                }
+                indices[j] = (int)v;
+            }
+            tp_model_set_class_indices(im->model, indices, n);
+        } else if (g_str_equal(key, "taskprune.classes")) {
             g_auto(GStrv) names = g_strsplit(value, "\n", -1);
             tp_model_set_class_names(im->model, (const char *const *)names);
         } else if (g_str_equal(key, "taskprune.mean") || g_str_equal(key, "taskprune.std")) {

@@ -11,8 +11,9 @@
  *
  * Export writes opset 13 with the graph as the engine holds it and weights
  * as raw_data; it imports back to a model with bit-identical outputs. Class
- * names and input normalization travel in metadata_props
- * ("taskprune.classes", "taskprune.mean", "taskprune.std").
+ * names, a specialized model's original class indices and input
+ * normalization travel in metadata_props ("taskprune.classes",
+ * "taskprune.class_indices", "taskprune.mean", "taskprune.std").
  */
 #ifndef TP_ONNX_H
 #define TP_ONNX_H

@@ -219,7 +219,7 @@ tp_param_specs_describe(const TpParamSpec *specs, const char *indent, GString *o
         g_autofree char *valid = NULL;
 
         if (spec->type == TP_PARAM_INT || spec->type == TP_PARAM_DOUBLE)
-            valid = g_strdup_printf("%s, %g to %g", type_name(spec->type), spec->min, spec->max);
+            valid = g_strdup_printf("%s, %.15g to %.15g", type_name(spec->type), spec->min, spec->max);
         else if (spec->type == TP_PARAM_CHOICE)
             valid = g_strdup(spec->choices);
         else

@@ -27,6 +27,7 @@ tp_plugin_kind_to_string(TpPluginKind kind)
 #include <stddef.h>
 
 #include "tp-backend.h"
+#include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-params.h"
 #include "tp-registry.h"
@@ -91,11 +92,7 @@ check_info(const TpPluginInfo *info, GError **error)
     case TP_PLUGIN_KIND_DATASET:
         return tp_dataset_vtable_check(info, error);
     case TP_PLUGIN_KIND_CRITERION:
-        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                    "plugin '%s' is a criterion, and this taskprune has no criterion "
-                    "interface yet",
-                    info->name);
-        return FALSE;
+        return tp_criterion_vtable_check(info, error);
     }
     g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
                 "plugin '%s' has unknown kind %d (valid: 1 criterion, 2 backend, 3 dataset)",

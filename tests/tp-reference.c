@@ -468,3 +468,40 @@ ref_sgd_update(gsize n, float *w, const float *g, float *v, const TpSgdHyper *hy
         w[i] = (float)(w[i] - (double)hyper->lr * step);
     }
 }
+
+/* ------------------------------------------------------------ relevance */
+
+void
+ref_mul(gsize n, const float *a, const float *b, float *y)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = (float)((double)a[i] * (double)b[i]);
+}
+
+/* beta = 0: y is not read. */
+void
+ref_axpby(gsize n, float alpha, const float *x, float beta, float *y)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = (float)((double)alpha * x[i] + (beta == 0.0f ? 0.0 : (double)beta * y[i]));
+}
+
+void
+ref_clamp(gsize n, const float *x, float lo, float hi, float *y)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = fminf(fmaxf(x[i], lo), hi);
+}
+
+/* stab(z) = z + epsilon * sign(z), TP_STABILIZER_ZERO at z = 0 (METHOD.md). */
+void
+ref_stabilized_divide(gsize n, const float *r, const float *z, float epsilon, float *y)
+{
+    for (gsize i = 0; i < n; i++) {
+        double zi = z[i];
+        double stab =
+            zi == 0.0 ? (double)TP_STABILIZER_ZERO : zi + (zi > 0.0 ? 1.0 : -1.0) * epsilon;
+
+        y[i] = (float)((double)r[i] / stab);
+    }
+}

@@ -48,4 +48,9 @@ double ref_softmax_cross_entropy(int rows, int cols, const float *logits, const 
 
 void ref_sgd_update(gsize n, float *w, const float *g, float *v, const TpSgdHyper *hyper);
 
+void ref_mul(gsize n, const float *a, const float *b, float *y);
+void ref_axpby(gsize n, float alpha, const float *x, float beta, float *y);
+void ref_clamp(gsize n, const float *x, float lo, float hi, float *y);
+void ref_stabilized_divide(gsize n, const float *r, const float *z, float epsilon, float *y);
+
 #endif /* TP_REFERENCE_H */

@@ -1,7 +1,8 @@
 /* cmd-eval.c — `taskprune eval MODEL.onnx --dataset PLUGIN`: accuracy,
  * per-class accuracy and the confusion matrix on a dataset split. A model
- * that records class names is evaluated on the dataset's images of those
- * classes, matched by name, its outputs in its own order. */
+ * that records class names (or, without names, its outputs' class indices in
+ * the model it was specialized from) is evaluated on the dataset's images of
+ * those classes, its outputs in its own order. */
 #include "config.h"
 
 #include <stdio.h>
@@ -39,9 +40,24 @@ match_classes(TpModel *model, TpDataset *dataset, int *out_n, GError **error)
     int outputs = tp_model_get_shape(model, tp_model_get_logits(model))->dim[0];
     g_autofree int *classes = g_new(int, outputs);
 
+    int n_indices;
+    const int *indices = tp_model_get_class_indices(model, &n_indices);
+
     for (int i = 0; i < outputs; i++) {
         const char *name =
             names != NULL && i < (int)g_strv_length((char **)names) ? names[i] : NULL;
+        if (name == NULL && indices != NULL && i < n_indices) {
+            /* A specialized model without names: its outputs' original classes. */
+            classes[i] = indices[i];
+            if (classes[i] >= dataset->meta.n_classes) {
+                g_set_error(error, TP_LOADER_ERROR, TP_LOADER_ERROR_INVALID,
+                            "the model's output %d is class %d of its original model, and "
+                            "dataset '%s' has %d classes",
+                            i, classes[i], dataset->info->name, dataset->meta.n_classes);
+                return NULL;
+            }
+            continue;
+        }
         classes[i] = name ? tp_dataset_find_class(dataset, name) : i;
         if (name != NULL && classes[i] < 0) {
             g_set_error(error, TP_LOADER_ERROR, TP_LOADER_ERROR_INVALID,
@@ -49,7 +65,7 @@ match_classes(TpModel *model, TpDataset *dataset, int *out_n, GError **error)
                         i, dataset->info->name);
             return NULL;
         }
-        if (name == NULL && outputs != dataset->meta.n_classes) {
+        if (name == NULL && indices == NULL && outputs != dataset->meta.n_classes) {
             g_set_error(error, TP_LOADER_ERROR, TP_LOADER_ERROR_INVALID,
                         "the model has %d outputs and no class names, dataset '%s' has %d "
                         "classes",

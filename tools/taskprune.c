@@ -9,9 +9,17 @@
 #include "tp-cli.h"
 #include "tp-plugin.h"
 
+/* clang-format off */
 static const TpCommand *const commands[] = {
-    &tp_cmd_train, &tp_cmd_eval, &tp_cmd_info, &tp_cmd_zoo, &tp_cmd_plugins,
+    &tp_cmd_specialize,
+    &tp_cmd_run,
+    &tp_cmd_train,
+    &tp_cmd_eval,
+    &tp_cmd_info,
+    &tp_cmd_zoo,
+    &tp_cmd_plugins,
 };
+/* clang-format on */
 
 static const TpCommand *
 find_command(const char *name)

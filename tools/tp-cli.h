@@ -19,6 +19,8 @@ typedef struct {
 extern const TpCommand tp_cmd_eval;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
+extern const TpCommand tp_cmd_run;
+extern const TpCommand tp_cmd_specialize;
 extern const TpCommand tp_cmd_train;
 extern const TpCommand tp_cmd_zoo;
 
@@ -51,6 +53,10 @@ int tp_cli_fail(GError *error);
 
 /* Appends s to out as a JSON string literal (quoted and escaped). */
 void tp_cli_json_string(GString *out, const char *s);
+
+/* Runs the pipeline (or sweep) keyfile describes, with progress and the
+ * final table (cmd-run.c); returns the exit status. */
+int tp_cli_run_pipeline(GKeyFile *keyfile, const char *source);
 
 /* Prints "taskprune: MESSAGE" to stderr. */
 void tp_cli_error(const char *format, ...) G_GNUC_PRINTF(1, 2);

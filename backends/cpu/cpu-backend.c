@@ -134,6 +134,10 @@ static const TpBackendVTable cpu_vtable = {
     /* .softmax_cross_entropy =    */ cpu_softmax_cross_entropy,
     /* .sgd_update =               */ cpu_sgd_update,
     /* .synchronize =              */ NULL,
+    /* .mul =                      */ cpu_mul,
+    /* .axpby =                    */ cpu_axpby,
+    /* .clamp =                    */ cpu_clamp,
+    /* .stabilized_divide =        */ cpu_stabilized_divide,
 };
 
 static const TpPluginInfo cpu_info = {

@@ -889,3 +889,50 @@ cpu_sgd_update(gpointer self, gsize n, float *w, const float *g, float *v, const
     }
     return TRUE;
 }
+
+/* ------------------------------------------------------------------ relevance */
+
+gboolean
+cpu_mul(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = a[i] * b[i];
+    return TRUE;
+}
+
+/* beta = 0 writes alpha * x without reading y (which may hold NaN). */
+gboolean
+cpu_axpby(gpointer self, gsize n, float alpha, const float *x, float beta, float *y, GError **error)
+{
+    if (beta == 0.0f) {
+        for (gsize i = 0; i < n; i++)
+            y[i] = alpha * x[i];
+        return TRUE;
+    }
+    for (gsize i = 0; i < n; i++)
+        y[i] = alpha * x[i] + beta * y[i];
+    return TRUE;
+}
+
+gboolean
+cpu_clamp(gpointer self, gsize n, const float *x, float lo, float hi, float *y, GError **error)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+    return TRUE;
+}
+
+/* The divisor is formed in float, as every backend forms it; a NaN z stays NaN. */
+gboolean
+cpu_stabilized_divide(gpointer self, gsize n, const float *r, const float *z, float epsilon,
+                      float *y, GError **error)
+{
+    for (gsize i = 0; i < n; i++) {
+        float d = z[i] > 0.0f    ? z[i] + epsilon
+                  : z[i] < 0.0f  ? z[i] - epsilon
+                  : z[i] == 0.0f ? TP_STABILIZER_ZERO
+                                 : z[i];
+        y[i] = r[i] / d;
+    }
+    return TRUE;
+}

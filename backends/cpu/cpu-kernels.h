@@ -100,6 +100,14 @@ gboolean cpu_softmax_cross_entropy(gpointer self, int rows, int cols, const floa
 gboolean cpu_sgd_update(gpointer self, gsize n, float *w, const float *g, float *v,
                         const TpSgdHyper *hyper, GError **error);
 
+gboolean cpu_mul(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error);
+gboolean cpu_axpby(gpointer self, gsize n, float alpha, const float *x, float beta, float *y,
+                   GError **error);
+gboolean cpu_clamp(gpointer self, gsize n, const float *x, float lo, float hi, float *y,
+                   GError **error);
+gboolean cpu_stabilized_divide(gpointer self, gsize n, const float *r, const float *z,
+                               float epsilon, float *y, GError **error);
+
 G_END_DECLS
 
 #endif /* CPU_KERNELS_H */

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "tp-reference.h"
@@ -37,6 +38,8 @@ typedef enum {
     TOL_XENT_LOSS,
     TOL_XENT_GRAD,
     TOL_SGD,
+    TOL_ELEMENTWISE,
+    TOL_AXPBY,
 } TolKind;
 
 /* clang-format off */
@@ -60,6 +63,8 @@ static const struct {
     [TOL_XENT_LOSS] =          { "softmax_cross_entropy loss",              1e-6, 1e-5 },
     [TOL_XENT_GRAD] =          { "softmax_cross_entropy dlogits",           1e-7, 1e-5 },
     [TOL_SGD] =                { "sgd_update",                              1e-6, 1e-5 },
+    [TOL_ELEMENTWISE] =        { "mul, clamp, stabilized_divide",           0.0,  1e-6 },
+    [TOL_AXPBY] =              { "axpby (cancels: absolute part)",          1e-6, 1e-6 },
 };
 /* clang-format on */
 
@@ -70,6 +75,9 @@ typedef struct {
     const char *name;
     TpBackend *backend;
     GPtrArray *mems;
+    TpBackend *native;       /* host-defaults rig: the backend its info comes from */
+    TpPluginInfo *truncated; /* host-defaults rig: that info, cut before the optional kernels */
+    char *owned_name;
 } Rig;
 
 static Rig *
@@ -83,6 +91,27 @@ rig_open(const char *name)
     return rig;
 }
 
+/* The backend `name` as a plugin built before the elementwise kernels were
+ * appended would load: its vtable cut at `mul`, so the engine's host defaults
+ * (tp-backend.c) stand in for them. */
+static Rig *
+rig_open_host_defaults(const char *name)
+{
+    g_autoptr(GError) error = NULL;
+    Rig *rig = g_new0(Rig, 1);
+
+    rig->native = tp_test_backend_open(name);
+    rig->truncated = g_memdup2(rig->native->info, sizeof(TpPluginInfo));
+    rig->truncated->vtable_size = offsetof(TpBackendVTable, mul);
+    rig->backend = tp_backend_new(rig->truncated, NULL, &error);
+    ck_assert_msg(rig->backend != NULL, "backend %s with a cut vtable: %s", name,
+                  error ? error->message : "(no error set)");
+    rig->owned_name = g_strdup_printf("%s (host defaults)", name);
+    rig->name = rig->owned_name;
+    rig->mems = g_ptr_array_new();
+    return rig;
+}
+
 static void
 rig_close(Rig *rig)
 {
@@ -90,6 +119,9 @@ rig_close(Rig *rig)
         rig->backend->vt.free(rig->backend->self, g_ptr_array_index(rig->mems, i));
     g_ptr_array_unref(rig->mems);
     tp_backend_free(rig->backend);
+    tp_backend_free(rig->native);
+    g_free(rig->truncated);
+    g_free(rig->owned_name);
     g_free(rig);
 }
 
@@ -922,6 +954,160 @@ START_TEST(test_softmax_cross_entropy)
 }
 END_TEST
 
+/* ------------------------------------------------------------ relevance kernels */
+
+/* The appended elementwise kernels (tp-lrp.h uses them) run on every backend
+ * twice: with its own kernels, and with the engine's host defaults that a
+ * plugin built against the older header gets. Rig i of the pair: */
+static Rig *
+rig_open_variant(const char *name, int variant)
+{
+    return variant == 0 ? rig_open(name) : rig_open_host_defaults(name);
+}
+
+/* Loop index: bit 0 host defaults; bits 1-2 aliasing: 0 out of place,
+ * 1 y == a, 2 y == b, 3 y == a == b. */
+START_TEST(test_mul)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int alias = _i >> 1;
+    static const char *const aliases[] = {"out of place", "y == a", "y == b", "y == a == b"};
+    const char *name = aliases[alias];
+    g_autofree float *a = random_floats(ELEMENTS, -2.0f, 2.0f, 130);
+    g_autofree float *bv = random_floats(ELEMENTS, -2.0f, 2.0f, 131);
+    g_autofree float *want = g_new(float, ELEMENTS);
+
+    ref_mul(ELEMENTS, a, alias == 3 ? a : bv, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open_variant(g_ptr_array_index(names, b), _i & 1);
+        float *a_mem = rig_upload(rig, a, ELEMENTS);
+        float *b_mem = alias == 3 ? a_mem : rig_upload(rig, bv, ELEMENTS);
+        float *y_mem = alias == 0 ? rig_output(rig, ELEMENTS) : alias == 2 ? b_mem : a_mem;
+
+        CALL(rig, mul, name, ELEMENTS, a_mem, b_mem, y_mem);
+        expect_close(rig, "mul", name, "y", y_mem, want, ELEMENTS, TOL_ELEMENTWISE);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *name;
+    float alpha, beta;
+    gboolean in_place; /* y == x */
+} axpby_cases[] = {
+    {"alpha 1.5 beta -0.5", 1.5f, -0.5f, FALSE},
+    {"alpha -1 beta 1 (subtract)", -1.0f, 1.0f, FALSE},
+    {"beta 0 (y holds NaN: must not be read)", 0.75f, 0.0f, FALSE},
+    {"alpha 2 beta 0.5, y == x", 2.0f, 0.5f, TRUE},
+    {"alpha 0 beta 1 (y unchanged)", 0.0f, 1.0f, FALSE},
+};
+
+/* Loop index: bit 0 host defaults, the rest the case. */
+START_TEST(test_axpby)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int c = _i >> 1;
+    const char *name = axpby_cases[c].name;
+    const float alpha = axpby_cases[c].alpha, beta = axpby_cases[c].beta;
+    const gboolean in_place = axpby_cases[c].in_place;
+    g_autofree float *x = random_floats(ELEMENTS, -2.0f, 2.0f, 140);
+    g_autofree float *y = random_floats(ELEMENTS, -2.0f, 2.0f, 141);
+    g_autofree float *want = NULL;
+
+    if (in_place)
+        memcpy(y, x, ELEMENTS * sizeof(float));
+    if (beta == 0.0f)
+        for (gsize i = 0; i < ELEMENTS; i++)
+            y[i] = NAN;
+    want = dup_floats(y, ELEMENTS);
+    ref_axpby(ELEMENTS, alpha, x, beta, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open_variant(g_ptr_array_index(names, b), _i & 1);
+        float *y_mem = rig_upload(rig, y, ELEMENTS);
+        float *x_mem = in_place ? y_mem : rig_upload(rig, x, ELEMENTS);
+
+        CALL(rig, axpby, name, ELEMENTS, alpha, x_mem, beta, y_mem);
+        expect_close(rig, "axpby", name, "y", y_mem, want, ELEMENTS, TOL_AXPBY);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *name;
+    float lo, hi;
+    gboolean in_place;
+} clamp_cases[] = {
+    {"positive part [0, inf)", 0.0f, INFINITY, FALSE},
+    {"negative part (-inf, 0], y == x", -INFINITY, 0.0f, TRUE},
+    {"[-0.5, 0.25]", -0.5f, 0.25f, FALSE},
+    {"(-inf, inf): a copy", -INFINITY, INFINITY, FALSE},
+    {"lo == hi == 0.5", 0.5f, 0.5f, TRUE},
+};
+
+/* Loop index: bit 0 host defaults, the rest the case. */
+START_TEST(test_clamp)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int c = _i >> 1;
+    const char *name = clamp_cases[c].name;
+    g_autofree float *x = relu_input(150);
+    g_autofree float *want = g_new(float, ELEMENTS);
+
+    x[2] = 1e30f;
+    x[3] = -1e30f;
+    ref_clamp(ELEMENTS, x, clamp_cases[c].lo, clamp_cases[c].hi, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open_variant(g_ptr_array_index(names, b), _i & 1);
+        float *x_mem = rig_upload(rig, x, ELEMENTS);
+        float *y_mem = clamp_cases[c].in_place ? x_mem : rig_output(rig, ELEMENTS);
+
+        CALL(rig, clamp, name, ELEMENTS, x_mem, clamp_cases[c].lo, clamp_cases[c].hi, y_mem);
+        expect_close(rig, "clamp", name, "y", y_mem, want, ELEMENTS, TOL_ELEMENTWISE);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *name;
+    float epsilon;
+    int alias; /* 0 out of place, 1 y == r, 2 y == z */
+} divide_cases[] = {
+    {"epsilon 1e-6", 1e-6f, 0},
+    {"epsilon 0 (LRP-0), y == r", 0.0f, 1},
+    {"epsilon 0.25, y == z", 0.25f, 2},
+};
+
+/* Loop index: bit 0 host defaults, the rest the case. z holds exact zeros
+ * of both signs (stab = TP_STABILIZER_ZERO), tiny values and both signs. */
+START_TEST(test_stabilized_divide)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const int c = _i >> 1;
+    const char *name = divide_cases[c].name;
+    const float epsilon = divide_cases[c].epsilon;
+    const int alias = divide_cases[c].alias;
+    g_autofree float *r = random_floats(ELEMENTS, -1.0f, 1.0f, 160);
+    g_autofree float *z = relu_input(161);
+    g_autofree float *want = g_new(float, ELEMENTS);
+
+    z[2] = 1e-9f;
+    z[3] = -1e-9f;
+    r[4] = 0.0f;
+    z[4] = 0.0f;
+    ref_stabilized_divide(ELEMENTS, r, z, epsilon, want);
+    ck_assert(want[0] == r[0] / TP_STABILIZER_ZERO && want[4] == 0.0f);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open_variant(g_ptr_array_index(names, b), _i & 1);
+        float *r_mem = rig_upload(rig, r, ELEMENTS);
+        float *z_mem = rig_upload(rig, z, ELEMENTS);
+        float *y_mem = alias == 0 ? rig_output(rig, ELEMENTS) : alias == 1 ? r_mem : z_mem;
+
+        CALL(rig, stabilized_divide, name, ELEMENTS, r_mem, z_mem, epsilon, y_mem);
+        expect_close(rig, "stabilized_divide", name, "y", y_mem, want, ELEMENTS, TOL_ELEMENTWISE);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ optimizer */
 
 /* Loop index: bit 0 nesterov, bit 1 weight decay, bit 2 momentum. */
@@ -1008,6 +1194,13 @@ conformance_suite(void)
 
     tc = tcase_create("sgd");
     tcase_add_loop_test(tc, test_sgd_update, 0, 8);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("relevance");
+    tcase_add_loop_test(tc, test_mul, 0, 2 * 4);
+    tcase_add_loop_test(tc, test_axpby, 0, 2 * G_N_ELEMENTS(axpby_cases));
+    tcase_add_loop_test(tc, test_clamp, 0, 2 * G_N_ELEMENTS(clamp_cases));
+    tcase_add_loop_test(tc, test_stabilized_divide, 0, 2 * G_N_ELEMENTS(divide_cases));
     suite_add_tcase(suite, tc);
 
     return suite;

@@ -165,7 +165,9 @@ every_op_model(TpBackend *backend)
     }
     const char *const classes[] = {"T-shirt/top", "Ankle boot", "a \"quoted\" name", "x", NULL};
     const float mean[] = {0.5f, 0.25f, 0.125f}, std[] = {0.3f, 0.2f, 0.1f};
+    const int indices[] = {9, 0, 3, 7};
     tp_model_set_class_names(model, classes);
+    tp_model_set_class_indices(model, indices, 4);
     tp_model_set_normalization(model, mean, std);
     return model;
 }
@@ -216,6 +218,10 @@ START_TEST(test_round_trip)
     ck_assert_str_eq(classes[0], "T-shirt/top");
     ck_assert_str_eq(classes[2], "a \"quoted\" name");
     ck_assert_ptr_null(classes[4]);
+    int n_indices;
+    const int *indices = tp_model_get_class_indices(back, &n_indices);
+    ck_assert_int_eq(n_indices, 4);
+    ck_assert(indices[0] == 9 && indices[1] == 0 && indices[2] == 3 && indices[3] == 7);
     const float *mean, *std;
     ck_assert(tp_model_get_normalization(back, &mean, &std));
     ck_assert_float_eq(mean[1], 0.25f);

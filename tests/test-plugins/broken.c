@@ -110,6 +110,10 @@ static const TpBackendVTable vtable = {
     /* .softmax_cross_entropy = */ test_xent,
     /* .sgd_update = */ test_sgd,
     /* .synchronize = */ NULL,
+    /* .mul = */ NULL,
+    /* .axpby = */ NULL,
+    /* .clamp = */ NULL,
+    /* .stabilized_divide = */ NULL,
 };
 
 static const TpParamSpec params[] = {

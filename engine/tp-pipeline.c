@@ -1,0 +1,1077 @@
+/* tp-pipeline.c — the specialization loop of METHOD.md §1 (contract in
+ * tp-pipeline.h; keys in docs/pipeline-keys.md).
+ *
+ *   base model ─ head surgery ─► specialized baseline (step 0)
+ *   repeat: score (criterion) → normalize per space → rank globally →
+ *           cut the lowest round(step × original units), no space below
+ *           min-units → fine-tune → validate → count → checkpoint
+ *   until the goal is met, nothing more can be cut, or accuracy falls more
+ *   than the tolerance below the baseline (then the last step within it is
+ *   the result). The result is saved, tested, timed and reported.
+ *
+ * A checkpoint (folder [output] checkpoint) holds the model after every
+ * accepted step and state.ini with the rows so far; --resume reloads both.
+ */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <math.h>
+#include <string.h>
+
+#include "tp-bench.h"
+#include "tp-criterion.h"
+#include "tp-dataset.h"
+#include "tp-loader.h"
+#include "tp-onnx.h"
+#include "tp-pipeline.h"
+#include "tp-plot.h"
+#include "tp-prune.h"
+#include "tp-registry.h"
+#include "tp-train.h"
+
+G_DEFINE_QUARK(tp_pipeline_error, tp_pipeline_error)
+
+/* ---------------------------------------------------------------- keys */
+
+static const TpParamSpec model_specs[] = {
+    {"path", TP_PARAM_STRING, "", 0, 0, NULL, "the base model (ONNX), trained on every class"},
+    {NULL},
+};
+
+static const TpParamSpec task_specs[] = {
+    {"classes", TP_PARAM_STRING, "", 0, 0, NULL,
+     "target classes, by index or name, comma-separated, in output order"},
+    {"name", TP_PARAM_STRING, "", 0, 0, NULL, "a name for reports (default: the class names)"},
+    {"validation-fraction", TP_PARAM_DOUBLE, "0.1", 0.01, 0.9, NULL,
+     "share of each class's training images held out for validation"},
+    {"seed", TP_PARAM_INT, "0", 0, 9007199254740992.0, NULL,
+     "seed of the split, the data order and random draws"},
+    {NULL},
+};
+
+static const TpParamSpec prune_specs[] = {
+    {"step", TP_PARAM_DOUBLE, "0.05", 0.001, 1, NULL,
+     "units cut per step, as a fraction of the original count"},
+    {"goal", TP_PARAM_DOUBLE, "0.9", 0, 1, NULL, "stop once this fraction is removed"},
+    {"goal-metric", TP_PARAM_CHOICE, "params", 0, 0, "params|macs|units",
+     "what the goal measures (against the base model)"},
+    {"tolerance", TP_PARAM_DOUBLE, "1", 0, 100, NULL,
+     "accuracy points below the specialized baseline allowed"},
+    {"min-units", TP_PARAM_INT, "1", 1, 65536, NULL, "no space goes below this many units"},
+    {"normalize", TP_PARAM_CHOICE, "default", 0, 0, "default|none|l1|l2",
+     "per-space normalization of scores (default: the criterion's)"},
+    {"linear", TP_PARAM_BOOLEAN, "true", 0, 0, NULL, "prune hidden Gemm neurons too"},
+    {"max-steps", TP_PARAM_INT, "100", 1, 10000, NULL, "at most this many pruning steps"},
+    {NULL},
+};
+
+static const TpParamSpec finetune_specs[] = {
+    {"epochs", TP_PARAM_DOUBLE, "1", 0, 1000, NULL,
+     "fine-tuning after each step, in epochs of the target data (0: none)"},
+    {"steps", TP_PARAM_INT, "0", 0, 10000000, NULL, "if > 0: SGD steps instead of epochs"},
+    {"lr", TP_PARAM_DOUBLE, "0.01", 0, 10, NULL, "learning rate (constant)"},
+    {"momentum", TP_PARAM_DOUBLE, "0.9", 0, 0.999, NULL, "SGD momentum"},
+    {"weight-decay", TP_PARAM_DOUBLE, "5e-4", 0, 1, NULL, "L2 weight decay"},
+    {"batch-size", TP_PARAM_INT, "64", 1, 65536, NULL, "samples per SGD step"},
+    {"warmup-epochs", TP_PARAM_DOUBLE, "0", 0, 1000, NULL,
+     "fine-tuning after head surgery, before pruning"},
+    {NULL},
+};
+
+static const TpParamSpec output_specs[] = {
+    {"model", TP_PARAM_STRING, "", 0, 0, NULL, "the pruned model (ONNX)"},
+    {"report", TP_PARAM_STRING, "", 0, 0, NULL,
+     "JSON report (default: MODEL.report.json; CSV beside it)"},
+    {"plot", TP_PARAM_STRING, "", 0, 0, NULL, "SVG plot (default: MODEL.svg)"},
+    {"checkpoint", TP_PARAM_STRING, "", 0, 0, NULL,
+     "checkpoint folder (default: MODEL.checkpoint)"},
+    {"latency-runs", TP_PARAM_INT, "30", 1, 100000, NULL, "timed batch-1 forward passes"},
+    {NULL},
+};
+
+const TpParamSpec *
+tp_pipeline_get_param_specs(const char *group)
+{
+    static const struct {
+        const char *group;
+        const TpParamSpec *specs;
+    } tables[] = {{"model", model_specs},
+                  {"task", task_specs},
+                  {"prune", prune_specs},
+                  {"finetune", finetune_specs},
+                  {"output", output_specs}};
+
+    for (gsize i = 0; i < G_N_ELEMENTS(tables); i++)
+        if (g_str_equal(tables[i].group, group))
+            return tables[i].specs;
+    return NULL;
+}
+
+/* Keys of [criterion] the engine reads (the rest are the plugin's). */
+static const char *const criterion_own_keys[] = {"plugin", "samples", NULL};
+
+static const char *const known_groups[] = {"model",    "dataset", "task",   "criterion", "prune",
+                                           "finetune", "backend", "output", "sweep",     NULL};
+
+struct _TpPipeline {
+    GKeyFile *keyfile;
+    char *source;
+    TpParams *model, *task, *prune, *finetune, *output;
+    char *criterion_name;
+    TpParams *criterion_params;
+    int samples_per_class; /* 0: all */
+    char *task_name;
+    char *model_path, *report_path, *csv_path, *plot_path, *checkpoint;
+    GArray *rows;
+    TpPipelineResult result;
+};
+
+static gboolean config_error(GError **error, const char *source, const char *group, const char *key,
+                             const char *format, ...) G_GNUC_PRINTF(5, 6);
+
+static gboolean
+config_error(GError **error, const char *source, const char *group, const char *key,
+             const char *format, ...)
+{
+    va_list args;
+    g_autofree char *message = NULL;
+
+    va_start(args, format);
+    message = g_strdup_vprintf(format, args);
+    va_end(args);
+    g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s: [%s] %s: %s", source,
+                group, key, message);
+    return FALSE;
+}
+
+/* Parses a group against specs into a new TpParams. */
+static TpParams *
+load_group(GKeyFile *keyfile, const char *source, const char *group, const TpParamSpec *specs,
+           GError **error)
+{
+    g_autoptr(TpParams) params = tp_params_new(specs);
+    g_autoptr(GError) local = NULL;
+
+    if (!tp_params_load(params, keyfile, group, source, NULL, &local)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s", local->message);
+        return NULL;
+    }
+    return g_steal_pointer(&params);
+}
+
+static char *
+with_suffix(const char *path, const char *suffix)
+{
+    return g_strconcat(path, suffix, NULL);
+}
+
+static char *
+or_default(const char *value, const char *model, const char *suffix)
+{
+    return *value ? g_strdup(value) : with_suffix(model, suffix);
+}
+
+TpPipeline *
+tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
+{
+    g_autoptr(TpPipeline) p = g_new0(TpPipeline, 1);
+    g_auto(GStrv) groups = g_key_file_get_groups(keyfile, NULL);
+    g_autofree char *data = NULL, *samples = NULL;
+    const TpPlugin *plugin;
+
+    g_return_val_if_fail(keyfile != NULL && source != NULL, NULL);
+
+    p->source = g_strdup(source);
+    p->rows = g_array_new(FALSE, TRUE, sizeof(TpPipelineRow));
+    p->keyfile = g_key_file_new();
+    data = g_key_file_to_data(keyfile, NULL, NULL);
+    g_key_file_load_from_data(p->keyfile, data, (gsize)-1, G_KEY_FILE_NONE, NULL);
+
+    for (int i = 0; groups[i] != NULL; i++) {
+        /* [criterion NAME] groups hold a sweep's per-criterion keys. */
+        if (!g_strv_contains(known_groups, groups[i]) &&
+            !g_str_has_prefix(groups[i], "criterion ")) {
+            g_autofree char *valid = g_strjoinv("], [", (char **)known_groups);
+            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                        "%s: unknown group [%s] (valid: [%s])", source, groups[i], valid);
+            return NULL;
+        }
+    }
+    if (!(p->model = load_group(keyfile, source, "model", model_specs, error)) ||
+        !(p->task = load_group(keyfile, source, "task", task_specs, error)) ||
+        !(p->prune = load_group(keyfile, source, "prune", prune_specs, error)) ||
+        !(p->finetune = load_group(keyfile, source, "finetune", finetune_specs, error)) ||
+        !(p->output = load_group(keyfile, source, "output", output_specs, error)))
+        return NULL;
+    if (!*tp_params_get_string(p->model, "path")) {
+        config_error(error, source, "model", "path", "missing (the base model, ONNX)");
+        return NULL;
+    }
+    if (!*tp_params_get_string(p->task, "classes")) {
+        config_error(error, source, "task", "classes",
+                     "missing (e.g. classes = 5,7,9 or Sandal,Sneaker,Ankle boot)");
+        return NULL;
+    }
+    if (!g_key_file_has_key(keyfile, "dataset", "plugin", NULL)) {
+        config_error(error, source, "dataset", "plugin", "missing (e.g. plugin = idx)");
+        return NULL;
+    }
+    if (!*tp_params_get_string(p->output, "model")) {
+        config_error(error, source, "output", "model", "missing (where the pruned model goes)");
+        return NULL;
+    }
+
+    /* The criterion plugin and its keys. */
+    p->criterion_name = g_key_file_get_string(keyfile, "criterion", "plugin", NULL);
+    if (p->criterion_name == NULL) {
+        config_error(error, source, "criterion", "plugin",
+                     "missing (magnitude, taylor, lrp, random or another criterion plugin)");
+        return NULL;
+    }
+    g_autoptr(GError) local = NULL;
+    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_CRITERION,
+                                p->criterion_name, &local);
+    if (plugin == NULL) {
+        config_error(error, source, "criterion", "plugin", "%s", local->message);
+        return NULL;
+    }
+    p->criterion_params = tp_params_new(plugin->info->params);
+    if (!tp_params_load(p->criterion_params, keyfile, "criterion", source, criterion_own_keys,
+                        &local)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s", local->message);
+        return NULL;
+    }
+    samples = g_key_file_get_string(keyfile, "criterion", "samples", NULL);
+    if (samples != NULL && !g_str_equal(samples, "all")) {
+        guint64 n;
+        if (!g_ascii_string_to_unsigned(samples, 10, 1, 1000000, &n, NULL)) {
+            config_error(error, source, "criterion", "samples",
+                         "'%s' is neither 'all' nor a count per class from 1 to 1000000", samples);
+            return NULL;
+        }
+        p->samples_per_class = (int)n;
+    }
+
+    p->model_path = g_strdup(tp_params_get_string(p->output, "model"));
+    p->report_path =
+        or_default(tp_params_get_string(p->output, "report"), p->model_path, ".report.json");
+    if (g_str_has_suffix(p->report_path, ".json")) {
+        g_autofree char *stem = g_strndup(p->report_path, strlen(p->report_path) - 5);
+        p->csv_path = with_suffix(stem, ".csv");
+    } else {
+        p->csv_path = with_suffix(p->report_path, ".csv");
+    }
+    p->plot_path = or_default(tp_params_get_string(p->output, "plot"), p->model_path, ".svg");
+    p->checkpoint =
+        or_default(tp_params_get_string(p->output, "checkpoint"), p->model_path, ".checkpoint");
+    p->task_name = g_strdup(tp_params_get_string(p->task, "name"));
+    return g_steal_pointer(&p);
+}
+
+void
+tp_pipeline_free(TpPipeline *p)
+{
+    if (p == NULL)
+        return;
+    g_clear_pointer(&p->keyfile, g_key_file_unref);
+    g_free(p->source);
+    tp_params_free(p->model);
+    tp_params_free(p->task);
+    tp_params_free(p->prune);
+    tp_params_free(p->finetune);
+    tp_params_free(p->output);
+    tp_params_free(p->criterion_params);
+    g_free(p->criterion_name);
+    g_free(p->task_name);
+    g_free(p->model_path);
+    g_free(p->report_path);
+    g_free(p->csv_path);
+    g_free(p->plot_path);
+    g_free(p->checkpoint);
+    g_array_unref(p->rows);
+    g_free(p);
+}
+
+const GArray *
+tp_pipeline_get_rows(const TpPipeline *p)
+{
+    return p->rows;
+}
+
+const TpPipelineResult *
+tp_pipeline_get_result(const TpPipeline *p)
+{
+    return &p->result;
+}
+
+const char *
+tp_pipeline_get_criterion_name(const TpPipeline *p)
+{
+    return p->criterion_name;
+}
+
+const char *
+tp_pipeline_get_task_name(const TpPipeline *p)
+{
+    return p->task_name;
+}
+
+/* ---------------------------------------------------------------- the run */
+
+typedef struct {
+    TpPipeline *p;
+    TpBackend *backend;
+    TpDataset *train, *test;
+    TpModel *base;     /* the N-class model */
+    TpModel *model;    /* current */
+    TpModel *accepted; /* the last model within tolerance */
+    int *classes;      /* dataset class of each target output */
+    int n_classes;
+    int *head; /* the base model's output of each target class */
+    TpCount base_count;
+    gsize original_units;
+    TpLoader *fit, *val, *scoring;
+    TpCriterion *criterion;
+    TpPipelineProgressFunc progress;
+    gpointer progress_data;
+    GTimer *clock;
+} Run;
+
+static void
+run_clear(Run *r)
+{
+    g_clear_pointer(&r->fit, tp_loader_free);
+    g_clear_pointer(&r->val, tp_loader_free);
+    g_clear_pointer(&r->scoring, tp_loader_free);
+    g_clear_pointer(&r->criterion, tp_criterion_free);
+    if (r->accepted != r->model)
+        g_clear_pointer(&r->accepted, tp_model_free);
+    g_clear_pointer(&r->model, tp_model_free);
+    g_clear_pointer(&r->base, tp_model_free);
+    g_clear_pointer(&r->train, tp_dataset_free);
+    g_clear_pointer(&r->test, tp_dataset_free);
+    g_clear_pointer(&r->backend, tp_backend_free);
+    g_clear_pointer(&r->classes, g_free);
+    g_clear_pointer(&r->head, g_free);
+    g_clear_pointer(&r->clock, g_timer_destroy);
+}
+
+static void
+report_progress(Run *r, const char *phase, guint step, double accuracy)
+{
+    TpPipelineProgress progress = {0};
+    TpCount count;
+    double step_units = tp_params_get_double(r->p->prune, "step");
+    double goal = tp_params_get_double(r->p->prune, "goal");
+
+    if (r->progress == NULL)
+        return;
+    tp_model_count(r->model, &count);
+    progress.step = step;
+    progress.steps_expected =
+        (guint)MIN(ceil(goal / step_units), tp_params_get_int(r->p->prune, "max-steps"));
+    progress.phase = phase;
+    progress.params_left = (double)count.params / MAX(r->base_count.params, 1);
+    progress.accuracy = accuracy;
+    progress.eta_s = step > 0 ? g_timer_elapsed(r->clock, NULL) / step *
+                                    MAX((double)progress.steps_expected - step, 0)
+                              : -1;
+    r->progress(&progress, r->progress_data);
+}
+
+/* The dataset class of each entry of [task] classes (indices or names). */
+static gboolean
+resolve_classes(Run *r, GError **error)
+{
+    g_auto(GStrv) words = g_strsplit(tp_params_get_string(r->p->task, "classes"), ",", -1);
+    int n = (int)g_strv_length(words);
+
+    r->classes = g_new(int, MAX(n, 1));
+    r->n_classes = n;
+    for (int i = 0; i < n; i++) {
+        char *word = g_strstrip(words[i]);
+        guint64 index;
+        int c = tp_dataset_find_class(r->train, word);
+        if (c < 0 && g_ascii_string_to_unsigned(word, 10, 0, G_MAXINT, &index, NULL))
+            c = (int)index;
+        if (c < 0 || c >= r->train->meta.n_classes)
+            return config_error(error, r->p->source, "task", "classes",
+                                "'%s' is not a class of dataset '%s' (%d classes, indices 0 to "
+                                "%d, or their names)",
+                                word, r->train->info->name, r->train->meta.n_classes,
+                                r->train->meta.n_classes - 1);
+        for (int j = 0; j < i; j++)
+            if (r->classes[j] == c)
+                return config_error(error, r->p->source, "task", "classes",
+                                    "class '%s' is listed twice", word);
+        r->classes[i] = c;
+    }
+    if (n < 1)
+        return config_error(error, r->p->source, "task", "classes", "no class given");
+    return TRUE;
+}
+
+/* The base model's output for each target class: by name when the model
+ * names its classes, else the dataset index. */
+static gboolean
+resolve_head(Run *r, GError **error)
+{
+    const char *const *names = tp_model_get_class_names(r->base);
+    int outputs = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
+
+    r->head = g_new(int, r->n_classes);
+    for (int i = 0; i < r->n_classes; i++) {
+        const char *name =
+            r->train->meta.class_names ? r->train->meta.class_names[r->classes[i]] : NULL;
+        r->head[i] = r->classes[i];
+        if (names != NULL && name != NULL) {
+            r->head[i] = -1;
+            for (int j = 0; names[j] != NULL; j++)
+                if (g_str_equal(names[j], name))
+                    r->head[i] = j;
+        }
+        if (r->head[i] < 0 || r->head[i] >= outputs)
+            return config_error(error, r->p->source, "task", "classes",
+                                "class '%s' is not an output of the base model %s",
+                                name ? name : "?", tp_params_get_string(r->p->model, "path"));
+    }
+    return TRUE;
+}
+
+static TpLoader *
+make_loader(Run *r, TpDataset *dataset, TpLoaderPart part, gboolean shuffle, int per_class,
+            int batch, GError **error)
+{
+    TpLoaderConfig config = {0};
+
+    config.classes = r->classes;
+    config.n_classes = r->n_classes;
+    config.part = part;
+    config.validation_fraction = tp_params_get_double(r->p->task, "validation-fraction");
+    config.seed = (guint64)tp_params_get_int(r->p->task, "seed");
+    config.shuffle = shuffle;
+    config.batch_size = batch;
+    config.prefetch = TRUE;
+    config.samples_per_class = per_class;
+    tp_model_get_normalization(r->base, &config.mean, &config.std);
+    return tp_loader_new(dataset, &config, error);
+}
+
+typedef struct {
+    gsize done, target;
+} StepBudget;
+
+static gboolean
+within_budget(const TpTrainProgress *progress, gpointer data)
+{
+    StepBudget *budget = data;
+    return ++budget->done < budget->target;
+}
+
+/* Fine-tunes r->model at a constant learning rate for [finetune] steps SGD
+ * steps, or else for `epochs` epochs of the target data (fractions allowed). */
+static gboolean
+finetune(Run *r, double epochs, guint64 seed, GError **error)
+{
+    gsize per_epoch = tp_loader_get_n_batches(r->fit);
+    StepBudget budget = {0, (gsize)tp_params_get_int(r->p->finetune, "steps")};
+    TpTrainConfig config = {0};
+
+    if (budget.target == 0)
+        budget.target = (gsize)llround(epochs * per_epoch);
+    if (budget.target == 0)
+        return TRUE;
+    config.epochs = (int)((budget.target + per_epoch - 1) / per_epoch);
+    config.batch_size = (int)tp_params_get_int(r->p->finetune, "batch-size");
+    config.lr = tp_params_get_double(r->p->finetune, "lr");
+    config.momentum = tp_params_get_double(r->p->finetune, "momentum");
+    config.weight_decay = tp_params_get_double(r->p->finetune, "weight-decay");
+    config.schedule = TP_SCHEDULE_CONSTANT;
+    config.step_epochs = 1;
+    config.gamma = 1;
+    config.seed = seed;
+    g_autoptr(TpTrainer) trainer = tp_trainer_new(r->model, &config, error);
+    if (trainer == NULL)
+        return FALSE;
+    while (budget.done < budget.target) {
+        gboolean stopped;
+        if (!tp_trainer_run_epoch(trainer, r->fit, within_budget, &budget, &stopped, NULL, error))
+            return FALSE;
+        if (stopped)
+            break;
+    }
+    return TRUE;
+}
+
+/* The N-class base model's accuracy on the validation images of the target
+ * classes: its argmax over all N outputs against each image's class (E1). */
+static gboolean
+base_accuracy(Run *r, double *out_accuracy, GError **error)
+{
+    int outputs = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
+    g_autofree float *logits = NULL;
+    gsize correct = 0, total = 0;
+    const float *images;
+    const gint32 *labels;
+    int batch;
+
+    tp_loader_start_epoch(r->val, 0);
+    while (TRUE) {
+        g_autoptr(GError) local = NULL;
+        TpTensor *y;
+        if (!tp_loader_next(r->val, &images, &labels, &batch, &local)) {
+            if (local == NULL)
+                break;
+            g_propagate_error(error, g_steal_pointer(&local));
+            return FALSE;
+        }
+        if (!tp_model_forward(r->base, images, batch, TP_MODE_EVAL, error))
+            return FALSE;
+        y = tp_model_get_value(r->base, tp_model_get_logits(r->base));
+        logits = g_renew(float, logits, y->numel);
+        if (!tp_tensor_download(y, logits, error))
+            return FALSE;
+        for (int i = 0; i < batch; i++) {
+            const float *row = logits + (gsize)i * outputs;
+            int best = 0;
+            for (int j = 1; j < outputs; j++)
+                if (row[j] > row[best])
+                    best = j;
+            correct += best == r->head[labels[i]];
+        }
+        total += (gsize)batch;
+    }
+    *out_accuracy = total ? (double)correct / total : 0;
+    return TRUE;
+}
+
+/* Validation accuracy and loss of r->model on the target task. */
+static gboolean
+validate(Run *r, TpModel *model, double *out_accuracy, double *out_loss, GError **error)
+{
+    g_autoptr(TpEvaluation) e = tp_evaluate(model, r->val, error);
+
+    if (e == NULL)
+        return FALSE;
+    *out_accuracy = tp_evaluation_accuracy(e);
+    *out_loss = e->loss;
+    return TRUE;
+}
+
+static void
+fill_counts(Run *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
+{
+    TpCount count;
+
+    tp_model_count(model, &count);
+    row->units = tp_units_get_total(units);
+    row->params = count.params;
+    row->macs = count.macs;
+    row->params_removed = 1.0 - (double)count.params / MAX(r->base_count.params, 1);
+    row->macs_removed = 1.0 - (double)count.macs / MAX(r->base_count.macs, 1);
+}
+
+typedef struct {
+    int space, unit;
+    double score;
+} Ranked;
+
+static int
+compare_ranked(gconstpointer a, gconstpointer b)
+{
+    const Ranked *x = a, *y = b;
+
+    if (x->score != y->score)
+        return x->score < y->score ? -1 : 1;
+    if (x->space != y->space)
+        return x->space - y->space;
+    return x->unit - y->unit;
+}
+
+static TpNormalization
+normalization(Run *r)
+{
+    const char *key = tp_params_get_string(r->p->prune, "normalize");
+
+    if (g_str_equal(key, "none"))
+        return TP_NORMALIZE_NONE;
+    if (g_str_equal(key, "l1"))
+        return TP_NORMALIZE_L1;
+    if (g_str_equal(key, "l2"))
+        return TP_NORMALIZE_L2;
+    return r->criterion->vt.normalization(r->criterion->self);
+}
+
+/* One pruning step on r->model: score, rank, and build the smaller model.
+ * Returns NULL with no error when nothing more can be cut. */
+static TpModel *
+prune_step(Run *r, guint step, double *out_score_s, double *out_prune_s, GError **error)
+{
+    gboolean linear = tp_params_get_boolean(r->p->prune, "linear");
+    int min_units = (int)tp_params_get_int(r->p->prune, "min-units");
+    g_autoptr(TpUnits) units = tp_units_new(r->model, linear, error);
+    g_autoptr(GArray) ranked = g_array_new(FALSE, FALSE, sizeof(Ranked));
+    g_autoptr(GTimer) timer = g_timer_new();
+    TpNormalization norm;
+    gsize cut, budget;
+
+    if (units == NULL)
+        return NULL;
+    g_autoptr(TpCriterionContext) context =
+        tp_criterion_score(r->criterion, r->model, units, r->scoring,
+                           (guint64)tp_params_get_int(r->p->task, "seed") * 1000003 + step, error);
+    if (context == NULL)
+        return NULL;
+    *out_score_s = g_timer_elapsed(timer, NULL);
+    g_timer_start(timer);
+
+    norm = normalization(r);
+    guint n_spaces = tp_units_get_n_spaces(units);
+    g_autofree int *left = g_new(int, MAX(n_spaces, 1));
+    for (guint s = 0; s < n_spaces; s++) {
+        const TpUnitSpace *space = tp_units_get_space(units, s);
+        g_autofree double *sum = g_new0(double, space->n_units);
+        double total = 0;
+        for (guint k = 0; k < space->n_producers; k++) {
+            const double *scores = tp_criterion_context_get_scores(context, space->producers[k]);
+            for (int u = 0; u < space->n_units; u++)
+                sum[u] += scores[u];
+        }
+        for (int u = 0; u < space->n_units; u++)
+            total += norm == TP_NORMALIZE_L2 ? sum[u] * sum[u] : sum[u];
+        if (norm == TP_NORMALIZE_L2)
+            total = sqrt(total);
+        for (int u = 0; u < space->n_units; u++) {
+            Ranked entry = {(int)s, u, sum[u]};
+            if (norm != TP_NORMALIZE_NONE && total > 0)
+                entry.score /= total;
+            g_array_append_val(ranked, entry);
+        }
+        left[s] = space->n_units;
+    }
+    g_array_sort(ranked, compare_ranked);
+
+    budget = (gsize)llround(tp_params_get_double(r->p->prune, "step") * r->original_units);
+    budget = MAX(budget, 1);
+    g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func(g_free);
+    for (guint s = 0; s < n_spaces; s++) {
+        gboolean *mask = g_new(gboolean, tp_units_get_space(units, s)->n_units);
+        for (int u = 0; u < tp_units_get_space(units, s)->n_units; u++)
+            mask[u] = TRUE;
+        g_ptr_array_add(keep, mask);
+    }
+    cut = 0;
+    for (guint i = 0; i < ranked->len && cut < budget; i++) {
+        const Ranked *entry = &g_array_index(ranked, Ranked, i);
+        if (left[entry->space] <= min_units)
+            continue;
+        ((gboolean *)g_ptr_array_index(keep, entry->space))[entry->unit] = FALSE;
+        left[entry->space]--;
+        cut++;
+    }
+    if (cut == 0)
+        return NULL;
+    TpModel *pruned =
+        tp_prune_apply(r->model, units, (const gboolean *const *)keep->pdata, NULL, 0, error);
+    *out_prune_s = g_timer_elapsed(timer, NULL);
+    return pruned;
+}
+
+static double
+removed(Run *r, const TpPipelineRow *row)
+{
+    const char *metric = tp_params_get_string(r->p->prune, "goal-metric");
+
+    if (g_str_equal(metric, "macs"))
+        return row->macs_removed;
+    if (g_str_equal(metric, "units"))
+        return 1.0 - (double)row->units / MAX(r->original_units, 1);
+    return row->params_removed;
+}
+
+/* ---------------------------------------------------------------- checkpoint */
+
+static gboolean
+save_checkpoint(Run *r, guint step, GError **error)
+{
+    TpPipeline *p = r->p;
+    g_autoptr(GKeyFile) state = g_key_file_new();
+    g_autofree char *name = g_strdup_printf("step-%u.onnx", step);
+    g_autofree char *path = g_build_filename(p->checkpoint, name, NULL);
+    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+    if (g_mkdir_with_parents(p->checkpoint, 0755) != 0) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
+                    "cannot create checkpoint folder %s", p->checkpoint);
+        return FALSE;
+    }
+    if (!tp_onnx_save(r->model, path, error))
+        return FALSE;
+    g_key_file_set_integer(state, "state", "step", (int)step);
+    g_key_file_set_string(state, "state", "model", name);
+    for (guint i = 0; i < p->rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
+        g_autofree char *group = g_strdup_printf("row-%u", i);
+        g_key_file_set_integer(state, group, "step", (int)row->step);
+        g_key_file_set_uint64(state, group, "units", row->units);
+        g_key_file_set_uint64(state, group, "params", row->params);
+        g_key_file_set_uint64(state, group, "macs", row->macs);
+#define SET(key, field)                                                                            \
+    g_key_file_set_string(state, group, key, g_ascii_dtostr(buf, sizeof(buf), row->field))
+        SET("params-removed", params_removed);
+        SET("macs-removed", macs_removed);
+        SET("accuracy", accuracy);
+        SET("loss", loss);
+        SET("score-s", score_s);
+        SET("prune-s", prune_s);
+        SET("finetune-s", finetune_s);
+        SET("eval-s", eval_s);
+#undef SET
+        g_key_file_set_boolean(state, group, "accepted", row->accepted);
+    }
+    return g_key_file_save_to_file(state, state_path, error);
+}
+
+static gboolean
+load_checkpoint(Run *r, guint *out_step, GError **error)
+{
+    TpPipeline *p = r->p;
+    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
+    g_autoptr(GKeyFile) state = g_key_file_new();
+    g_autofree char *name = NULL, *path = NULL;
+
+    if (!g_key_file_load_from_file(state, state_path, G_KEY_FILE_NONE, error) ||
+        !(name = g_key_file_get_string(state, "state", "model", error))) {
+        g_prefix_error(error, "cannot resume from %s: ", state_path);
+        return FALSE;
+    }
+    path = g_build_filename(p->checkpoint, name, NULL);
+    g_clear_pointer(&r->model, tp_model_free);
+    r->model = tp_onnx_load(r->backend, path, error);
+    if (r->model == NULL)
+        return FALSE;
+    *out_step = (guint)g_key_file_get_integer(state, "state", "step", NULL);
+    g_array_set_size(p->rows, 0);
+    for (guint i = 0;; i++) {
+        g_autofree char *group = g_strdup_printf("row-%u", i);
+        TpPipelineRow row = {0};
+        if (!g_key_file_has_group(state, group))
+            break;
+        row.step = (guint)g_key_file_get_integer(state, group, "step", NULL);
+        row.units = g_key_file_get_uint64(state, group, "units", NULL);
+        row.params = g_key_file_get_uint64(state, group, "params", NULL);
+        row.macs = g_key_file_get_uint64(state, group, "macs", NULL);
+        row.params_removed = g_key_file_get_double(state, group, "params-removed", NULL);
+        row.macs_removed = g_key_file_get_double(state, group, "macs-removed", NULL);
+        row.accuracy = g_key_file_get_double(state, group, "accuracy", NULL);
+        row.loss = g_key_file_get_double(state, group, "loss", NULL);
+        row.score_s = g_key_file_get_double(state, group, "score-s", NULL);
+        row.prune_s = g_key_file_get_double(state, group, "prune-s", NULL);
+        row.finetune_s = g_key_file_get_double(state, group, "finetune-s", NULL);
+        row.eval_s = g_key_file_get_double(state, group, "eval-s", NULL);
+        row.accepted = g_key_file_get_boolean(state, group, "accepted", NULL);
+        g_array_append_val(p->rows, row);
+    }
+    if (p->rows->len == 0) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
+                    "%s holds no step: start the pipeline without --resume", state_path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- outputs */
+
+static gboolean
+write_reports(Run *r, GError **error)
+{
+    TpPipeline *p = r->p;
+    const TpPipelineResult *res = &p->result;
+    g_autoptr(GString) json = g_string_new("{\n");
+    g_autoptr(GString) csv = g_string_new(
+        "step,units,params,macs,params_removed,macs_removed,accuracy,loss,score_s,prune_s,"
+        "finetune_s,eval_s,accepted\n");
+    g_autofree double *x = g_new(double, MAX(p->rows->len, 1));
+    g_autofree double *y = g_new(double, MAX(p->rows->len, 1));
+    g_autofree char *title = NULL;
+    int n = 0;
+
+    g_string_append_printf(json,
+                           "  \"pipeline\": \"%s\",\n  \"task\": \"%s\",\n  \"criterion\": "
+                           "\"%s\",\n  \"classes\": [",
+                           p->source, p->task_name, p->criterion_name);
+    for (int i = 0; i < r->n_classes; i++)
+        g_string_append_printf(json, "%s%d", i ? ", " : "", r->classes[i]);
+    g_string_append(json, "],\n  \"steps\": [");
+    for (guint i = 0; i < p->rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
+        g_string_append_printf(
+            json,
+            "%s\n    {\"step\": %u, \"units\": %" G_GSIZE_FORMAT ", \"params\": %" G_GUINT64_FORMAT
+            ", \"macs\": %" G_GUINT64_FORMAT ", \"params_removed\": %.6f, \"macs_removed\": %.6f, "
+            "\"accuracy\": %.6f, \"loss\": %.6f, \"seconds\": {\"score\": %.3f, \"prune\": %.3f, "
+            "\"finetune\": %.3f, \"eval\": %.3f}, \"accepted\": %s}",
+            i ? "," : "", row->step, row->units, row->params, row->macs, row->params_removed,
+            row->macs_removed, row->accuracy, row->loss, row->score_s, row->prune_s,
+            row->finetune_s, row->eval_s, row->accepted ? "true" : "false");
+        g_string_append_printf(csv,
+                               "%u,%" G_GSIZE_FORMAT ",%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT
+                               ",%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%.3f,%d\n",
+                               row->step, row->units, row->params, row->macs, row->params_removed,
+                               row->macs_removed, row->accuracy, row->loss, row->score_s,
+                               row->prune_s, row->finetune_s, row->eval_s, row->accepted);
+        x[n] = 100 * row->params_removed;
+        y[n++] = 100 * row->accuracy;
+    }
+    g_string_append_printf(
+        json,
+        "\n  ],\n  \"result\": {\"step\": %u, \"baseline_accuracy\": %.6f, "
+        "\"base_accuracy\": %.6f, \"test_accuracy\": %.6f, \"base_params\": %" G_GUINT64_FORMAT
+        ", \"params\": %" G_GUINT64_FORMAT ", \"base_macs\": %" G_GUINT64_FORMAT
+        ", \"macs\": %" G_GUINT64_FORMAT ", \"base_bytes\": %" G_GSIZE_FORMAT
+        ", \"bytes\": %" G_GSIZE_FORMAT ", \"base_latency_ms\": %.4f, \"latency_ms\": %.4f, "
+        "\"backend\": \"%s\", \"model\": \"%s\"}\n}\n",
+        res->step, res->baseline_accuracy, res->base_accuracy, res->test_accuracy, res->base_params,
+        res->params, res->base_macs, res->macs, res->base_bytes, res->bytes, res->base_latency_ms,
+        res->latency_ms, r->backend->info->name, p->model_path);
+    title = g_strdup_printf("%s: validation accuracy against parameters removed", p->task_name);
+    TpPlotSeries series = {p->criterion_name, n, x, y};
+    return g_file_set_contents(p->report_path, json->str, (gssize)json->len, error) &&
+           g_file_set_contents(p->csv_path, csv->str, (gssize)csv->len, error) &&
+           tp_plot_write_svg(p->plot_path, title, "parameters removed (%)",
+                             "validation accuracy (%)", &series, 1, error);
+}
+
+static gsize
+file_size(const char *path)
+{
+    GStatBuf st;
+    return g_stat(path, &st) == 0 ? (gsize)st.st_size : 0;
+}
+
+/* The result: save, test, time. */
+static gboolean
+finish(Run *r, GError **error)
+{
+    TpPipeline *p = r->p;
+    TpPipelineResult *res = &p->result;
+    g_autoptr(TpLoader) test = NULL;
+    g_autoptr(TpEvaluation) e = NULL;
+    TpLatency latency;
+    TpCount count;
+    int runs = (int)tp_params_get_int(p->output, "latency-runs");
+
+    if (!tp_onnx_save(r->accepted, p->model_path, error))
+        return FALSE;
+    report_progress(r, "test", res->step, res->baseline_accuracy);
+    test = make_loader(r, r->test, TP_LOADER_ALL, FALSE, 0, 256, error);
+    if (test == NULL || !(e = tp_evaluate(r->accepted, test, error)))
+        return FALSE;
+    res->test_accuracy = tp_evaluation_accuracy(e);
+    tp_model_count(r->accepted, &count);
+    res->params = count.params;
+    res->macs = count.macs;
+    res->base_params = r->base_count.params;
+    res->base_classes = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
+    res->classes = r->n_classes;
+    res->base_macs = r->base_count.macs;
+    res->base_bytes = file_size(tp_params_get_string(p->model, "path"));
+    res->bytes = file_size(p->model_path);
+    report_progress(r, "latency", res->step, res->baseline_accuracy);
+    if (!tp_bench_latency(r->base, 1, 3, runs, &latency, error))
+        return FALSE;
+    res->base_latency_ms = latency.p50_ms;
+    if (!tp_bench_latency(r->accepted, 1, 3, runs, &latency, error))
+        return FALSE;
+    res->latency_ms = latency.p50_ms;
+    res->model_path = p->model_path;
+    res->report_path = p->report_path;
+    res->csv_path = p->csv_path;
+    res->plot_path = p->plot_path;
+    return write_reports(r, error);
+}
+
+static gboolean
+setup(Run *r, GError **error)
+{
+    TpPipeline *p = r->p;
+    static const char *const skip[] = {"plugin", NULL};
+    g_autofree char *backend_name = g_key_file_get_string(p->keyfile, "backend", "plugin", NULL);
+    const TpPlugin *plugin;
+    g_autoptr(TpParams) backend_params = NULL;
+    const TpPlugin *criterion;
+
+    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND,
+                                backend_name ? backend_name : "cpu", error);
+    if (plugin == NULL)
+        return FALSE;
+    backend_params = tp_params_new(plugin->info->params);
+    if (!tp_params_load(backend_params, p->keyfile, "backend", p->source, skip, error) ||
+        !(r->backend = tp_backend_new(plugin->info, backend_params, error)) ||
+        !(r->train = tp_dataset_new_from_keyfile(p->keyfile, "dataset", p->source, TP_SPLIT_TRAIN,
+                                                 error)) ||
+        !(r->test = tp_dataset_new_from_keyfile(p->keyfile, "dataset", p->source, TP_SPLIT_TEST,
+                                                error)) ||
+        !(r->base = tp_onnx_load(r->backend, tp_params_get_string(p->model, "path"), error)) ||
+        !resolve_classes(r, error) || !resolve_head(r, error))
+        return FALSE;
+    if (!*p->task_name) {
+        GString *name = g_string_new(NULL);
+        for (int i = 0; i < r->n_classes; i++) {
+            const char *const *names = r->train->meta.class_names;
+            if (names != NULL)
+                g_string_append_printf(name, "%s%s", i ? ", " : "", names[r->classes[i]]);
+            else
+                g_string_append_printf(name, "%s%d", i ? "," : "", r->classes[i]);
+        }
+        g_free(p->task_name);
+        p->task_name = g_string_free(name, FALSE);
+    }
+    tp_model_count(r->base, &r->base_count);
+
+    criterion = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_CRITERION,
+                                   p->criterion_name, error);
+    if (criterion == NULL ||
+        !(r->criterion = tp_criterion_new(criterion->info, p->criterion_params, error)))
+        return FALSE;
+    int batch = (int)tp_params_get_int(p->finetune, "batch-size");
+    if (!(r->fit = make_loader(r, r->train, TP_LOADER_TRAIN, TRUE, 0, batch, error)) ||
+        !(r->val = make_loader(r, r->train, TP_LOADER_VALIDATION, FALSE, 0, 256, error)))
+        return FALSE;
+    if (r->criterion->vt.needs(r->criterion->self) != TP_CRITERION_NEEDS_WEIGHTS &&
+        !(r->scoring =
+              make_loader(r, r->train, TP_LOADER_TRAIN, FALSE, p->samples_per_class, 64, error)))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean
+tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress, gpointer data,
+                GError **error)
+{
+    Run r = {0};
+    gboolean ok = FALSE;
+    guint step = 0;
+    double goal = tp_params_get_double(p->prune, "goal");
+    double tolerance = tp_params_get_double(p->prune, "tolerance") / 100.0;
+    guint max_steps = (guint)tp_params_get_int(p->prune, "max-steps");
+    guint64 seed = (guint64)tp_params_get_int(p->task, "seed");
+    g_autoptr(TpUnits) units = NULL;
+
+    g_return_val_if_fail(p != NULL, FALSE);
+
+    r.p = p;
+    r.progress = progress;
+    r.progress_data = data;
+    r.clock = g_timer_new();
+    memset(&p->result, 0, sizeof(p->result));
+    if (!setup(&r, error))
+        goto out;
+
+    /* Step 0: head surgery (tp_prune_apply records the class indices). */
+    {
+        g_autoptr(TpUnits) base_units = tp_units_new(r.base, TRUE, error);
+        if (base_units == NULL ||
+            !(r.model = tp_prune_apply(r.base, base_units, NULL, r.head, r.n_classes, error)))
+            goto out;
+    }
+    {
+        g_autoptr(TpUnits) u =
+            tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
+        if (u == NULL)
+            goto out;
+        r.original_units = tp_units_get_total(u);
+    }
+    {
+        double loss;
+        if (!validate(&r, r.model, &p->result.baseline_accuracy, &loss, error) ||
+            !base_accuracy(&r, &p->result.base_accuracy, error))
+            goto out;
+        report_progress(&r, "baseline", 0, p->result.baseline_accuracy);
+    }
+
+    if (resume) {
+        if (!load_checkpoint(&r, &step, error))
+            goto out;
+        r.accepted = r.model;
+        for (guint i = 0; i < p->rows->len; i++) {
+            const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
+            if (row->accepted)
+                p->result.step = row->step;
+        }
+    } else {
+        TpPipelineRow row = {0};
+        double warmup = tp_params_get_double(p->finetune, "warmup-epochs");
+        if (warmup > 0) {
+            report_progress(&r, "warm-up", 0, p->result.baseline_accuracy);
+            if (!finetune(&r, warmup, seed, error) ||
+                !validate(&r, r.model, &p->result.baseline_accuracy, &row.loss, error))
+                goto out;
+        }
+        units = tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
+        if (units == NULL)
+            goto out;
+        fill_counts(&r, r.model, units, &row);
+        row.accuracy = p->result.baseline_accuracy;
+        row.accepted = TRUE;
+        g_array_append_val(p->rows, row);
+        r.accepted = r.model;
+        if (!save_checkpoint(&r, 0, error))
+            goto out;
+    }
+
+    while (step < max_steps) {
+        const TpPipelineRow *last = &g_array_index(p->rows, TpPipelineRow, p->rows->len - 1);
+        TpPipelineRow row = {0};
+        g_autoptr(GTimer) timer = g_timer_new();
+        TpModel *pruned;
+
+        if (removed(&r, last) >= goal || !last->accepted)
+            break;
+        step++;
+        report_progress(&r, "score", step, last->accuracy);
+        pruned = prune_step(&r, step, &row.score_s, &row.prune_s, error);
+        if (pruned == NULL) {
+            if (error != NULL && *error != NULL)
+                goto out;
+            break; /* every space is at min-units */
+        }
+        if (r.accepted != r.model)
+            tp_model_free(r.model);
+        r.model = pruned;
+        report_progress(&r, "fine-tune", step, last->accuracy);
+        g_timer_start(timer);
+        if (!finetune(&r, tp_params_get_double(p->finetune, "epochs"), seed + step, error))
+            goto out;
+        row.finetune_s = g_timer_elapsed(timer, NULL);
+        g_timer_start(timer);
+        report_progress(&r, "evaluate", step, last->accuracy);
+        if (!validate(&r, r.model, &row.accuracy, &row.loss, error))
+            goto out;
+        row.eval_s = g_timer_elapsed(timer, NULL);
+        g_clear_pointer(&units, tp_units_free);
+        units = tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
+        if (units == NULL)
+            goto out;
+        row.step = step;
+        fill_counts(&r, r.model, units, &row);
+        row.accepted = row.accuracy >= p->result.baseline_accuracy - tolerance;
+        g_array_append_val(p->rows, row);
+        if (row.accepted) {
+            if (r.accepted != r.model)
+                tp_model_free(r.accepted);
+            r.accepted = r.model;
+            p->result.step = step;
+            if (!save_checkpoint(&r, step, error))
+                goto out;
+        }
+        report_progress(&r, "done", step, row.accuracy);
+    }
+    ok = finish(&r, error);
+out:
+    if (!ok)
+        g_prefix_error(error, "%s: ", p->source);
+    run_clear(&r);
+    return ok;
+}

@@ -1,0 +1,100 @@
+/* tp-pipeline.h — the specialization loop of METHOD.md §1, configured by a
+ * GLib keyfile: load the base model, cut its head to the target classes,
+ * record the specialized baseline, then score → rank → cut → fine-tune →
+ * evaluate → checkpoint until the goal is met or accuracy leaves its
+ * tolerance (then roll back), and write the pruned model, a JSON and CSV
+ * report, a plot and batch-1 latencies.
+ *
+ * Groups and keys are documented in docs/pipeline-keys.md; every key is
+ * checked (type, range, choices) and unknown groups or keys are errors naming
+ * the file, the group, the key and what is valid.
+ */
+#ifndef TP_PIPELINE_H
+#define TP_PIPELINE_H
+
+#include <glib.h>
+
+#include "tp-params.h"
+
+G_BEGIN_DECLS
+
+#define TP_PIPELINE_ERROR (tp_pipeline_error_quark())
+GQuark tp_pipeline_error_quark(void);
+
+typedef enum {
+    TP_PIPELINE_ERROR_CONFIG,     /* an unknown, missing or impossible setting */
+    TP_PIPELINE_ERROR_CHECKPOINT, /* a checkpoint that cannot be written or resumed */
+    TP_PIPELINE_ERROR_FAILED,     /* the run failed (the message says where) */
+} TpPipelineError;
+
+/* One row of the report: the state after a pruning step (step 0: the
+ * specialized baseline, before any pruning). */
+typedef struct {
+    guint step;
+    gsize units;           /* prunable units left */
+    guint64 params, macs;  /* left */
+    double params_removed; /* fraction of the base model's */
+    double macs_removed;
+    double accuracy;       /* validation accuracy of the target task */
+    double loss;
+    double score_s, prune_s, finetune_s, eval_s; /* time per phase */
+    gboolean accepted;     /* within tolerance */
+} TpPipelineRow;
+
+/* Where a run stands, for progress reports. */
+typedef struct {
+    guint step;
+    guint steps_expected;  /* an estimate from the goal and the step size */
+    const char *phase;     /* "score", "fine-tune", "evaluate", ... */
+    double params_left;    /* fraction of the base model's */
+    double accuracy;       /* last validation accuracy */
+    double eta_s;          /* < 0 while unknown */
+} TpPipelineProgress;
+
+typedef void (*TpPipelineProgressFunc)(const TpPipelineProgress *progress, gpointer data);
+
+typedef struct _TpPipeline TpPipeline;
+
+/* The keys of a pipeline group the engine reads ("model", "task", "prune",
+ * "finetune", "output"), or NULL for another group. [dataset], [criterion]
+ * and [backend] take their plugin's keys (plus `plugin`, and [criterion]
+ * `samples`). */
+const TpParamSpec *tp_pipeline_get_param_specs(const char *group);
+
+/* Reads and checks a pipeline (the keyfile is copied). source names the
+ * keyfile in messages. */
+TpPipeline *tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error);
+void tp_pipeline_free(TpPipeline *pipeline);
+
+/* Runs the pipeline; with resume, continues from its checkpoint folder.
+ * Writes the outputs [output] names. The rows stay readable afterwards. */
+gboolean tp_pipeline_run(TpPipeline *pipeline, gboolean resume, TpPipelineProgressFunc progress,
+                         gpointer data, GError **error);
+
+/* After a run: the report rows (borrowed) and the result's figures. */
+const GArray *tp_pipeline_get_rows(const TpPipeline *pipeline); /* TpPipelineRow */
+
+typedef struct {
+    guint step;                       /* the step the result was taken after */
+    int base_classes, classes;        /* outputs of the base model and of the result */
+    double baseline_accuracy;         /* specialized, validation */
+    double base_accuracy;             /* N-class model on the same images, validation */
+    double test_accuracy;             /* of the result, test split */
+    guint64 base_params, base_macs;   /* the N-class model */
+    guint64 params, macs;             /* the result */
+    gsize base_bytes, bytes;          /* ONNX file sizes */
+    double base_latency_ms, latency_ms; /* batch-1 p50 on the pipeline's backend */
+    const char *model_path, *report_path, *csv_path, *plot_path;
+} TpPipelineResult;
+
+const TpPipelineResult *tp_pipeline_get_result(const TpPipeline *pipeline);
+
+/* The names, for reports and sweeps (borrowed). */
+const char *tp_pipeline_get_criterion_name(const TpPipeline *pipeline);
+const char *tp_pipeline_get_task_name(const TpPipeline *pipeline);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpPipeline, tp_pipeline_free)
+
+G_END_DECLS
+
+#endif /* TP_PIPELINE_H */

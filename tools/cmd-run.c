@@ -1,0 +1,145 @@
+/* cmd-run.c — `taskprune run PIPELINE.ini`: the specialization pipeline (or,
+ * with a [sweep] group, one per criterion and task) with progress on the
+ * terminal and a before/after table at the end. */
+#include "config.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "tp-cli.h"
+#include "tp-pipeline.h"
+#include "tp-sweep.h"
+
+static gboolean resume, quiet;
+static int threads = -1;
+
+static const GOptionEntry options[] = {
+    {"resume", 'r', 0, G_OPTION_ARG_NONE, &resume, "Continue from the pipeline's checkpoint folder",
+     NULL},
+    {"threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Backend threads (0: all cores)", "N"},
+    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the result", NULL},
+    {NULL},
+};
+
+typedef struct {
+    gboolean tty;
+    guint last_step;
+} Reporter;
+
+static void
+on_progress(const TpPipelineProgress *p, gpointer data)
+{
+    Reporter *r = data;
+    char eta[32] = "?";
+
+    if (quiet)
+        return;
+    if (p->eta_s >= 0)
+        g_snprintf(eta, sizeof(eta), "%d:%02d", (int)p->eta_s / 60, (int)p->eta_s % 60);
+    if (r->tty) {
+        fprintf(stderr, "\r\033[Kstep %u/%u  %-9s  params left %5.1f%%  accuracy %6.2f%%  ETA %s",
+                p->step, p->steps_expected, p->phase, 100 * p->params_left, 100 * p->accuracy, eta);
+    } else if (g_str_equal(p->phase, "done") || g_str_equal(p->phase, "baseline")) {
+        printf("step %u/%u: params left %.1f%%, accuracy %.2f%%, ETA %s\n", p->step,
+               p->steps_expected, 100 * p->params_left, 100 * p->accuracy, eta);
+        fflush(stdout);
+    }
+}
+
+static void
+on_label(const char *run, gpointer data)
+{
+    Reporter *r = data;
+
+    if (r->tty)
+        fprintf(stderr, "\r\033[K");
+    if (!quiet)
+        printf("== %s\n", run);
+}
+
+static void
+print_summary(const TpPipeline *pipeline)
+{
+    const TpPipelineResult *res = tp_pipeline_get_result(pipeline);
+    g_autofree char *base_size = g_format_size(res->base_bytes);
+    g_autofree char *size = g_format_size(res->bytes);
+
+    printf("\n%-22s %18s %18s\n", "", "base model", "specialized");
+    printf("%-22s %18d %18d  (%s)\n", "classes", res->base_classes, res->classes,
+           tp_pipeline_get_task_name(pipeline));
+    printf("%-22s %17.2f%% %17.2f%%\n", "accuracy (validation)", 100 * res->base_accuracy,
+           100 * res->baseline_accuracy);
+    printf("%-22s %18s %17.2f%%\n", "accuracy (test)", "", 100 * res->test_accuracy);
+    printf("%-22s %18" G_GUINT64_FORMAT " %18" G_GUINT64_FORMAT "  (%.1f%% removed)\n",
+           "parameters", res->base_params, res->params,
+           100.0 * (1.0 - (double)res->params / MAX(res->base_params, 1)));
+    printf("%-22s %18" G_GUINT64_FORMAT " %18" G_GUINT64_FORMAT "  (%.1f%% removed)\n",
+           "MACs per image", res->base_macs, res->macs,
+           100.0 * (1.0 - (double)res->macs / MAX(res->base_macs, 1)));
+    printf("%-22s %18s %18s\n", "file size", base_size, size);
+    printf("%-22s %15.3f ms %15.3f ms  (%.1fx faster)\n", "latency (batch 1)", res->base_latency_ms,
+           res->latency_ms, res->base_latency_ms / MAX(res->latency_ms, 1e-9));
+    printf("\nmodel %s (step %u)\nreport %s, %s\nplot %s\n", res->model_path, res->step,
+           res->report_path, res->csv_path, res->plot_path);
+}
+
+int
+tp_cli_run_pipeline(GKeyFile *keyfile, const char *source)
+{
+    GError *error = NULL;
+    Reporter reporter = {isatty(STDERR_FILENO), 0};
+
+    if (threads >= 0)
+        g_key_file_set_integer(keyfile, "backend", "threads", threads);
+    if (g_key_file_has_group(keyfile, "sweep")) {
+        g_autofree char *folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
+        if (!tp_sweep_run(keyfile, source, resume, on_label, on_progress, &reporter, &error))
+            return tp_cli_fail(error);
+        if (reporter.tty)
+            fprintf(stderr, "\r\033[K");
+        printf("sweep done: %s/comparison.json, comparison.csv and a plot per task\n", folder);
+        return 0;
+    }
+    g_autoptr(TpPipeline) pipeline = tp_pipeline_new(keyfile, source, &error);
+    if (pipeline == NULL || !tp_pipeline_run(pipeline, resume, on_progress, &reporter, &error))
+        return tp_cli_fail(error);
+    if (reporter.tty)
+        fprintf(stderr, "\r\033[K");
+    print_summary(pipeline);
+    return 0;
+}
+
+static int
+run(int argc, char **argv)
+{
+    g_autoptr(GKeyFile) keyfile = g_key_file_new();
+    GError *error = NULL;
+
+    if (!tp_cli_parse(&tp_cmd_run, &argc, &argv))
+        return 2;
+    if (argc != 2) {
+        tp_cli_error("run: give one PIPELINE.ini (see 'taskprune help run')");
+        return 2;
+    }
+    if (!g_key_file_load_from_file(keyfile, argv[1], G_KEY_FILE_NONE, &error)) {
+        g_prefix_error(&error, "%s: ", argv[1]);
+        return tp_cli_fail(error);
+    }
+    return tp_cli_run_pipeline(keyfile, argv[1]);
+}
+
+const TpCommand tp_cmd_run = {
+    /* .name = */ "run",
+    /* .summary = */ "Run a specialization pipeline (or a sweep) from a keyfile",
+    /* .parameters = */ "PIPELINE.ini",
+    /* .description = */
+    "Specializes a base model to a target task: cuts its head to the task's classes, then\n"
+    "repeatedly scores every prunable unit with the criterion, removes the lowest, fine-tunes\n"
+    "and validates, until the goal is met or accuracy leaves its tolerance. Writes the pruned\n"
+    "model, a JSON and CSV report and an SVG plot, and prints a before/after table. A [sweep]\n"
+    "group runs the pipeline over several criteria and tasks and writes one comparison.\n"
+    "Every key is described in taskprune-pipeline(5) and docs/pipeline-keys.md.\n\n"
+    "Example: taskprune run examples/pipelines/footwear-lrp.ini",
+    /* .run = */ run,
+    /* .options = */ options,
+};
