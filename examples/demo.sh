@@ -1,21 +1,22 @@
 #!/bin/sh
-# The main job, as far as taskprune goes today: train a LeNet-5 base model on
-# Fashion-MNIST (cached in $DEMO_DIR), evaluate it, and show its layers.
+# The main job: train (or reuse) a VGG-11 base model on Fashion-MNIST, then
+# specialize it to footwear (Sandal, Sneaker, Ankle boot) with the LRP
+# criterion and print the before/after table. Outputs go to $DEMO_DIR.
 # Run through `make demo`, which points TASKPRUNE at the build tree.
 set -eu
 : "${TASKPRUNE:=taskprune}"
 : "${DEMO_DIR:=demo-output}"
 mkdir -p "$DEMO_DIR"
-base="$DEMO_DIR/lenet5-fmnist.onnx"
+base="$DEMO_DIR/vgg11-w025-fmnist.onnx"
 
-"$TASKPRUNE" plugins
-echo
 if [ -f "$base" ]; then
-    echo "using the cached base model $base (delete it to train again)"
+    echo "== base model: reusing $base (delete it to train again)"
 else
-    "$TASKPRUNE" train --arch lenet5 --dataset idx --epochs 1 -t batch-size=64 -o "$base"
+    echo "== base model: VGG-11 (width 0.25) trained on all 10 Fashion-MNIST classes"
+    "$TASKPRUNE" train --arch vgg11 --width 0.25 --dataset idx --epochs 2 -o "$base"
 fi
+
 echo
-"$TASKPRUNE" eval "$base" --dataset idx
-echo
-"$TASKPRUNE" info "$base"
+echo "== specializing to footwear with LRP"
+"$TASKPRUNE" specialize "$base" --classes "Sandal,Sneaker,Ankle boot" --criterion lrp \
+    -p step=0.1 -p goal=0.95 -f epochs=0.25 -o "$DEMO_DIR/footwear-lrp.onnx"
