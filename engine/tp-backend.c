@@ -10,9 +10,9 @@
 
 G_DEFINE_QUARK(tp_backend_error, tp_backend_error)
 
-/* Every member up to and including sgd_update is required; later ones are
- * optional and defaulted below. */
-#define REQUIRED_END (offsetof(TpBackendVTable, sgd_update) + sizeof(gpointer))
+/* Every member but synchronize is required (the members[] below); the
+ * table must reach at least the last of them. */
+#define REQUIRED_END (offsetof(TpBackendVTable, stabilized_divide) + sizeof(gpointer))
 
 static const struct {
     const char *name;
@@ -49,6 +49,10 @@ static const struct {
     MEMBER(softmax_backward),
     MEMBER(softmax_cross_entropy),
     MEMBER(sgd_update),
+    MEMBER(mul),
+    MEMBER(axpby),
+    MEMBER(clamp),
+    MEMBER(stabilized_divide),
 #undef MEMBER
 };
 
@@ -93,199 +97,12 @@ synchronize_nothing(gpointer self, GError **error)
     return TRUE;
 }
 
-/* ---------------------------------------------------------------- host defaults */
-
-/* The defaults of the optional elementwise kernels run on the host: they
- * download their inputs, compute, and upload the result. A kernel is handed
- * only the plugin's `self`, so they find that plugin's download() and
- * upload() in this map (self -> HostIo), which tp_backend_new() fills for a
- * backend that lacks any of them and tp_backend_free() empties. It is the
- * only process-wide state besides the registry; its lock is held only for
- * the lookup. */
-typedef struct {
-    gboolean (*upload)(gpointer self, float *dst, const float *host, gsize n, GError **error);
-    gboolean (*download)(gpointer self, float *host, const float *src, gsize n, GError **error);
-    int refs; /* TpBackends sharing this self (a plugin may return one for every open) */
-} HostIo;
-
-static GMutex host_io_lock;
-static GHashTable *host_io_map; /* gpointer self -> HostIo (owned) */
-
-static void
-host_io_add(const TpBackend *backend)
-{
-    HostIo *io;
-
-    g_mutex_lock(&host_io_lock);
-    if (host_io_map == NULL)
-        host_io_map = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
-    io = g_hash_table_lookup(host_io_map, backend->self);
-    if (io == NULL) {
-        io = g_new0(HostIo, 1);
-        io->upload = backend->vt.upload;
-        io->download = backend->vt.download;
-        g_hash_table_insert(host_io_map, backend->self, io);
-    }
-    io->refs++;
-    g_mutex_unlock(&host_io_lock);
-}
-
-static void
-host_io_remove(const TpBackend *backend)
-{
-    HostIo *io;
-
-    g_mutex_lock(&host_io_lock);
-    io = host_io_map != NULL ? g_hash_table_lookup(host_io_map, backend->self) : NULL;
-    if (io != NULL && --io->refs == 0)
-        g_hash_table_remove(host_io_map, backend->self);
-    g_mutex_unlock(&host_io_lock);
-}
-
-/* Copies out the memory movers of the backend whose state is self (so the
- * lock is not held while they run). */
-static gboolean
-host_io_get(gpointer self, HostIo *out_io, GError **error)
-{
-    HostIo *found;
-
-    g_mutex_lock(&host_io_lock);
-    found = host_io_map != NULL ? g_hash_table_lookup(host_io_map, self) : NULL;
-    if (found != NULL)
-        *out_io = *found;
-    g_mutex_unlock(&host_io_lock);
-    if (found == NULL) { /* a default called with a self no TpBackend installed it for */
-        g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_FAILED,
-                    "host default kernel: unknown backend state %p", self);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-/* A new host buffer of n floats (owned), or NULL with error set. */
-static float *
-host_alloc(gsize n, GError **error)
-{
-    float *host = g_try_new(float, MAX(n, 1));
-
-    if (host == NULL)
-        g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
-                    "host default kernel: cannot allocate %" G_GSIZE_FORMAT " floats", n);
-    return host;
-}
-
-/* A new host copy of n floats of backend memory src (owned), or NULL. */
-static float *
-host_fetch(const HostIo *io, gpointer self, const float *src, gsize n, GError **error)
-{
-    float *host = host_alloc(n, error);
-
-    if (host != NULL && !io->download(self, host, src, n, error))
-        g_clear_pointer(&host, g_free);
-    return host;
-}
-
-static gboolean
-default_mul(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error)
-{
-    HostIo io;
-    g_autofree float *ha = NULL;
-    g_autofree float *hb = NULL;
-
-    if (!host_io_get(self, &io, error) || (ha = host_fetch(&io, self, a, n, error)) == NULL ||
-        (hb = host_fetch(&io, self, b, n, error)) == NULL)
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        ha[i] *= hb[i];
-    return io.upload(self, y, ha, n, error);
-}
-
-static gboolean
-default_axpby(gpointer self, gsize n, float alpha, const float *x, float beta, float *y,
-              GError **error)
-{
-    HostIo io;
-    g_autofree float *hx = NULL;
-    g_autofree float *hy = NULL;
-
-    if (!host_io_get(self, &io, error) || (hx = host_fetch(&io, self, x, n, error)) == NULL)
-        return FALSE;
-    if (beta == 0.0f) { /* y is not read */
-        for (gsize i = 0; i < n; i++)
-            hx[i] *= alpha;
-        return io.upload(self, y, hx, n, error);
-    }
-    hy = host_fetch(&io, self, y, n, error);
-    if (hy == NULL)
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        hy[i] = alpha * hx[i] + beta * hy[i];
-    return io.upload(self, y, hy, n, error);
-}
-
-static gboolean
-default_clamp(gpointer self, gsize n, const float *x, float lo, float hi, float *y, GError **error)
-{
-    HostIo io;
-    g_autofree float *hx = NULL;
-
-    if (!host_io_get(self, &io, error) || (hx = host_fetch(&io, self, x, n, error)) == NULL)
-        return FALSE;
-    for (gsize i = 0; i < n; i++)
-        hx[i] = hx[i] < lo ? lo : hx[i] > hi ? hi : hx[i];
-    return io.upload(self, y, hx, n, error);
-}
-
-static gboolean
-default_stabilized_divide(gpointer self, gsize n, const float *r, const float *z, float epsilon,
-                          float *y, GError **error)
-{
-    HostIo io;
-    g_autofree float *hr = NULL;
-    g_autofree float *hz = NULL;
-
-    if (!host_io_get(self, &io, error) || (hr = host_fetch(&io, self, r, n, error)) == NULL ||
-        (hz = host_fetch(&io, self, z, n, error)) == NULL)
-        return FALSE;
-    for (gsize i = 0; i < n; i++) {
-        float d = hz[i] > 0.0f    ? hz[i] + epsilon
-                  : hz[i] < 0.0f  ? hz[i] - epsilon
-                  : hz[i] == 0.0f ? TP_STABILIZER_ZERO
-                                  : hz[i]; /* NaN stays NaN */
-        hr[i] /= d;
-    }
-    return io.upload(self, y, hr, n, error);
-}
-
-/* Installs the host defaults of the optional kernels a plugin lacks;
- * returns whether it installed any (then the backend needs a HostIo). */
-static gboolean
-fill_host_defaults(TpBackendVTable *vt)
-{
-    gboolean any = FALSE;
-
-#define DEFAULT(member, fn)                                                                        \
-    do {                                                                                           \
-        if (vt->member == NULL) {                                                                  \
-            vt->member = fn;                                                                       \
-            any = TRUE;                                                                            \
-        }                                                                                          \
-    } while (0)
-    DEFAULT(mul, default_mul);
-    DEFAULT(axpby, default_axpby);
-    DEFAULT(clamp, default_clamp);
-    DEFAULT(stabilized_divide, default_stabilized_divide);
-#undef DEFAULT
-    return any;
-}
-
 TpBackend *
 tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
 {
     g_autoptr(TpParams) defaults = NULL;
     g_autoptr(GError) local = NULL;
     TpBackend *backend;
-    gboolean host_defaults;
 
     g_return_val_if_fail(info != NULL && info->kind == TP_PLUGIN_KIND_BACKEND, NULL);
 
@@ -296,7 +113,6 @@ tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
     copy_vtable(info, &backend->vt);
     if (backend->vt.synchronize == NULL)
         backend->vt.synchronize = synchronize_nothing;
-    host_defaults = fill_host_defaults(&backend->vt);
     backend->self = backend->vt.open(params, &local);
     if (backend->self == NULL) {
         g_set_error(error, TP_BACKEND_ERROR,
@@ -307,8 +123,6 @@ tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
         g_free(backend);
         return NULL;
     }
-    if (host_defaults)
-        host_io_add(backend);
     return backend;
 }
 
@@ -317,7 +131,6 @@ tp_backend_free(TpBackend *backend)
 {
     if (backend == NULL)
         return;
-    host_io_remove(backend); /* nothing to do unless it got host defaults */
     backend->vt.close(backend->self);
     g_free(backend);
 }

@@ -195,21 +195,19 @@ struct _TpBackendVTable {
     gboolean (*synchronize)(gpointer self, GError **error);
 
     /* Elementwise kernels for relevance propagation (tp-lrp.h), over n floats.
-     * All optional: a backend built against an older header lacks them, and
-     * the engine's defaults then compute on the host through download() and
-     * upload(), which is correct but slow. */
+     * Required: they were appended before ABI 1 was released. */
 
-    /* (optional) y = a ⊙ b; y may be a or b. */
+    /* y = a ⊙ b; y may be a or b. */
     gboolean (*mul)(gpointer self, gsize n, const float *a, const float *b, float *y,
                     GError **error);
-    /* (optional) y = alpha * x + beta * y; with beta = 0, y is not read. y may be x. */
+    /* y = alpha * x + beta * y; with beta = 0, y is not read. y may be x. */
     gboolean (*axpby)(gpointer self, gsize n, float alpha, const float *x, float beta, float *y,
                       GError **error);
-    /* (optional) y = min(max(x, lo), hi), lo <= hi; either may be -INFINITY or
+    /* y = min(max(x, lo), hi), lo <= hi; either may be -INFINITY or
      * INFINITY (a one-sided clamp). y may be x. */
     gboolean (*clamp)(gpointer self, gsize n, const float *x, float lo, float hi, float *y,
                       GError **error);
-    /* (optional) y = r / stab(z) with the LRP stabilizer (METHOD.md):
+    /* y = r / stab(z) with the LRP stabilizer (METHOD.md):
      * stab(z) = z + epsilon * sign(z) where z != 0, TP_STABILIZER_ZERO where
      * z = 0 (either sign of zero); epsilon >= 0. y may be r or z. */
     gboolean (*stabilized_divide)(gpointer self, gsize n, const float *r, const float *z,

@@ -9,7 +9,9 @@
  *  - BatchNorm folding changes eval outputs by < 1e-5; a BatchNorm not after
  *    a Conv is refused with its name;
  *  - residual Adds (a hand-built block and resnet20) conserve relevance;
- *  - a batch gives each sample the relevance it gets alone.
+ *  - a batch gives each sample the relevance it gets alone;
+ *  - the `lrp` criterion plugin (criteria/lrp.c) maps its keys to the LRP
+ *    settings and scores Σ_n Σ_m |R| (or |Σ R|) at each unit's value.
  *
  * Models are tiny and random (seeded); sums are taken per sample in double.
  * Every test prints the worst error it measured.
@@ -19,7 +21,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "tp-criterion.h"
+#include "tp-loader.h"
 #include "tp-lrp.h"
+#include "tp-prune.h"
 #include "tp-test.h"
 
 /* ------------------------------------------------------------ model helpers */
@@ -102,13 +107,15 @@ add_pool(TpModel *model, TpOpType op, const char *name, int in, int k, int strid
     return add_op(model, op, name, in, 0, &attrs);
 }
 
-/* The chain CNN of the conservation tests, input [2, 14, 14]:
- * conv 3x3 → relu → maxpool 2/2 → conv 3x3 stride 2 → relu → avgpool 2/1 →
- * flatten → gemm 32 → relu → gemm 3. Every value is read by one op. */
+/* The chain CNN of the conservation tests, input [2, 16, 16]:
+ * conv 3x3 → relu → maxpool 2/2 → conv 3x3 stride 2 (8x8 → 3x3: its last
+ * input row and column are read by no window, so convᵀ must still write
+ * them) → relu → avgpool 2/1 → flatten → gemm 32 → relu → gemm 3. Every
+ * value is read by one op. */
 static TpModel *
 build_chain(TpBackend *backend, gboolean bias, gboolean normalized)
 {
-    TpModel *model = tp_model_new(backend, 2, 14, 14);
+    TpModel *model = tp_model_new(backend, 2, 16, 16);
     int v;
 
     v = add_conv(model, "conv1", 0, 4, 3, 1, 1, bias, 10);
@@ -752,6 +759,145 @@ START_TEST(test_batch_equals_single)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the criterion plugin */
+
+static const struct {
+    const char *keys[4][2]; /* key, value; NULL ends */
+    TpLrpConfig want;
+    gboolean signed_sum;
+} plugin_cases[] = {
+    {{{NULL, NULL}}, {TP_LRP_RULES_COMPOSITE, TP_LRP_START_UNIT, 1e-6}, FALSE},
+    {{{"rule", "alpha2beta1"}, {"start", "logit"}, {"aggregate", "signed"}, {"epsilon", "0"}},
+     {TP_LRP_RULES_ALPHA2BETA1, TP_LRP_START_LOGIT, 0.0},
+     TRUE},
+    {{{"rule", "zplus"}, {"epsilon", "0.01"}, {NULL, NULL}},
+     {TP_LRP_RULES_ZPLUS, TP_LRP_START_UNIT, 0.01},
+     FALSE},
+    {{{"rule", "epsilon"}, {NULL, NULL}}, {TP_LRP_RULES_EPSILON, TP_LRP_START_UNIT, 1e-6}, FALSE},
+};
+
+/* The plugin through tp_criterion_score() on 9 synthetic samples in batches
+ * of 4, 4 and 1, against the same sums over a TpLrp of the settings the keys
+ * name, batch by batch. Loop index: case × backend. */
+START_TEST(test_criterion_plugin)
+{
+    const int n_backends = tp_test_count_backends();
+    const char *backend_name = tp_test_backend_name(_i % n_backends);
+    const int c = _i / n_backends;
+    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name);
+    g_autoptr(TpModel) model = build_chain(backend, TRUE, FALSE);
+    g_autoptr(GError) error = NULL;
+    const TpPlugin *synthetic =
+        tp_registry_lookup(tp_test_registry(), TP_PLUGIN_KIND_DATASET, "synthetic", &error);
+    const TpPlugin *plugin =
+        tp_registry_lookup(tp_test_registry(), TP_PLUGIN_KIND_CRITERION, "lrp", &error);
+    g_autoptr(TpParams) data_params = NULL;
+    g_autoptr(TpParams) params = NULL;
+    g_autoptr(TpDataset) dataset = NULL;
+    g_autoptr(TpLoader) loader = NULL;
+    g_autoptr(TpUnits) units = NULL;
+    g_autoptr(TpCriterion) criterion = NULL;
+    g_autoptr(TpCriterionContext) context = NULL;
+    g_autoptr(TpLrp) lrp = NULL;
+    TpLoaderConfig lc = {.part = TP_LOADER_ALL, .seed = 1, .batch_size = 4};
+    TpLrpConfig got;
+    const float *images;
+    const gint32 *labels;
+    int batch;
+    gsize checked = 0;
+    double **want, total = 0.0;
+
+    ck_assert_msg(synthetic != NULL && plugin != NULL, "%s", error ? error->message : "?");
+    data_params = tp_params_new(synthetic->info->params);
+    ck_assert(tp_params_set(data_params, "classes", "3", &error) &&
+              tp_params_set(data_params, "samples", "3", &error) &&
+              tp_params_set(data_params, "channels", "2", &error) &&
+              tp_params_set(data_params, "height", "16", &error) &&
+              tp_params_set(data_params, "width", "16", &error));
+    dataset = tp_dataset_new(synthetic->info, data_params, TP_SPLIT_TRAIN, &error);
+    ck_assert_msg(dataset != NULL, "%s", error ? error->message : "?");
+    loader = tp_loader_new(dataset, &lc, &error);
+    ck_assert_msg(loader != NULL, "%s", error ? error->message : "?");
+    units = tp_units_new(model, TRUE, &error);
+    ck_assert_msg(units != NULL, "%s", error ? error->message : "?");
+
+    params = tp_params_new(plugin->info->params);
+    for (int k = 0; k < 4 && plugin_cases[c].keys[k][0] != NULL; k++)
+        ck_assert_msg(
+            tp_params_set(params, plugin_cases[c].keys[k][0], plugin_cases[c].keys[k][1], &error),
+            "%s", error ? error->message : "?");
+    criterion = tp_criterion_new(plugin->info, params, &error);
+    ck_assert_msg(criterion != NULL, "%s", error ? error->message : "?");
+    ck_assert_int_eq(criterion->vt.needs(criterion->self) & TP_CRITERION_NEEDS_RELEVANCE,
+                     TP_CRITERION_NEEDS_RELEVANCE);
+    ck_assert_int_eq(criterion->vt.normalization(criterion->self), TP_NORMALIZE_L1);
+    criterion->vt.lrp_config(criterion->self, &got);
+    ck_assert_int_eq(got.rules, plugin_cases[c].want.rules);
+    ck_assert_int_eq(got.start, plugin_cases[c].want.start);
+    ck_assert(got.epsilon == plugin_cases[c].want.epsilon);
+
+    context = tp_criterion_score(criterion, model, units, loader, 0, &error);
+    ck_assert_msg(context != NULL, "scoring: %s", error ? error->message : "?");
+
+    /* the same batches through a TpLrp of the same settings */
+    lrp = lrp_new_ok(model, got.rules, got.start, got.epsilon);
+    want = g_new0(double *, tp_model_get_n_nodes(model));
+    tp_loader_start_epoch(loader, 0);
+    while (tp_loader_next(loader, &images, &labels, &batch, &error)) {
+        lrp_run_ok(lrp, images, batch, labels);
+        for (guint s = 0; s < tp_units_get_n_spaces(units); s++) {
+            const TpUnitSpace *space = tp_units_get_space(units, s);
+
+            for (guint p = 0; p < space->n_producers; p++) {
+                const guint node = space->producers[p];
+                TpTensor *r = relevance(lrp, tp_units_get_unit_value(units, node));
+                g_autofree float *host = tp_tensor_dup_host(r, &error);
+                const gsize m = r->numel / ((gsize)batch * (gsize)space->n_units);
+
+                if (want[node] == NULL)
+                    want[node] = g_new0(double, space->n_units);
+                for (int n = 0; n < batch; n++)
+                    for (int u = 0; u < space->n_units; u++) {
+                        const float *at = host + ((gsize)n * space->n_units + (gsize)u) * m;
+                        double sum = 0.0;
+
+                        for (gsize i = 0; i < m; i++)
+                            sum += plugin_cases[c].signed_sum ? (double)at[i] : fabs(at[i]);
+                        want[node][u] += sum;
+                    }
+            }
+        }
+    }
+    ck_assert_msg(error == NULL, "%s", error->message);
+    for (guint s = 0; s < tp_units_get_n_spaces(units); s++) {
+        const TpUnitSpace *space = tp_units_get_space(units, s);
+
+        for (guint p = 0; p < space->n_producers; p++) {
+            const guint node = space->producers[p];
+            const double *scores = tp_criterion_context_get_scores(context, node);
+
+            for (int u = 0; u < space->n_units; u++) {
+                double w = plugin_cases[c].signed_sum ? fabs(want[node][u]) : want[node][u];
+
+                ck_assert_msg(fabs(scores[u] - w) <= 1e-12 * fabs(w),
+                              "backend %s, case %d, node %u unit %d: score %.17g, want %.17g",
+                              backend_name, c, node, u, scores[u], w);
+                checked++;
+                total += w;
+            }
+        }
+    }
+    ck_assert_uint_eq(checked, 4 + 6 + 32); /* conv1, conv2, fc1 */
+    ck_assert(total > 0.0);
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++)
+        g_free(want[i]);
+    g_free(want);
+    g_clear_pointer(&context, tp_criterion_context_free);
+    g_clear_pointer(&lrp, tp_lrp_free);
+    tp_model_free(g_steal_pointer(&model));
+}
+END_TEST
+
 /* ------------------------------------------------------------ suite */
 
 static Suite *
@@ -780,6 +926,10 @@ lrp_suite(void)
 
     tc = tcase_create("batch");
     tcase_add_loop_test(tc, test_batch_equals_single, 0, 2 * nb);
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("criterion");
+    tcase_add_loop_test(tc, test_criterion_plugin, 0, nb * (int)G_N_ELEMENTS(plugin_cases));
     suite_add_tcase(suite, tc);
 
     return suite;

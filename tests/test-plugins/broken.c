@@ -75,6 +75,10 @@ STUB(test_softmax_backward, int rows, int cols, const float *y, const float *dy,
 STUB(test_xent, int rows, int cols, const float *logits, const gint32 *labels, float smoothing,
      float *dlogits, double *out_loss)
 STUB(test_sgd, gsize n, float *w, const float *g, float *v, const TpSgdHyper *hyper)
+STUB(test_mul, gsize n, const float *a, const float *b, float *y)
+STUB(test_axpby, gsize n, float alpha, const float *x, float beta, float *y)
+STUB(test_clamp, gsize n, const float *x, float lo, float hi, float *y)
+STUB(test_divide, gsize n, const float *r, const float *z, float epsilon, float *y)
 
 static const TpBackendVTable vtable = {
     /* .open = */ test_open,
@@ -110,10 +114,10 @@ static const TpBackendVTable vtable = {
     /* .softmax_cross_entropy = */ test_xent,
     /* .sgd_update = */ test_sgd,
     /* .synchronize = */ NULL,
-    /* .mul = */ NULL,
-    /* .axpby = */ NULL,
-    /* .clamp = */ NULL,
-    /* .stabilized_divide = */ NULL,
+    /* .mul = */ test_mul,
+    /* .axpby = */ test_axpby,
+    /* .clamp = */ test_clamp,
+    /* .stabilized_divide = */ test_divide,
 };
 
 static const TpParamSpec params[] = {
