@@ -16,6 +16,7 @@ static const TpCommand *const commands[] = {
     &tp_cmd_train,
     &tp_cmd_eval,
     &tp_cmd_info,
+    &tp_cmd_bench,
     &tp_cmd_zoo,
     &tp_cmd_plugins,
 };

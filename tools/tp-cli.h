@@ -16,6 +16,7 @@ typedef struct {
     const GOptionEntry *options;
 } TpCommand;
 
+extern const TpCommand tp_cmd_bench;
 extern const TpCommand tp_cmd_eval;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;

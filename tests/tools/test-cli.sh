@@ -28,6 +28,10 @@ expect 2 "info: give one MODEL.onnx"       -- info
 expect 1 "README.md: not a valid ONNX model" -- info "$TP_TEST_DATA/../../README.md"
 expect 1 "no backend plugin named 'tpu'"   -- info --backend tpu "$TP_TEST_DATA/torch-vgg.onnx"
 
+expect 0 "p50 (ms)"                       -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 1,4 --runs 3
+expect 0 "727 parameters"                 -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 2 --runs 2
+expect 2 "'0' is not a batch size"        -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 0
+
 # A broken plugin on the path is reported and the rest still loads.
 mkdir "$dir/plugins"
 printf 'not a plugin' >"$dir/plugins/junk.so"
