@@ -166,3 +166,44 @@ tp_test_assert_close(const float *got, const float *want, gsize n, double atol, 
                       what, i, n, got[i], want[i], diff, atol, rtol);
     }
 }
+
+int
+tp_test_add(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
+{
+    g_autoptr(GError) error = NULL;
+    int inputs[2] = {in0, in1};
+    int v = tp_model_add(model, op, name, inputs, attrs, &error);
+
+    ck_assert_msg(v >= 0, "%s: %s", name ? name : tp_op_type_to_string(op),
+                  error ? error->message : "");
+    return v;
+}
+
+void
+tp_test_randomize_model(TpModel *model, guint32 seed)
+{
+    g_autoptr(GError) error = NULL;
+
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
+        const TpNode *node = tp_model_get_node(model, i);
+
+        for (int p = 0; p < node->n_params; p++) {
+            TpTensor *t = tp_model_get_param(model, i, p);
+            g_autofree float *host = g_new(float, t->numel);
+            float lo = -0.5f, hi = 0.5f;
+
+            if (p == 0 && (node->op == TP_OP_CONV || node->op == TP_OP_GEMM)) {
+                hi = sqrtf(3.0f * (float)t->shape[0] / (float)t->numel);
+                lo = -hi;
+            } else if (node->op == TP_OP_BATCH_NORM && p == 0) {
+                lo = 0.5f;
+                hi = 1.5f;
+            } else if (node->op == TP_OP_BATCH_NORM && p == 3) {
+                lo = 0.5f;
+                hi = 2.0f;
+            }
+            tp_test_fill_uniform(host, t->numel, lo, hi, seed + 31 * i + (guint32)p);
+            ck_assert_msg(tp_tensor_upload(t, host, &error), "%s", error ? error->message : "");
+        }
+    }
+}

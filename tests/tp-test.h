@@ -50,6 +50,16 @@ typedef char TpTestDir;
 void tp_test_dir_free(TpTestDir *dir);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpTestDir, tp_test_dir_free)
 
+/* Appends an op reading value in0 (and in1, for Add) to model, or fails
+ * the test with the error. Returns the op's output value. */
+int tp_test_add(TpModel *model, TpOpType op, const char *name, int in0, int in1,
+                const TpOpAttrs *attrs);
+
+/* Draws every parameter of model from seed: weights ±sqrt(3 / fan_in),
+ * biases ±0.5, BatchNorm scale [0.5, 1.5), bias and running mean ±0.5,
+ * running var [0.5, 2) — so a BatchNorm maps 0 to something other than 0. */
+void tp_test_randomize_model(TpModel *model, guint32 seed);
+
 /* n floats uniform in [lo, hi), from a generator seeded with seed. */
 void tp_test_fill_uniform(float *x, gsize n, float lo, float hi, guint32 seed);
 

@@ -42,17 +42,6 @@ randomize_param(TpModel *model, guint index, int p, float lo, float hi, guint32 
                   error ? error->message : "?");
 }
 
-static int
-add_op(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
-{
-    g_autoptr(GError) error = NULL;
-    int inputs[2] = {in0, in1};
-    int v = tp_model_add(model, op, name, inputs, attrs, &error);
-
-    ck_assert_msg(v >= 0, "adding %s: %s", name, error ? error->message : "?");
-    return v;
-}
-
 /* A Conv with He-uniform weights (and a small random bias). */
 static int
 add_conv(TpModel *model, const char *name, int in, int out_c, int k, int stride, int pad,
@@ -63,7 +52,7 @@ add_conv(TpModel *model, const char *name, int in, int out_c, int k, int stride,
                                 .stride = {stride, stride},
                                 .pads = {pad, pad, pad, pad},
                                 .bias = bias}};
-    int v = add_op(model, TP_OP_CONV, name, in, 0, &attrs);
+    int v = tp_test_add(model, TP_OP_CONV, name, in, 0, &attrs);
     const TpShape *shape = tp_model_get_shape(model, in);
     float bound = sqrtf(6.0f / (float)(shape->dim[0] * k * k));
 
@@ -77,7 +66,7 @@ static int
 add_gemm(TpModel *model, const char *name, int in, int out, gboolean bias, guint32 seed)
 {
     TpOpAttrs attrs = {.gemm = {.out_features = out, .bias = bias}};
-    int v = add_op(model, TP_OP_GEMM, name, in, 0, &attrs);
+    int v = tp_test_add(model, TP_OP_GEMM, name, in, 0, &attrs);
     float bound = sqrtf(6.0f / (float)tp_model_get_shape(model, in)->dim[0]);
 
     randomize_param(model, (guint)v - 1, 0, -bound, bound, seed);
@@ -90,7 +79,7 @@ add_gemm(TpModel *model, const char *name, int in, int out, gboolean bias, guint
 static int
 add_batch_norm(TpModel *model, const char *name, int in, guint32 seed)
 {
-    int v = add_op(model, TP_OP_BATCH_NORM, name, in, 0, NULL);
+    int v = tp_test_add(model, TP_OP_BATCH_NORM, name, in, 0, NULL);
 
     randomize_param(model, (guint)v - 1, 0, 0.5f, 1.5f, seed);
     randomize_param(model, (guint)v - 1, 1, -0.3f, 0.3f, seed + 1);
@@ -104,7 +93,7 @@ add_pool(TpModel *model, TpOpType op, const char *name, int in, int k, int strid
 {
     TpOpAttrs attrs = {.pool = {.kernel = {k, k}, .stride = {stride, stride}}};
 
-    return add_op(model, op, name, in, 0, &attrs);
+    return tp_test_add(model, op, name, in, 0, &attrs);
 }
 
 /* The chain CNN of the conservation tests, input [2, 16, 16]:
@@ -119,14 +108,14 @@ build_chain(TpBackend *backend, gboolean bias, gboolean normalized)
     int v;
 
     v = add_conv(model, "conv1", 0, 4, 3, 1, 1, bias, 10);
-    v = add_op(model, TP_OP_RELU, "relu1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu1", v, 0, NULL);
     v = add_pool(model, TP_OP_MAX_POOL, "pool1", v, 2, 2);
     v = add_conv(model, "conv2", v, 6, 3, 2, 0, bias, 20);
-    v = add_op(model, TP_OP_RELU, "relu2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu2", v, 0, NULL);
     v = add_pool(model, TP_OP_AVERAGE_POOL, "pool2", v, 2, 1);
-    v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
     v = add_gemm(model, "fc1", v, 32, bias, 30);
-    v = add_op(model, TP_OP_RELU, "relu3", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu3", v, 0, NULL);
     add_gemm(model, "fc2", v, 3, bias, 40);
     if (normalized) {
         static const float mean[2] = {0.5f, 0.4f}, std[2] = {0.25f, 0.3f};
@@ -435,12 +424,12 @@ START_TEST(test_batch_norm_folding)
 
     conv1 = add_conv(model, "conv1", 0, 5, 3, 1, 1, TRUE, 50);
     bn1 = add_batch_norm(model, "bn1", conv1, 51);
-    v = add_op(model, TP_OP_RELU, "relu1", bn1, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu1", bn1, 0, NULL);
     conv2 = add_conv(model, "conv2", v, 7, 3, 2, 1, FALSE, 52);
     bn2 = add_batch_norm(model, "bn2", conv2, 53);
-    v = add_op(model, TP_OP_RELU, "relu2", bn2, 0, NULL);
-    v = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-    v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu2", bn2, 0, NULL);
+    v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
     out = add_gemm(model, "fc", v, 4, TRUE, 54);
 
     lrp = lrp_new_ok(model, TP_LRP_RULES_COMPOSITE, TP_LRP_START_UNIT, 1e-6);
@@ -484,18 +473,18 @@ START_TEST(test_batch_norm_refused)
         int v;
 
         if (kind == 0) { /* reads the input */
-            v = add_op(model, TP_OP_BATCH_NORM, "bn-odd", 0, 0, NULL);
-            v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+            v = tp_test_add(model, TP_OP_BATCH_NORM, "bn-odd", 0, 0, NULL);
+            v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
         } else if (kind == 1) { /* after a Gemm */
-            v = add_op(model, TP_OP_FLATTEN, "flatten", 0, 0, NULL);
+            v = tp_test_add(model, TP_OP_FLATTEN, "flatten", 0, 0, NULL);
             v = add_gemm(model, "fc", v, 4, TRUE, 60);
-            v = add_op(model, TP_OP_BATCH_NORM, "bn-odd", v, 0, NULL);
+            v = tp_test_add(model, TP_OP_BATCH_NORM, "bn-odd", v, 0, NULL);
         } else { /* the conv's output is read by another op too */
             int c = add_conv(model, "conv", 0, 2, 3, 1, 1, FALSE, 61);
-            int bn = add_op(model, TP_OP_BATCH_NORM, "bn-odd", c, 0, NULL);
+            int bn = tp_test_add(model, TP_OP_BATCH_NORM, "bn-odd", c, 0, NULL);
 
-            v = add_op(model, TP_OP_ADD, "add", c, bn, NULL);
-            v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+            v = tp_test_add(model, TP_OP_ADD, "add", c, bn, NULL);
+            v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
         }
         add_gemm(model, "head", v, 2, FALSE, 62);
         lrp = tp_lrp_new(model, &config, &error);
@@ -547,13 +536,13 @@ START_TEST(test_residual_block)
     double worst = 0.0;
 
     v1 = add_conv(model, "convA", 0, 4, 3, 1, 1, FALSE, 70);
-    v2 = add_op(model, TP_OP_RELU, "reluA", v1, 0, NULL);
+    v2 = tp_test_add(model, TP_OP_RELU, "reluA", v1, 0, NULL);
     v3 = add_conv(model, "convB", v2, 4, 3, 1, 1, FALSE, 71);
     v4 = add_conv(model, "convC", v2, 4, 1, 1, 0, FALSE, 72);
-    v5 = add_op(model, TP_OP_ADD, "add", v3, v4, NULL);
-    v = add_op(model, TP_OP_RELU, "relu", v5, 0, NULL);
-    v = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-    v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+    v5 = tp_test_add(model, TP_OP_ADD, "add", v3, v4, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu", v5, 0, NULL);
+    v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
     add_gemm(model, "fc", v, 3, FALSE, 73);
 
     lrp = lrp_new_ok(model, lrp0 ? TP_LRP_RULES_EPSILON : TP_LRP_RULES_COMPOSITE, TP_LRP_START_UNIT,

@@ -15,49 +15,6 @@
 
 #define SEED 77
 
-/* Appends an op or fails the test with the error. */
-static int
-add_op(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
-{
-    g_autoptr(GError) error = NULL;
-    int inputs[2] = {in0, in1};
-    int v = tp_model_add(model, op, name, inputs, attrs, &error);
-
-    ck_assert_msg(v >= 0, "%s: %s", name, error ? error->message : "");
-    return v;
-}
-
-/* Draws every parameter: weights ±sqrt(3 / fan_in), biases ±0.5, BatchNorm
- * scale [0.5, 1.5), running mean ±0.5, running var [0.5, 2). */
-static void
-init_params(TpModel *model, guint32 seed)
-{
-    g_autoptr(GError) error = NULL;
-
-    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
-        const TpNode *node = tp_model_get_node(model, i);
-
-        for (int p = 0; p < node->n_params; p++) {
-            TpTensor *t = tp_model_get_param(model, i, p);
-            g_autofree float *host = g_new(float, t->numel);
-            float lo = -0.5f, hi = 0.5f;
-
-            if (p == 0 && (node->op == TP_OP_CONV || node->op == TP_OP_GEMM)) {
-                hi = sqrtf(3.0f * (float)t->shape[0] / (float)t->numel);
-                lo = -hi;
-            } else if (node->op == TP_OP_BATCH_NORM && p == 0) {
-                lo = 0.5f;
-                hi = 1.5f;
-            } else if (node->op == TP_OP_BATCH_NORM && p == 3) {
-                lo = 0.5f;
-                hi = 2.0f;
-            }
-            tp_test_fill_uniform(host, t->numel, lo, hi, seed + 31 * i + (guint32)p);
-            ck_assert(tp_tensor_upload(t, host, &error));
-        }
-    }
-}
-
 /* ------------------------------------------------------------ the small CNN */
 
 #define CNN_C 3
@@ -102,23 +59,23 @@ build_cnn(TpBackend *backend)
     TpOpAttrs drop = {.dropout = {.ratio = 0.25f}};
     int v, pooled, branch;
 
-    v = add_op(model, TP_OP_CONV, "conv1", 0, 0, &conv1);
-    v = add_op(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
-    v = add_op(model, TP_OP_RELU, "relu1", v, 0, NULL);
-    pooled = add_op(model, TP_OP_MAX_POOL, "pool1", v, 0, &pool);
-    branch = add_op(model, TP_OP_CONV, "conv2", pooled, 0, &conv2);
-    branch = add_op(model, TP_OP_BATCH_NORM, "bn2", branch, 0, NULL);
-    v = add_op(model, TP_OP_ADD, "res", branch, pooled, NULL);
-    v = add_op(model, TP_OP_RELU, "relu2", v, 0, NULL);
-    v = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-    v = add_op(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
-    v = add_op(model, TP_OP_RELU, "relu3", v, 0, NULL);
-    v = add_op(model, TP_OP_DROPOUT, "drop", v, 0, &drop);
-    v = add_op(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
-    add_op(model, TP_OP_SOFTMAX, "prob", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_CONV, "conv1", 0, 0, &conv1);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu1", v, 0, NULL);
+    pooled = tp_test_add(model, TP_OP_MAX_POOL, "pool1", v, 0, &pool);
+    branch = tp_test_add(model, TP_OP_CONV, "conv2", pooled, 0, &conv2);
+    branch = tp_test_add(model, TP_OP_BATCH_NORM, "bn2", branch, 0, NULL);
+    v = tp_test_add(model, TP_OP_ADD, "res", branch, pooled, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
+    v = tp_test_add(model, TP_OP_RELU, "relu3", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_DROPOUT, "drop", v, 0, &drop);
+    v = tp_test_add(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
+    tp_test_add(model, TP_OP_SOFTMAX, "prob", v, 0, NULL);
     ck_assert_uint_eq(tp_model_get_n_nodes(model), N_NODES);
-    init_params(model, SEED);
+    tp_test_randomize_model(model, SEED);
     return model;
 }
 
@@ -583,18 +540,18 @@ START_TEST(test_count_vgg)
     TpCount count, node;
     int v;
 
-    v = add_op(model, TP_OP_CONV, "c1", 0, 0, &c1);
-    v = add_op(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
-    v = add_op(model, TP_OP_RELU, "r1", v, 0, NULL);
-    v = add_op(model, TP_OP_MAX_POOL, "p1", v, 0, &pool);
-    v = add_op(model, TP_OP_CONV, "c2", v, 0, &c2);
-    v = add_op(model, TP_OP_BATCH_NORM, "bn2", v, 0, NULL);
-    v = add_op(model, TP_OP_RELU, "r2", v, 0, NULL);
-    v = add_op(model, TP_OP_MAX_POOL, "p2", v, 0, &pool);
-    v = add_op(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
-    v = add_op(model, TP_OP_RELU, "r3", v, 0, NULL);
-    add_op(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
+    v = tp_test_add(model, TP_OP_CONV, "c1", 0, 0, &c1);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "r1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_MAX_POOL, "p1", v, 0, &pool);
+    v = tp_test_add(model, TP_OP_CONV, "c2", v, 0, &c2);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "r2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_MAX_POOL, "p2", v, 0, &pool);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
+    v = tp_test_add(model, TP_OP_RELU, "r3", v, 0, NULL);
+    tp_test_add(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
 
     tp_model_count(model, &count);
     ck_assert_uint_eq(count.params, (16 * 3 * 3 * 3 + 16) + 2 * 16 + (32 * 16 * 3 * 3 + 32) +
@@ -630,19 +587,19 @@ START_TEST(test_count_lenet)
     TpCount count, node;
     int v, g;
 
-    v = add_op(model, TP_OP_CONV, "c1", 0, 0, &c1);
-    v = add_op(model, TP_OP_RELU, "r1", v, 0, NULL);
-    v = add_op(model, TP_OP_AVERAGE_POOL, "p1", v, 0, &pool);
+    v = tp_test_add(model, TP_OP_CONV, "c1", 0, 0, &c1);
+    v = tp_test_add(model, TP_OP_RELU, "r1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_AVERAGE_POOL, "p1", v, 0, &pool);
     g = v;
-    v = add_op(model, TP_OP_CONV, "c2", v, 0, &c2);
-    v = add_op(model, TP_OP_RELU, "r2", v, 0, NULL);
-    v = add_op(model, TP_OP_AVERAGE_POOL, "p2", v, 0, &pool);
-    v = add_op(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "f1", v, 0, &f1);
-    v = add_op(model, TP_OP_RELU, "r3", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "f2", v, 0, &f2);
-    v = add_op(model, TP_OP_RELU, "r4", v, 0, NULL);
-    add_op(model, TP_OP_GEMM, "f3", v, 0, &f3);
+    v = tp_test_add(model, TP_OP_CONV, "c2", v, 0, &c2);
+    v = tp_test_add(model, TP_OP_RELU, "r2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_AVERAGE_POOL, "p2", v, 0, &pool);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "f1", v, 0, &f1);
+    v = tp_test_add(model, TP_OP_RELU, "r3", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "f2", v, 0, &f2);
+    v = tp_test_add(model, TP_OP_RELU, "r4", v, 0, NULL);
+    tp_test_add(model, TP_OP_GEMM, "f3", v, 0, &f3);
 
     tp_model_count(model, &count);
     ck_assert_uint_eq(count.params, (6 * 25 + 6) + (16 * 6 * 25 + 16) + (400 * 120 + 120) +
@@ -653,7 +610,7 @@ START_TEST(test_count_lenet)
                       6 * 28 * 28 * 25 + 16 * 10 * 10 * (6 * 25) + 400 * 120 + 120 * 84 + 84 * 10);
 
     /* A side branch: grouped conv on [6, 14, 14], groups 2: 8·12·12·(6/2)·3·3. */
-    add_op(model, TP_OP_CONV, "grouped", g, 0, &grouped);
+    tp_test_add(model, TP_OP_CONV, "grouped", g, 0, &grouped);
     tp_model_count_node(model, tp_model_get_n_nodes(model) - 1, &node);
     ck_assert_uint_eq(node.params, 8 * 3 * 3 * 3);
     ck_assert_uint_eq(node.macs, 8 * 12 * 12 * 3 * 3 * 3);

@@ -98,17 +98,6 @@ END_TEST
 
 /* ---------------------------------------------------------------- round trip */
 
-static int
-add(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
-{
-    g_autoptr(GError) error = NULL;
-    int inputs[2] = {in0, in1};
-    int v = tp_model_add(model, op, name, inputs, attrs, &error);
-
-    ck_assert_msg(v >= 0, "%s: %s", name, error ? error->message : "");
-    return v;
-}
-
 /* A model with every op and most attributes, random parameters, class names
  * and normalization. */
 static TpModel *
@@ -120,37 +109,37 @@ every_op_model(TpBackend *backend)
 
     memset(&a, 0, sizeof(a));
     a.conv = (TpConvAttrs){8, {3, 3}, {2, 1}, {1, 0, 2, 1}, {1, 1}, 1, TRUE};
-    x = add(model, TP_OP_CONV, "conv1", 0, 0, &a);
+    x = tp_test_add(model, TP_OP_CONV, "conv1", 0, 0, &a);
     memset(&a, 0, sizeof(a));
     a.batch_norm.epsilon = 1e-3f;
     a.batch_norm.momentum = 0.8f;
-    x = add(model, TP_OP_BATCH_NORM, "bn1", x, 0, &a);
-    x = add(model, TP_OP_RELU, "relu1", x, 0, NULL);
+    x = tp_test_add(model, TP_OP_BATCH_NORM, "bn1", x, 0, &a);
+    x = tp_test_add(model, TP_OP_RELU, "relu1", x, 0, NULL);
     memset(&a, 0, sizeof(a));
     a.conv = (TpConvAttrs){8, {3, 3}, {1, 1}, {2, 2, 2, 2}, {2, 2}, 8, FALSE};
-    x = add(model, TP_OP_CONV, "depthwise", x, 0, &a);
+    x = tp_test_add(model, TP_OP_CONV, "depthwise", x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.pool = (TpPoolAttrs){{3, 3}, {2, 2}, {1, 1, 1, 1}, TRUE, FALSE};
-    x = add(model, TP_OP_MAX_POOL, "maxpool", x, 0, &a);
+    x = tp_test_add(model, TP_OP_MAX_POOL, "maxpool", x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.pool = (TpPoolAttrs){{2, 2}, {1, 1}, {1, 1, 0, 0}, FALSE, TRUE};
-    int branch = add(model, TP_OP_AVERAGE_POOL, "avgpool", x, 0, &a);
+    int branch = tp_test_add(model, TP_OP_AVERAGE_POOL, "avgpool", x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.conv = (TpConvAttrs){8, {1, 1}, {1, 1}, {0}, {1, 1}, 1, TRUE};
-    int side = add(model, TP_OP_CONV, "side", branch, 0, &a);
-    x = add(model, TP_OP_ADD, "add", branch, side, NULL);
-    x = add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", x, 0, NULL);
-    x = add(model, TP_OP_FLATTEN, "flatten", x, 0, NULL);
+    int side = tp_test_add(model, TP_OP_CONV, "side", branch, 0, &a);
+    x = tp_test_add(model, TP_OP_ADD, "add", branch, side, NULL);
+    x = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", x, 0, NULL);
+    x = tp_test_add(model, TP_OP_FLATTEN, "flatten", x, 0, NULL);
     memset(&a, 0, sizeof(a));
     a.gemm = (TpGemmAttrs){7, TRUE};
-    x = add(model, TP_OP_GEMM, "fc1", x, 0, &a);
+    x = tp_test_add(model, TP_OP_GEMM, "fc1", x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.dropout.ratio = 0.25f;
-    x = add(model, TP_OP_DROPOUT, "drop", x, 0, &a);
+    x = tp_test_add(model, TP_OP_DROPOUT, "drop", x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.gemm = (TpGemmAttrs){4, FALSE};
-    x = add(model, TP_OP_GEMM, "fc2", x, 0, &a);
-    add(model, TP_OP_SOFTMAX, "softmax", x, 0, NULL);
+    x = tp_test_add(model, TP_OP_GEMM, "fc2", x, 0, &a);
+    tp_test_add(model, TP_OP_SOFTMAX, "softmax", x, 0, NULL);
 
     for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
         for (int p = 0; p < TP_NODE_MAX_PARAMS; p++) {

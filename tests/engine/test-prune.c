@@ -57,51 +57,6 @@ node_named(const TpModel *model, const char *name)
     return 0;
 }
 
-/* Appends an op or fails the test with the error. */
-static int
-add_op(TpModel *model, TpOpType op, const char *name, int in0, int in1, const TpOpAttrs *attrs)
-{
-    g_autoptr(GError) error = NULL;
-    int inputs[2] = {in0, in1};
-    int v = tp_model_add(model, op, name, inputs, attrs, &error);
-
-    ck_assert_msg(v >= 0, "%s: %s", name, error ? error->message : "");
-    return v;
-}
-
-/* Draws every parameter: weights ±sqrt(3 / fan_in), biases ±0.5, BatchNorm
- * scale [0.5, 1.5), bias and running mean ±0.5, running var [0.5, 2), so
- * that a BatchNorm maps 0 to something other than 0. Same seed, same
- * values node by node. */
-static void
-randomize(TpModel *model, guint32 seed)
-{
-    g_autoptr(GError) error = NULL;
-
-    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
-        const TpNode *node = tp_model_get_node(model, i);
-
-        for (int p = 0; p < node->n_params; p++) {
-            TpTensor *t = tp_model_get_param(model, i, p);
-            g_autofree float *host = g_new(float, t->numel);
-            float lo = -0.5f, hi = 0.5f;
-
-            if (p == 0 && (node->op == TP_OP_CONV || node->op == TP_OP_GEMM)) {
-                hi = sqrtf(3.0f * (float)t->shape[0] / (float)t->numel);
-                lo = -hi;
-            } else if (node->op == TP_OP_BATCH_NORM && p == 0) {
-                lo = 0.5f;
-                hi = 1.5f;
-            } else if (node->op == TP_OP_BATCH_NORM && p == 3) {
-                lo = 0.5f;
-                hi = 2.0f;
-            }
-            tp_test_fill_uniform(host, t->numel, lo, hi, seed + 31 * i + (guint32)p);
-            ck_assert(tp_tensor_upload(t, host, &error));
-        }
-    }
-}
-
 /* Eval-mode output of model on input (batch samples), a new host array of
  * *out_n floats. */
 static float *
@@ -334,20 +289,20 @@ build_depthwise(TpBackend *backend)
     TpOpAttrs fc2 = {.gemm = {.out_features = 5, .bias = TRUE}};
     int v;
 
-    v = add_op(model, TP_OP_CONV, "conv1", 0, 0, &c1);
-    v = add_op(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
-    v = add_op(model, TP_OP_RELU, "relu1", v, 0, NULL);
-    v = add_op(model, TP_OP_CONV, "dw", v, 0, &dw);
-    v = add_op(model, TP_OP_BATCH_NORM, "bn2", v, 0, NULL);
-    v = add_op(model, TP_OP_RELU, "relu2", v, 0, NULL);
-    v = add_op(model, TP_OP_MAX_POOL, "pool", v, 0, &pool);
-    v = add_op(model, TP_OP_CONV, "conv2", v, 0, &c2);
-    v = add_op(model, TP_OP_RELU, "relu3", v, 0, NULL);
-    v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
-    v = add_op(model, TP_OP_RELU, "relu4", v, 0, NULL);
-    v = add_op(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
-    add_op(model, TP_OP_SOFTMAX, "softmax", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_CONV, "conv1", 0, 0, &c1);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_CONV, "dw", v, 0, &dw);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_RELU, "relu2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_MAX_POOL, "pool", v, 0, &pool);
+    v = tp_test_add(model, TP_OP_CONV, "conv2", v, 0, &c2);
+    v = tp_test_add(model, TP_OP_RELU, "relu3", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "fc1", v, 0, &fc1);
+    v = tp_test_add(model, TP_OP_RELU, "relu4", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
+    tp_test_add(model, TP_OP_SOFTMAX, "softmax", v, 0, NULL);
     return model;
 }
 
@@ -391,14 +346,14 @@ START_TEST(test_refused_spaces)
         g_autoptr(TpUnits) units = NULL;
         const Want want[] = {{"conv3", 4, FALSE, P("conv3")}};
 
-        v = add_op(model, TP_OP_CONV, "conv1", 0, 0, &c8);
-        v = add_op(model, TP_OP_RELU, "relu1", v, 0, NULL);
-        v = add_op(model, TP_OP_CONV, "grouped", v, 0, &grouped);
-        v = add_op(model, TP_OP_RELU, "relu2", v, 0, NULL);
-        v = add_op(model, TP_OP_CONV, "conv3", v, 0, &c4);
-        v = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-        v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
-        add_op(model, TP_OP_GEMM, "fc", v, 0, &fc2);
+        v = tp_test_add(model, TP_OP_CONV, "conv1", 0, 0, &c8);
+        v = tp_test_add(model, TP_OP_RELU, "relu1", v, 0, NULL);
+        v = tp_test_add(model, TP_OP_CONV, "grouped", v, 0, &grouped);
+        v = tp_test_add(model, TP_OP_RELU, "relu2", v, 0, NULL);
+        v = tp_test_add(model, TP_OP_CONV, "conv3", v, 0, &c4);
+        v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+        v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+        tp_test_add(model, TP_OP_GEMM, "fc", v, 0, &fc2);
         units = analyze(model, TRUE);
         assert_spaces(model, units, want, G_N_ELEMENTS(want));
     }
@@ -407,12 +362,12 @@ START_TEST(test_refused_spaces)
         g_autoptr(TpUnits) units = NULL;
         const Want want[] = {{"conv2", 4, FALSE, P("conv2")}};
 
-        v = add_op(model, TP_OP_CONV, "conv1", 0, 0, &c3);
-        v = add_op(model, TP_OP_ADD, "add", v, 0, NULL);
-        v = add_op(model, TP_OP_CONV, "conv2", v, 0, &c4);
-        v = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-        v = add_op(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
-        add_op(model, TP_OP_GEMM, "fc", v, 0, &fc2);
+        v = tp_test_add(model, TP_OP_CONV, "conv1", 0, 0, &c3);
+        v = tp_test_add(model, TP_OP_ADD, "add", v, 0, NULL);
+        v = tp_test_add(model, TP_OP_CONV, "conv2", v, 0, &c4);
+        v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+        v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+        tp_test_add(model, TP_OP_GEMM, "fc", v, 0, &fc2);
         units = analyze(model, TRUE);
         assert_spaces(model, units, want, G_N_ELEMENTS(want));
     }
@@ -420,14 +375,14 @@ START_TEST(test_refused_spaces)
         g_autoptr(TpModel) model = tp_model_new(backend, 3, 6, 6);
         g_autoptr(TpUnits) units = NULL;
 
-        a = add_op(model, TP_OP_CONV, "conv", 0, 0, &c4);
-        a = add_op(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", a, 0, NULL);
-        a = add_op(model, TP_OP_FLATTEN, "flatten1", a, 0, NULL);
-        b = add_op(model, TP_OP_FLATTEN, "flatten2", 0, 0, NULL);
-        b = add_op(model, TP_OP_GEMM, "fc1", b, 0, &fc4);
-        v = add_op(model, TP_OP_ADD, "add", a, b, NULL);
-        v = add_op(model, TP_OP_RELU, "relu", v, 0, NULL);
-        add_op(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
+        a = tp_test_add(model, TP_OP_CONV, "conv", 0, 0, &c4);
+        a = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", a, 0, NULL);
+        a = tp_test_add(model, TP_OP_FLATTEN, "flatten1", a, 0, NULL);
+        b = tp_test_add(model, TP_OP_FLATTEN, "flatten2", 0, 0, NULL);
+        b = tp_test_add(model, TP_OP_GEMM, "fc1", b, 0, &fc4);
+        v = tp_test_add(model, TP_OP_ADD, "add", a, b, NULL);
+        v = tp_test_add(model, TP_OP_RELU, "relu", v, 0, NULL);
+        tp_test_add(model, TP_OP_GEMM, "fc2", v, 0, &fc2);
         units = analyze(model, TRUE);
         ck_assert_uint_eq(tp_units_get_n_spaces(units), 0);
         ck_assert_uint_eq(tp_units_get_total(units), 0);
@@ -569,7 +524,7 @@ equiv_model(TpBackend *backend, const EquivCase *c)
 {
     TpModel *model = c->arch != NULL ? zoo(backend, c->arch, c->width) : build_depthwise(backend);
 
-    randomize(model, SEED);
+    tp_test_randomize_model(model, SEED);
     return model;
 }
 
@@ -706,7 +661,7 @@ START_TEST(test_copy_and_metadata)
     int n_indices;
     gsize n1, n2;
 
-    randomize(model, SEED);
+    tp_test_randomize_model(model, SEED);
     tp_model_set_class_names(model, class_names);
     tp_model_set_normalization(model, mean, std);
     units = analyze(model, TRUE);
@@ -815,9 +770,9 @@ START_TEST(test_errors)
         TpOpAttrs attrs = {.conv = {.out_channels = 6, .kernel = {1, 1}, .groups = 3}};
         int v;
 
-        v = add_op(grouped, TP_OP_CONV, "conv", 0, 0, &attrs);
-        v = add_op(grouped, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
-        add_op(grouped, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+        v = tp_test_add(grouped, TP_OP_CONV, "conv", 0, 0, &attrs);
+        v = tp_test_add(grouped, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+        tp_test_add(grouped, TP_OP_FLATTEN, "flatten", v, 0, NULL);
         grouped_units = analyze(grouped, TRUE);
         ck_assert_uint_eq(tp_units_get_n_spaces(grouped_units), 0);
         apply_fails(grouped, grouped_units, NULL, head_classes, 1, "head surgery needs");

@@ -106,16 +106,6 @@ loader(TpDataset *dataset, TpLoaderPart part, guint64 seed)
 
 /* ---------------------------------------------------------------- model */
 
-static int
-add(TpModel *model, TpOpType op, int in, const TpOpAttrs *attrs)
-{
-    g_autoptr(GError) error = NULL;
-    int v = tp_model_add(model, op, NULL, &in, attrs, &error);
-
-    ck_assert_msg(v >= 0, "%s", error ? error->message : "");
-    return v;
-}
-
 /* conv 4@3x3 → BN → ReLU → max-pool 2 → flatten → dropout 0.2 → gemm 2,
  * weights drawn from seed. */
 static TpModel *
@@ -127,19 +117,19 @@ small_cnn(TpBackend *backend, guint32 seed)
 
     memset(&a, 0, sizeof(a));
     a.conv = (TpConvAttrs){4, {3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, TRUE};
-    x = add(model, TP_OP_CONV, 0, &a);
-    x = add(model, TP_OP_BATCH_NORM, x, NULL);
-    x = add(model, TP_OP_RELU, x, NULL);
+    x = tp_test_add(model, TP_OP_CONV, NULL, 0, 0, &a);
+    x = tp_test_add(model, TP_OP_BATCH_NORM, NULL, x, 0, NULL);
+    x = tp_test_add(model, TP_OP_RELU, NULL, x, 0, NULL);
     memset(&a, 0, sizeof(a));
     a.pool = (TpPoolAttrs){{2, 2}, {2, 2}, {0}, FALSE, FALSE};
-    x = add(model, TP_OP_MAX_POOL, x, &a);
-    x = add(model, TP_OP_FLATTEN, x, NULL);
+    x = tp_test_add(model, TP_OP_MAX_POOL, NULL, x, 0, &a);
+    x = tp_test_add(model, TP_OP_FLATTEN, NULL, x, 0, NULL);
     memset(&a, 0, sizeof(a));
     a.dropout.ratio = 0.2f;
-    x = add(model, TP_OP_DROPOUT, x, &a);
+    x = tp_test_add(model, TP_OP_DROPOUT, NULL, x, 0, &a);
     memset(&a, 0, sizeof(a));
     a.gemm = (TpGemmAttrs){2, TRUE};
-    add(model, TP_OP_GEMM, x, &a);
+    tp_test_add(model, TP_OP_GEMM, NULL, x, 0, &a);
 
     for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
         TpTensor *w = tp_model_get_param(model, i, 0);
