@@ -983,13 +983,11 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
             goto out;
         r.original_units = tp_units_get_total(u);
     }
-    {
-        double loss;
-        if (!validate(&r, r.model, &p->result.baseline_accuracy, &loss, error) ||
-            !base_accuracy(&r, &p->result.base_accuracy, error))
-            goto out;
-        report_progress(&r, "baseline", 0, p->result.baseline_accuracy);
-    }
+    double baseline_loss;
+    if (!validate(&r, r.model, &p->result.baseline_accuracy, &baseline_loss, error) ||
+        !base_accuracy(&r, &p->result.base_accuracy, error))
+        goto out;
+    report_progress(&r, "baseline", 0, p->result.baseline_accuracy);
 
     if (resume) {
         if (!load_checkpoint(&r, &step, error))
@@ -1003,6 +1001,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     } else {
         TpPipelineRow row = {0};
         double warmup = tp_params_get_double(p->finetune, "warmup-epochs");
+        row.loss = baseline_loss;
         if (warmup > 0) {
             report_progress(&r, "warm-up", 0, p->result.baseline_accuracy);
             if (!finetune(&r, warmup, seed, error) ||
