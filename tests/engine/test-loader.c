@@ -356,6 +356,50 @@ START_TEST(test_subset_relabel)
 }
 END_TEST
 
+/* samples_per_class: at most n of each kept class, a seeded draw from the
+ * selection (train part here), the same for the same seed. */
+START_TEST(test_samples_per_class)
+{
+    g_autoptr(TpDataset) dataset = open_fake();
+    static const int classes[] = {3, 0};
+    g_autoptr(GArray) first = NULL, again = NULL, other = NULL;
+    TpLoaderConfig config = plain_config();
+
+    config.classes = classes;
+    config.n_classes = 2;
+    config.part = TP_LOADER_TRAIN;
+    config.validation_fraction = 0.25;
+    config.samples_per_class = 5;
+    for (int run = 0; run < 3; run++) {
+        g_auto(Stream) s;
+        stream_init(&s);
+        config.seed = run < 2 ? 7 : 8;
+        collect(dataset, &config, 1, &s);
+        int per[2] = {0, 0};
+        for (gsize j = 0; j < stream_count(&s); j++)
+            per[stream_label(&s, j)]++;
+        ck_assert_int_eq(per[0], 5);
+        ck_assert_int_eq(per[1], 5);
+        GArray *ids = stream_ids(&s);
+        if (run == 0)
+            first = ids;
+        else if (run == 1)
+            again = ids;
+        else
+            other = ids;
+    }
+    ck_assert(arrays_equal(first, again));
+    ck_assert(!arrays_equal(first, other));
+
+    /* More than a class has: all of it. */
+    g_auto(Stream) all;
+    stream_init(&all);
+    config.samples_per_class = 1000;
+    collect(dataset, &config, 1, &all);
+    ck_assert_uint_eq(stream_count(&all), (14 - 4) + (29 - 7)); /* round(25%) held out */
+}
+END_TEST
+
 START_TEST(test_all_classes_unchanged)
 {
     g_autoptr(TpDataset) dataset = open_fake();
@@ -1020,6 +1064,7 @@ main(void)
 
     tc = tcase_create("selection");
     tcase_add_loop_test(tc, test_subset_relabel, 0, 2);
+    tcase_add_test(tc, test_samples_per_class);
     tcase_add_loop_test(tc, test_all_classes_unchanged, 0, 2);
     tcase_add_test(tc, test_split_stratified);
     tcase_add_test(tc, test_split_seeded);
