@@ -40,7 +40,7 @@ run(int argc, char **argv)
         g_key_file_set_string(keyfile, "backend", "plugin", backend_name);
     if (threads >= 0)
         g_key_file_set_integer(keyfile, "backend", "threads", threads);
-    backend = tp_cli_open_backend_from(keyfile, "the command line", &error);
+    backend = tp_cli_open_backend(keyfile, "the command line", &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)))
         return tp_cli_fail(error);
     tp_model_count(model, &count);

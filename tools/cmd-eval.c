@@ -186,7 +186,7 @@ run(int argc, char **argv)
     if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error))
         return tp_cli_fail(error);
 
-    backend = tp_cli_open_backend_from(keyfile, source, &error);
+    backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)) ||
         !(dataset = tp_dataset_new_from_keyfile(keyfile, "dataset", source, split, &error)))
         return tp_cli_fail(error);

@@ -173,7 +173,10 @@ run(int argc, char **argv)
         tp_cli_error("info: give one MODEL.onnx (see 'taskprune help info')");
         return 2;
     }
-    backend = tp_cli_open_backend(backend_name ? backend_name : "cpu", &error);
+    g_autoptr(GKeyFile) settings = g_key_file_new();
+    if (backend_name != NULL)
+        g_key_file_set_string(settings, "backend", "plugin", backend_name);
+    backend = tp_cli_open_backend(settings, "the command line", &error);
     if (backend != NULL)
         model = tp_onnx_load(backend, argv[1], &error);
     if (model == NULL) {

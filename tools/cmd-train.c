@@ -284,7 +284,7 @@ run(int argc, char **argv)
     if (ckpt == NULL)
         ckpt = resume ? g_strdup(resume) : g_strconcat(out_path, ".checkpoint", NULL);
 
-    backend = tp_cli_open_backend_from(keyfile, source, &error);
+    backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL ||
         !(train = tp_dataset_new_from_keyfile(keyfile, "dataset", source, TP_SPLIT_TRAIN, &error)))
         return tp_cli_fail(error);

@@ -100,7 +100,8 @@ write_model(const char *arch, const TpZooConfig *config)
     g_autoptr(TpModel) model = NULL;
     TpCount count;
 
-    backend = tp_cli_open_backend("cpu", &error);
+    g_autoptr(GKeyFile) settings = g_key_file_new(); /* the default backend: cpu */
+    backend = tp_cli_open_backend(settings, "the command line", &error);
     if (backend == NULL) {
         tp_cli_error("zoo: %s", error->message);
         return 1;

@@ -57,15 +57,6 @@ tp_cli_parse(const TpCommand *command, int *argc, char ***argv)
     return TRUE;
 }
 
-TpBackend *
-tp_cli_open_backend(const char *name, GError **error)
-{
-    const TpPlugin *plugin =
-        tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND, name, error);
-
-    return plugin != NULL ? tp_backend_new(plugin->info, NULL, error) : NULL;
-}
-
 gboolean
 tp_cli_set_pairs(GKeyFile *keyfile, const char *group, char **pairs, GError **error)
 {
@@ -100,7 +91,7 @@ tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *const *gr
 }
 
 TpBackend *
-tp_cli_open_backend_from(GKeyFile *keyfile, const char *source, GError **error)
+tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error)
 {
     static const char *const own_keys[] = {"plugin", NULL};
     g_autofree char *name = g_key_file_get_string(keyfile, "backend", "plugin", NULL);

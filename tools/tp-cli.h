@@ -29,10 +29,6 @@ extern const TpCommand tp_cmd_zoo;
  * prints the error and returns FALSE (the caller exits with 2). */
 gboolean tp_cli_parse(const TpCommand *command, int *argc, char ***argv);
 
-/* Opens backend `name` (from the default registry) with its default
- * parameters; NULL with error naming what is there. */
-TpBackend *tp_cli_open_backend(const char *name, GError **error);
-
 /* The GOptionContext of a command: its options, usage line and description. */
 GOptionContext *tp_cli_context(const TpCommand *command);
 
@@ -46,7 +42,7 @@ gboolean tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *
 
 /* Opens the backend the [backend] group names (`plugin`, default cpu) with
  * the group's other keys as its parameters. */
-TpBackend *tp_cli_open_backend_from(GKeyFile *keyfile, const char *source, GError **error);
+TpBackend *tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error);
 
 /* Prints error's message (tp_cli_error), frees it, and returns 1, the exit
  * status of a failed command. */
