@@ -54,6 +54,9 @@ typedef struct {
      * must not depend on the batch (BatchNorm: saved mean and inverse
      * standard deviation, constants for eval-mode backward). */
     TpTensor *buffers[TP_OP_MAX_BUFFERS];
+    /* The version (TpTensor) of the weights an op's buffers were derived
+     * from, so it can keep them until the weights change; 0: none. */
+    guint64 derived_version;
 } TpOpState;
 
 typedef struct {

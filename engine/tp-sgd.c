@@ -165,6 +165,7 @@ tp_sgd_step(TpSgd *sgd, GError **error)
                            node->name, slot->param);
             return FALSE;
         }
+        tp_tensor_touch(w);
     }
     return TRUE;
 }

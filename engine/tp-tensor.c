@@ -59,6 +59,7 @@ tp_tensor_new(TpBackend *backend, int ndim, const int *shape, GError **error)
         tensor->shape[i] = shape[i];
     tensor->numel = numel;
     tensor->capacity = numel;
+    tensor->version = 1;
     tensor->data = backend->vt.alloc(backend->self, numel, error);
     if (tensor->data == NULL) {
         if (error != NULL && *error == NULL)
@@ -67,6 +68,13 @@ tp_tensor_new(TpBackend *backend, int ndim, const int *shape, GError **error)
         return NULL;
     }
     return g_steal_pointer(&tensor);
+}
+
+void
+tp_tensor_touch(TpTensor *tensor)
+{
+    g_return_if_fail(tensor != NULL);
+    tensor->version++;
 }
 
 /* tp_tensor_new(), then every element set to 0. */
@@ -123,6 +131,7 @@ tp_tensor_upload(TpTensor *tensor, const float *host, GError **error)
     g_return_val_if_fail(tensor != NULL, FALSE);
     g_return_val_if_fail(host != NULL, FALSE);
 
+    tensor->version++;
     return tensor->backend->vt.upload(tensor->backend->self, tensor->data, host, tensor->numel,
                                       error);
 }
@@ -158,6 +167,7 @@ tp_tensor_fill(TpTensor *tensor, float value, GError **error)
 {
     g_return_val_if_fail(tensor != NULL, FALSE);
 
+    tensor->version++;
     return tensor->backend->vt.fill(tensor->backend->self, tensor->data, value, tensor->numel,
                                     error);
 }

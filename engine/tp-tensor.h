@@ -20,6 +20,11 @@ typedef struct {
     gsize numel;    /* product of shape */
     gsize capacity; /* floats allocated; >= numel */
     float *data;
+    /* Grows with every change of the contents made through this API or
+     * announced by tp_tensor_touch(); >= 1. Something derived from a tensor
+     * (a reordered copy of weights) is current while the version is the one
+     * it was made at. */
+    guint64 version;
 } TpTensor;
 
 /* An uninitialized tensor of the given shape on backend. NULL on failure. */
@@ -43,6 +48,10 @@ float *tp_tensor_dup_host(const TpTensor *tensor, GError **error);
 
 /* Sets every element to value. */
 gboolean tp_tensor_fill(TpTensor *tensor, float value, GError **error);
+
+/* Records that a kernel wrote the tensor's data directly (bumps version).
+ * Code that writes `data` through the backend must call it. */
+void tp_tensor_touch(TpTensor *tensor);
 
 /* "[2, 3, 8, 8]" for messages; the result is owned by the caller. */
 char *tp_tensor_shape_to_string(const TpTensor *tensor);

@@ -119,6 +119,8 @@ batch_norm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inpu
                       : NULL;
     if (save_invstd == NULL)
         return FALSE;
+    tp_tensor_touch(node->params[RUNNING_MEAN]);
+    tp_tensor_touch(node->params[RUNNING_VAR]);
     return backend->vt.batch_norm_forward_train(
         backend->self, &g, inputs[0]->data, p[SCALE], p[BIAS], p[RUNNING_MEAN], p[RUNNING_VAR],
         output->data, save_mean->data, save_invstd->data, error);

@@ -12,6 +12,14 @@
  * groups (default 1; must divide C and out_channels), bias.
  * Parameters: 0 weight, 1 bias (with bias). MACs per sample:
  * out_c · out_h · out_w · (C / groups) · kh · kw.
+ *
+ * Inference skips dead taps: kernel rows (columns) that read only padding at
+ * every output position, as all but the centre of a padded 3x3 kernel do on
+ * a 1x1 map. It runs the same convolution with the live rows and columns of
+ * the kernel and the padding trimmed to match, on a copy of those weights
+ * kept in the node's state until the model's weights change. The result is
+ * the same sum without its zero terms; MAC counts stay those of the full op.
+ * (The copy is made again when the weights' version changes: tp-tensor.h.)
  */
 #include "config.h"
 
@@ -139,15 +147,90 @@ conv_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpConvGe
     };
 }
 
+/* The kernel taps [*lo, *hi) along one axis that read the input (not only
+ * padding) at some output position: tap k reads o·stride − pad + k·dilation. */
+static void
+live_taps(int in, int out, int kernel, int stride, int pad, int dilation, int *lo, int *hi)
+{
+    *lo = 0;
+    while (*lo < kernel && (out - 1) * stride - pad + *lo * dilation < 0)
+        (*lo)++;
+    *hi = kernel;
+    while (*hi > *lo && -pad + (*hi - 1) * dilation >= in)
+        (*hi)--;
+}
+
+/* Trims g to its live taps when some are dead and the trimmed padding stays
+ * >= 0; writes the kept tap ranges. FALSE when every tap is live (or none
+ * can be trimmed). */
+static gboolean
+trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0, int *kj1)
+{
+    live_taps(g->h, g->out_h, g->kh, g->stride_h, g->pad_t, g->dil_h, ki0, ki1);
+    live_taps(g->w, g->out_w, g->kw, g->stride_w, g->pad_l, g->dil_w, kj0, kj1);
+    if ((*ki0 == 0 && *ki1 == g->kh && *kj0 == 0 && *kj1 == g->kw) || *ki0 == *ki1 ||
+        *kj0 == *kj1)
+        return FALSE;
+    TpConvGeometry t = *g;
+    t.kh = *ki1 - *ki0;
+    t.kw = *kj1 - *kj0;
+    t.pad_t = g->pad_t - *ki0 * g->dil_h;
+    t.pad_b = g->pad_b - (g->kh - *ki1) * g->dil_h;
+    t.pad_l = g->pad_l - *kj0 * g->dil_w;
+    t.pad_r = g->pad_r - (g->kw - *kj1) * g->dil_w;
+    if (t.pad_t < 0 || t.pad_b < 0 || t.pad_l < 0 || t.pad_r < 0)
+        return FALSE;
+    *g = t;
+    return TRUE;
+}
+
+/* The live taps of the weights [out_c, cg, kh, kw] (g: the full geometry) as
+ * a tensor [out_c, cg, ki1 − ki0, kj1 − kj0] in the node's state, made again
+ * only when the model's weights have changed since. */
+static TpTensor *
+live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *g, int ki0, int ki1,
+             int kj0, int kj1, TpOpState *state, GError **error)
+{
+    const TpTensor *w = node->params[0];
+    int rows = w->shape[0] * w->shape[1], kh = ki1 - ki0, kw = kj1 - kj0;
+    TpTensor *live = state->derived_version == w->version ? state->buffers[0] : NULL;
+    g_autofree float *all = NULL, *kept = NULL;
+
+    if (live != NULL)
+        return live;
+    if (!(live = tp_op_state_buffer(state, backend, 0, (gsize)rows * kh * kw, error)) ||
+        !(all = tp_tensor_dup_host(w, error)))
+        return NULL;
+    kept = g_new(float, (gsize)rows * kh * kw);
+    for (int r = 0; r < rows; r++)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                kept[((gsize)r * kh + i) * kw + j] =
+                    all[((gsize)r * g->kh + ki0 + i) * g->kw + kj0 + j];
+    if (!tp_tensor_upload(live, kept, error))
+        return NULL;
+    state->derived_version = w->version;
+    return live;
+}
+
 static gboolean
 conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
              TpMode mode, TpOpState *state, GError **error)
 {
-    TpConvGeometry g;
+    const float *bias = node->n_params > 1 ? node->params[1]->data : NULL;
+    const float *weights = node->params[0]->data;
+    TpConvGeometry g, full;
+    int ki0, ki1, kj0, kj1;
 
     conv_geometry(node, inputs[0], output, &g);
-    return backend->vt.conv2d_forward(backend->self, &g, inputs[0]->data, node->params[0]->data,
-                                      node->n_params > 1 ? node->params[1]->data : NULL,
+    full = g;
+    if (mode == TP_MODE_EVAL && trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
+        TpTensor *live = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
+        if (live == NULL)
+            return FALSE;
+        weights = live->data;
+    }
+    return backend->vt.conv2d_forward(backend->self, &g, inputs[0]->data, weights, bias,
                                       output->data, error);
 }
 
