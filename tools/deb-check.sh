@@ -100,7 +100,7 @@ DEMO_EPOCHS=$DEMO_EPOCHS sh /usr/share/taskprune/demo.sh
 EOS
 mmdebstrap --variant=apt bookworm "$scratch/chroot" "$MIRROR" \
     --customize-hook="copy-in $scratch/debs $scratch/sdk $scratch/in-chroot.sh /tmp" \
-    --customize-hook='chroot "$1" apt-get install -y -q --no-install-recommends /tmp/debs/*.deb dataset-fashion-mnist gcc make pkgconf libc6-dev' \
+    --customize-hook='chroot "$1" sh -c "apt-get install -y -q --no-install-recommends /tmp/debs/*.deb dataset-fashion-mnist gcc make pkgconf libc6-dev"' \
     --customize-hook='chroot "$1" sh /tmp/in-chroot.sh' \
     >"$scratch/chroot.log" 2>&1 || {
     tail -n 80 "$scratch/chroot.log"
