@@ -93,6 +93,14 @@ TpDataset *
 tp_dataset_new_from_keyfile(GKeyFile *keyfile, const char *group, const char *source, TpSplit split,
                             GError **error)
 {
+    return tp_dataset_new_from_registry(tp_registry_get_default(), keyfile, group, source, split,
+                                        error);
+}
+
+TpDataset *
+tp_dataset_new_from_registry(TpRegistry *registry, GKeyFile *keyfile, const char *group,
+                             const char *source, TpSplit split, GError **error)
+{
     static const char *const own_keys[] = {"plugin", NULL};
     g_autofree char *name = NULL;
     g_autoptr(TpParams) params = NULL;
@@ -105,7 +113,7 @@ tp_dataset_new_from_keyfile(GKeyFile *keyfile, const char *group, const char *so
                     group);
         return NULL;
     }
-    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_DATASET, name, error);
+    plugin = tp_registry_lookup(registry, TP_PLUGIN_KIND_DATASET, name, error);
     if (plugin == NULL) {
         g_prefix_error(error, "%s: [%s] plugin: ", source, group);
         return NULL;

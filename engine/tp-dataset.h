@@ -26,6 +26,7 @@
 
 #include "tp-params.h"
 #include "tp-plugin.h"
+#include "tp-registry.h"
 
 G_BEGIN_DECLS
 
@@ -82,9 +83,14 @@ TpDataset *tp_dataset_new(const TpPluginInfo *info, const TpParams *params, TpSp
 
 /* The same from a keyfile: the group's `plugin` key names the plugin, the
  * other keys are its parameters (checked against its table). source names
- * the keyfile in messages. */
+ * the keyfile in messages. The plugin comes from tp_registry_get_default(). */
 TpDataset *tp_dataset_new_from_keyfile(GKeyFile *keyfile, const char *group, const char *source,
                                        TpSplit split, GError **error);
+
+/* tp_dataset_new_from_keyfile() with the plugin looked up in registry
+ * (borrowed; it must outlive the dataset). */
+TpDataset *tp_dataset_new_from_registry(TpRegistry *registry, GKeyFile *keyfile, const char *group,
+                                        const char *source, TpSplit split, GError **error);
 
 void tp_dataset_free(TpDataset *dataset);
 

@@ -33,6 +33,12 @@ G_DEFINE_QUARK(tp_pipeline_error, tp_pipeline_error)
 
 /* ---------------------------------------------------------------- keys */
 
+static const TpParamSpec pipeline_specs[] = {
+    {"plugin-path", TP_PARAM_STRING, "", 0, 0, NULL,
+     "folders searched for plugins first, ':'-separated"},
+    {NULL},
+};
+
 static const TpParamSpec model_specs[] = {
     {"path", TP_PARAM_STRING, "", 0, 0, NULL, "the base model (ONNX), trained on every class"},
     {NULL},
@@ -96,11 +102,9 @@ tp_pipeline_get_param_specs(const char *group)
     static const struct {
         const char *group;
         const TpParamSpec *specs;
-    } tables[] = {{"model", model_specs},
-                  {"task", task_specs},
-                  {"prune", prune_specs},
-                  {"finetune", finetune_specs},
-                  {"output", output_specs}};
+    } tables[] = {{"pipeline", pipeline_specs}, {"model", model_specs},
+                  {"task", task_specs},         {"prune", prune_specs},
+                  {"finetune", finetune_specs}, {"output", output_specs}};
 
     for (gsize i = 0; i < G_N_ELEMENTS(tables); i++)
         if (g_str_equal(tables[i].group, group))
@@ -111,12 +115,14 @@ tp_pipeline_get_param_specs(const char *group)
 /* Keys of [criterion] the engine reads (the rest are the plugin's). */
 static const char *const criterion_own_keys[] = {"plugin", "samples", NULL};
 
-static const char *const known_groups[] = {"model",    "dataset", "task",   "criterion", "prune",
-                                           "finetune", "backend", "output", "sweep",     NULL};
+static const char *const known_groups[] = {"pipeline",  "model", "dataset",  "task",
+                                           "criterion", "prune", "finetune", "backend",
+                                           "output",    "sweep", NULL};
 
 struct _TpPipeline {
     GKeyFile *keyfile;
     char *source;
+    TpRegistry *registry; /* with [pipeline] plugin-path; NULL: the default registry */
     TpParams *model, *task, *prune, *finetune, *output;
     char *criterion_name;
     TpParams *criterion_params;
@@ -160,6 +166,37 @@ load_group(GKeyFile *keyfile, const char *source, const char *group, const TpPar
     return g_steal_pointer(&params);
 }
 
+/* The registry the pipeline's plugins come from. */
+static TpRegistry *
+registry_of(const TpPipeline *p)
+{
+    return p->registry != NULL ? p->registry : tp_registry_get_default();
+}
+
+/* With [pipeline] plugin-path: a registry of its own that searches those
+ * folders first (tp-registry.h). A folder that does not exist is an error. */
+static gboolean
+open_registry(TpPipeline *p, GKeyFile *keyfile, GError **error)
+{
+    g_autoptr(TpParams) params = load_group(keyfile, p->source, "pipeline", pipeline_specs, error);
+    const char *path;
+    g_auto(GStrv) dirs = NULL;
+
+    if (params == NULL)
+        return FALSE;
+    path = tp_params_get_string(params, "plugin-path");
+    if (!*path)
+        return TRUE;
+    dirs = g_strsplit(path, G_SEARCHPATH_SEPARATOR_S, -1);
+    for (int i = 0; dirs[i] != NULL; i++)
+        if (*dirs[i] && !g_file_test(dirs[i], G_FILE_TEST_IS_DIR))
+            return config_error(error, p->source, "pipeline", "plugin-path", "'%s' is not a folder",
+                                dirs[i]);
+    p->registry = tp_registry_new();
+    tp_registry_scan_default(p->registry, path);
+    return TRUE;
+}
+
 static char *
 with_suffix(const char *path, const char *suffix)
 {
@@ -198,7 +235,8 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
             return NULL;
         }
     }
-    if (!(p->model = load_group(keyfile, source, "model", model_specs, error)) ||
+    if (!open_registry(p, keyfile, error) ||
+        !(p->model = load_group(keyfile, source, "model", model_specs, error)) ||
         !(p->task = load_group(keyfile, source, "task", task_specs, error)) ||
         !(p->prune = load_group(keyfile, source, "prune", prune_specs, error)) ||
         !(p->finetune = load_group(keyfile, source, "finetune", finetune_specs, error)) ||
@@ -230,8 +268,8 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
         return NULL;
     }
     g_autoptr(GError) local = NULL;
-    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_CRITERION,
-                                p->criterion_name, &local);
+    plugin =
+        tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_CRITERION, p->criterion_name, &local);
     if (plugin == NULL) {
         config_error(error, source, "criterion", "plugin", "%s", local->message);
         return NULL;
@@ -290,6 +328,7 @@ tp_pipeline_free(TpPipeline *p)
     g_free(p->plot_path);
     g_free(p->checkpoint);
     g_array_unref(p->rows);
+    tp_registry_free(p->registry);
     g_free(p);
 }
 
@@ -901,17 +940,17 @@ setup(Run *r, GError **error)
     g_autoptr(TpParams) backend_params = NULL;
     const TpPlugin *criterion;
 
-    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND,
+    plugin = tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_BACKEND,
                                 backend_name ? backend_name : "cpu", error);
     if (plugin == NULL)
         return FALSE;
     backend_params = tp_params_new(plugin->info->params);
     if (!tp_params_load(backend_params, p->keyfile, "backend", p->source, skip, error) ||
         !(r->backend = tp_backend_new(plugin->info, backend_params, error)) ||
-        !(r->train = tp_dataset_new_from_keyfile(p->keyfile, "dataset", p->source, TP_SPLIT_TRAIN,
-                                                 error)) ||
-        !(r->test = tp_dataset_new_from_keyfile(p->keyfile, "dataset", p->source, TP_SPLIT_TEST,
-                                                error)) ||
+        !(r->train = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
+                                                  TP_SPLIT_TRAIN, error)) ||
+        !(r->test = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
+                                                 TP_SPLIT_TEST, error)) ||
         !(r->base = tp_onnx_load(r->backend, tp_params_get_string(p->model, "path"), error)) ||
         !resolve_classes(r, error) || !resolve_head(r, error))
         return FALSE;
@@ -929,8 +968,8 @@ setup(Run *r, GError **error)
     }
     tp_model_count(r->base, &r->base_count);
 
-    criterion = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_CRITERION,
-                                   p->criterion_name, error);
+    criterion =
+        tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_CRITERION, p->criterion_name, error);
     if (criterion == NULL ||
         !(r->criterion = tp_criterion_new(criterion->info, p->criterion_params, error)))
         return FALSE;

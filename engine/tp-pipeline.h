@@ -55,8 +55,8 @@ typedef void (*TpPipelineProgressFunc)(const TpPipelineProgress *progress, gpoin
 
 typedef struct _TpPipeline TpPipeline;
 
-/* The keys of a pipeline group the engine reads ("model", "task", "prune",
- * "finetune", "output"), or NULL for another group. [dataset], [criterion]
+/* The keys of a pipeline group the engine reads ("pipeline", "model",
+ * "task", "prune", "finetune", "output"), or NULL for another group. [dataset], [criterion]
  * and [backend] take their plugin's keys (plus `plugin`, and [criterion]
  * `samples`). */
 const TpParamSpec *tp_pipeline_get_param_specs(const char *group);

@@ -221,6 +221,9 @@ static const struct {
     {"[criterion]\nnorm=l3\n", "p.ini: [criterion] norm: 'l3' is not one of l1|l2"},
     {"[criterion]\nsamples=some\n", "p.ini: [criterion] samples: 'some' is neither"},
     {"[output]\nmodel=\n", "p.ini: [output] model: missing"},
+    {"[pipeline]\nplugin-path=/nonexistent/plugins\n",
+     "p.ini: [pipeline] plugin-path: '/nonexistent/plugins' is not a folder"},
+    {"[pipeline]\nplugins=.\n", "p.ini: [pipeline] unknown key 'plugins'"},
 };
 
 START_TEST(test_config_errors)
@@ -277,10 +280,40 @@ START_TEST(test_run_errors)
 }
 END_TEST
 
+/* [pipeline] plugin-path: a criterion found only there (the SDK example,
+ * built by `make check` outside $TASKPRUNE_PLUGIN_PATH) is unknown without
+ * the key and runs with it. */
+START_TEST(test_plugin_path)
+{
+    g_autoptr(GKeyFile) kf = pipeline_keyfile("linf", "");
+    g_autoptr(GError) error = NULL;
+    const char *sdk = g_getenv("TP_TEST_SDK_DIR");
+    g_autofree char *path = NULL;
+
+    ck_assert_msg(sdk != NULL, "TP_TEST_SDK_DIR is not set (run through make check)");
+    g_key_file_set_string(kf, "criterion", "plugin", "linf");
+    ck_assert_ptr_null(tp_pipeline_new(kf, "p.ini", &error));
+    ck_assert_msg(strstr(error->message, "no criterion plugin named 'linf'") != NULL, "%s",
+                  error->message);
+    g_clear_error(&error);
+
+    /* An empty entry is skipped, as in $TASKPRUNE_PLUGIN_PATH. */
+    path = g_strconcat(folder, "::", sdk, NULL);
+    g_key_file_set_string(kf, "pipeline", "plugin-path", path);
+    g_key_file_set_string(kf, "criterion", "bias", "true");
+    g_autoptr(TpPipeline) p = tp_pipeline_new(kf, "p.ini", &error);
+    ck_assert_msg(p != NULL, "%s", error ? error->message : "");
+    ck_assert_str_eq(tp_pipeline_get_criterion_name(p), "linf");
+    ck_assert_msg(tp_pipeline_run(p, FALSE, NULL, NULL, &error), "%s", error ? error->message : "");
+    ck_assert_uint_lt(tp_pipeline_get_result(p)->params, tp_pipeline_get_result(p)->base_params);
+}
+END_TEST
+
 /* docs/pipeline-keys.md names every key the engine reads, in its group. */
 START_TEST(test_documented)
 {
-    static const char *const groups[] = {"model", "task", "prune", "finetune", "output"};
+    static const char *const groups[] = {"pipeline", "model",    "task",
+                                         "prune",    "finetune", "output"};
     g_autofree char *path = NULL, *doc = NULL;
 
     path = g_build_filename(g_getenv("TP_TEST_DATA"), "..", "..", "docs", "pipeline-keys.md", NULL);
@@ -315,6 +348,7 @@ main(void)
     tcase_add_test(tc, test_resume);
     tcase_add_loop_test(tc, test_config_errors, 0, G_N_ELEMENTS(bad));
     tcase_add_test(tc, test_run_errors);
+    tcase_add_test(tc, test_plugin_path);
     tcase_add_test(tc, test_documented);
     suite_add_tcase(suite, tc);
     return tp_test_run(suite);

@@ -6,7 +6,10 @@
 expect 0 "Usage: taskprune COMMAND"       -- --help
 expect 0 "plugins  *List the criterion"   -- --help
 expect 2 "Usage: taskprune COMMAND"       --
-expect 0 "^taskprune [0-9]"               -- --version
+expect 0 "^taskprune [0-9.]* (plugin ABI 1)$" -- --version
+expect 0 "Usage: taskprune COMMAND"       -- help
+expect 0 "taskprune run \[OPTION.*\] PIPELINE.ini" -- help run
+expect 0 "\-\-resume"                     -- help run
 expect 2 "no command 'prune'"             -- prune
 expect 0 "taskprune plugins \[OPTION" -- help plugins
 expect 0 "\-\-describe=NAME"              -- plugins --help
