@@ -1107,7 +1107,8 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     }
     ok = finish(&r, error);
 out:
-    if (!ok)
+    /* Errors about a key of the keyfile name it already. */
+    if (!ok && error != NULL && !g_str_has_prefix((*error)->message, p->source))
         g_prefix_error(error, "%s: ", p->source);
     run_clear(&r);
     return ok;
