@@ -3,7 +3,8 @@
  * data moved with the backend's own alloc / upload / download / free.
  *
  * Generic: the backends come from tp_test_backend_names(), so a new backend
- * plugin is covered with no new test code. Each case table below names its
+ * plugin is covered with no new test code; one whose device is absent (cuda
+ * without a GPU) is skipped with a "skipped: cuda: ..." line in the log. Each case table below names its
  * edge shapes; each failure message names the backend, the kernel, the case
  * and the output. Pure outputs are pre-filled with NaN, so an element a
  * kernel forgets to write, or accumulates into when it must overwrite, fails
@@ -1176,5 +1177,9 @@ int
 main(void)
 {
     tp_test_init();
+    /* Probe every backend once, before Check forks a process per test: a
+     * backend without its device is named once ("skipped: ...") and left
+     * out of every loop below. */
+    g_print("backends under test: %d\n", tp_test_count_backends());
     return tp_test_run(conformance_suite());
 }
