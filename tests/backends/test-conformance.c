@@ -265,6 +265,8 @@ static const ConvCase conv_cases[] = {
        3,   3,    7,    9,  37,  7,  9,  1,  1,  0,  0,  0,  0,  1,  1,   1,  TRUE },
     { "3x3 stride 2 pad 3: outputs that see only padding",
        1,   3,    5,    5,   2,  3,  3,  2,  2,  3,  3,  3,  3,  1,  1,   1,  TRUE },
+    { "VGG-like 3x3 pad 1 after pruning, n4 c37->64 14x14",
+       4,  37,   14,   14,  64,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "large 256x256 image (scratch split in chunks), n3 c12->2",
        3,  12,  256,  256,   2,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
 };
