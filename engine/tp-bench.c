@@ -1,11 +1,12 @@
-/* tp-bench.c — forward-pass latency: median and 90th percentile over timed
- * runs of the same batch, after warm-up runs that plan memory and fill
- * caches. */
+/* tp-bench.c — measured speed: medians and 90th percentiles over timed runs
+ * of the same batch, after warm-up runs that plan memory and fill caches. */
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "tp-bench.h"
+#include "tp-sgd.h"
 
 static int
 compare_doubles(const void *a, const void *b)
@@ -14,39 +15,134 @@ compare_doubles(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The q-quantile (0 <= q <= 1, nearest rank) of n > 0 times; sorts them. */
+static double
+quantile(double *ms, int n, double q)
+{
+    qsort(ms, (size_t)n, sizeof(double), compare_doubles);
+    return ms[MIN(n - 1, (int)(q * n))];
+}
+
+/* One TRAIN run: forward, loss, backward, update. The loss reaches the host,
+ * so every kernel of the step has finished. */
+static gboolean
+train_step(TpModel *model, TpSgd *sgd, const float *images, const gint32 *labels, int batch,
+           GError **error)
+{
+    double loss;
+
+    return tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) &&
+           tp_model_loss(model, labels, 0.0f, &loss, error) &&
+           tp_model_backward(model, tp_model_get_logits(model), error) && tp_sgd_step(sgd, error);
+}
+
+/* One INFER run: forward, output downloaded into *output (made on first use). */
+static gboolean
+infer(TpModel *model, const float *images, int batch, float **output, GError **error)
+{
+    TpTensor *y;
+
+    if (!tp_model_forward(model, images, batch, TP_MODE_EVAL, error))
+        return FALSE;
+    y = tp_model_get_value(model, tp_model_get_output(model));
+    if (*output == NULL)
+        *output = g_new(float, y->numel);
+    return tp_tensor_download(y, *output, error);
+}
+
 gboolean
-tp_bench_latency(TpModel *model, int batch, int warmup, int runs, TpLatency *out_latency,
-                 GError **error)
+tp_bench_latency(TpModel *model, TpBenchTask task, int batch, int warmup, int runs,
+                 double *out_ms, TpLatency *out_latency, GError **error)
 {
     const TpShape *in = tp_model_get_shape(model, 0);
+    const TpShape *out = tp_model_get_shape(model, tp_model_get_logits(model));
     gsize n = (gsize)batch * in->dim[0] * in->dim[1] * in->dim[2];
-    g_autofree float *input = g_new(float, n);
+    g_autofree float *images = g_new(float, n);
+    g_autofree gint32 *labels = g_new(gint32, batch);
     g_autofree double *ms = g_new(double, MAX(runs, 1));
     g_autofree float *output = NULL;
     g_autoptr(GRand) rand = g_rand_new_with_seed(1);
+    g_autoptr(TpSgd) sgd = NULL;
+    const TpSgdHyper hyper = {.lr = 1e-3f, .momentum = 0.9f};
 
     g_return_val_if_fail(model != NULL && batch >= 1 && runs >= 1, FALSE);
+    g_return_val_if_fail(task == TP_BENCH_INFER || task == TP_BENCH_TRAIN, FALSE);
 
     for (gsize i = 0; i < n; i++)
-        input[i] = (float)g_rand_double_range(rand, -1, 1);
+        images[i] = (float)g_rand_double_range(rand, -1, 1);
+    for (int i = 0; i < batch; i++)
+        labels[i] = g_rand_int_range(rand, 0, out->dim[0]);
+    if (task == TP_BENCH_TRAIN && !(sgd = tp_sgd_new(model, &hyper, error)))
+        return FALSE;
+
     for (int r = -MAX(warmup, 1); r < runs; r++) {
         gint64 start = g_get_monotonic_time();
-        TpTensor *y;
-        if (!tp_model_forward(model, input, batch, TP_MODE_EVAL, error))
-            return FALSE;
-        y = tp_model_get_value(model, tp_model_get_output(model));
-        if (output == NULL)
-            output = g_new(float, y->numel);
-        if (!tp_tensor_download(y, output, error))
+        gboolean ok = task == TP_BENCH_TRAIN ? train_step(model, sgd, images, labels, batch, error)
+                                             : infer(model, images, batch, &output, error);
+        if (!ok)
             return FALSE;
         if (r >= 0)
             ms[r] = (g_get_monotonic_time() - start) / 1000.0;
     }
-    qsort(ms, (size_t)runs, sizeof(double), compare_doubles);
+    if (out_ms != NULL)
+        memcpy(out_ms, ms, (gsize)runs * sizeof(double));
     out_latency->batch = batch;
     out_latency->runs = runs;
-    out_latency->p50_ms = ms[runs / 2];
-    out_latency->p90_ms = ms[MIN(runs - 1, (runs * 9) / 10)];
+    out_latency->p90_ms = quantile(ms, runs, 0.9);
+    out_latency->p50_ms = quantile(ms, runs, 0.5);
     out_latency->images_per_s = batch / (out_latency->p50_ms / 1000.0);
+    return TRUE;
+}
+
+/* One forward, loss and backward pass over every batch of the loader. */
+static gboolean
+forward_backward_epoch(TpModel *model, TpLoader *loader, GError **error)
+{
+    const float *images;
+    const gint32 *labels;
+    int batch;
+    double loss;
+
+    tp_loader_start_epoch(loader, 0);
+    while (tp_loader_next(loader, &images, &labels, &batch, error)) {
+        if (!tp_model_forward(model, images, batch, TP_MODE_EVAL, error) ||
+            !tp_model_loss(model, labels, 0.0f, &loss, error) ||
+            !tp_model_backward(model, tp_model_get_logits(model), error))
+            return FALSE;
+    }
+    return error == NULL || *error == NULL;
+}
+
+gboolean
+tp_bench_score(TpModel *model, TpCriterion *criterion, const TpUnits *units, TpLoader *loader,
+               int runs, double *out_score_ms, double *out_pass_ms, GError **error)
+{
+    g_autofree double *score_ms = g_new(double, MAX(runs, 1));
+    g_autofree double *pass_ms = g_new(double, MAX(runs, 1));
+    GError *local = NULL;
+
+    g_return_val_if_fail(model != NULL && criterion != NULL && units != NULL, FALSE);
+    g_return_val_if_fail(loader != NULL && runs >= 1, FALSE);
+
+    for (int r = -1; r < runs; r++) {
+        gint64 start = g_get_monotonic_time();
+        TpCriterionContext *context = tp_criterion_score(criterion, model, units, loader, 0, error);
+
+        if (context == NULL)
+            return FALSE;
+        tp_criterion_context_free(context);
+        if (r >= 0)
+            score_ms[r] = (g_get_monotonic_time() - start) / 1000.0;
+
+        start = g_get_monotonic_time();
+        if (!forward_backward_epoch(model, loader, &local)) {
+            g_propagate_error(error, local);
+            return FALSE;
+        }
+        if (r >= 0)
+            pass_ms[r] = (g_get_monotonic_time() - start) / 1000.0;
+    }
+    *out_score_ms = quantile(score_ms, runs, 0.5);
+    *out_pass_ms = quantile(pass_ms, runs, 0.5);
     return TRUE;
 }

@@ -49,6 +49,7 @@ struct _TpModel {
     int *class_indices;       /* outputs' classes in the original model, or NULL */
     int n_class_indices;
     float *mean, *std;        /* input normalization per channel, or NULL */
+    double *profile[2];       /* borrowed per-node ms (forward, backward), or NULL */
 };
 
 static const TpOpClass *const op_classes[TP_N_OPS] = {
@@ -526,6 +527,27 @@ tp_model_set_seed(TpModel *model, guint64 seed)
 /* Plans the tape for `batch` samples (see the top of the file), uploads the
  * input and runs every node. On failure the tape is invalid (backward and
  * loss refuse it) until the next successful forward. */
+/* With profiling on, waits for node `index`'s kernels and adds the time since
+ * `start` to its entry of profile[pass]. */
+static gboolean
+profile_node(TpModel *model, int pass, guint index, gint64 start, GError **error)
+{
+    if (model->profile[pass] == NULL)
+        return TRUE;
+    if (!model->backend->vt.synchronize(model->backend->self, error))
+        return FALSE;
+    model->profile[pass][index] += (g_get_monotonic_time() - start) / 1000.0;
+    return TRUE;
+}
+
+void
+tp_model_set_profile(TpModel *model, double *forward_ms, double *backward_ms)
+{
+    g_return_if_fail(model != NULL);
+    model->profile[0] = forward_ms;
+    model->profile[1] = backward_ms;
+}
+
 gboolean
 tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GError **error)
 {
@@ -564,6 +586,7 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
         TpNodeEntry *entry = entry_at(model, i);
         TpNode *node = &entry->node;
         TpTensor *in[TP_NODE_MAX_INPUTS] = {NULL, NULL};
+        gint64 start = g_get_monotonic_time();
 
         for (int k = 0; k < node->n_inputs; k++)
             in[k] = g_ptr_array_index(model->values, node->inputs[k]);
@@ -572,7 +595,8 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
             entry->state.seed = dropout_seed(model->seed, draw, i);
         if (!entry->klass->forward(node, model->backend, in,
                                    g_ptr_array_index(model->values, node->output), mode,
-                                   &entry->state, error)) {
+                                   &entry->state, error) ||
+            !profile_node(model, 0, i, start, error)) {
             g_prefix_error(error, NODE_FMT ": forward: ", NODE_ARGS(node));
             goto fail;
         }
@@ -765,6 +789,7 @@ tp_model_backward(TpModel *model, int from, GError **error)
         TpTensor *in[TP_NODE_MAX_INPUTS] = {NULL, NULL};
         TpTensor *din[TP_NODE_MAX_INPUTS] = {NULL, NULL};
         TpTensor *sum_into[TP_NODE_MAX_INPUTS] = {NULL, NULL};
+        gint64 start = g_get_monotonic_time();
 
         if (!g_array_index(model->needed, gboolean, node->output))
             continue;
@@ -799,6 +824,8 @@ tp_model_backward(TpModel *model, int from, GError **error)
                                         din[k]->data, sum_into[k]->data, error))
                 goto fail_node;
         }
+        if (!profile_node(model, 1, (guint)i, start, error))
+            goto fail_node;
         continue;
 
     fail_node:

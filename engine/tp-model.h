@@ -219,6 +219,15 @@ typedef struct {
     guint64 macs;          /* per sample */
 } TpCount;
 
+/* Per-node timing, for finding the slow layers: while forward_ms (and
+ * backward_ms) are set, tp_model_forward() (tp_model_backward()) waits for
+ * each node's kernels and adds the node's wall time in milliseconds to
+ * forward_ms[index] (backward_ms[index]). Each array has one entry per node,
+ * stays the caller's, and must outlive its use; NULL turns that pass's timing
+ * off. Adds a backend synchronization per node, so it slows asynchronous
+ * backends down. */
+void tp_model_set_profile(TpModel *model, double *forward_ms, double *backward_ms);
+
 /* Counts of one node, and of the whole model. */
 void tp_model_count_node(const TpModel *model, guint index, TpCount *out_count);
 void tp_model_count(const TpModel *model, TpCount *out_count);

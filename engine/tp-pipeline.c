@@ -879,10 +879,10 @@ finish(Run *r, GError **error)
     res->base_bytes = file_size(tp_params_get_string(p->model, "path"));
     res->bytes = file_size(p->model_path);
     report_progress(r, "latency", res->step, res->baseline_accuracy);
-    if (!tp_bench_latency(r->base, 1, 3, runs, &latency, error))
+    if (!tp_bench_latency(r->base, TP_BENCH_INFER, 1, 3, runs, NULL, &latency, error))
         return FALSE;
     res->base_latency_ms = latency.p50_ms;
-    if (!tp_bench_latency(r->accepted, 1, 3, runs, &latency, error))
+    if (!tp_bench_latency(r->accepted, TP_BENCH_INFER, 1, 3, runs, NULL, &latency, error))
         return FALSE;
     res->latency_ms = latency.p50_ms;
     res->model_path = p->model_path;
