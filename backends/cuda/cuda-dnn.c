@@ -54,6 +54,9 @@ typedef struct {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     gsize fwd_bytes, bwd_data_bytes, bwd_filter_bytes;
+    /* The math type each algorithm was chosen with; set on conv_desc before
+     * its call (cuDNN picks kernels by algorithm and math type together). */
+    cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
 } CudaConvPlan;
 
 static void
@@ -227,10 +230,13 @@ conv_plan_choose(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
     }
     plan->fwd = fwd[i_fwd].algo;
     plan->fwd_bytes = fwd[i_fwd].memory;
+    plan->fwd_math = fwd[i_fwd].mathType;
     plan->bwd_data = bwd_data[i_data].algo;
     plan->bwd_data_bytes = bwd_data[i_data].memory;
+    plan->bwd_data_math = bwd_data[i_data].mathType;
     plan->bwd_filter = bwd_filter[i_filter].algo;
     plan->bwd_filter_bytes = bwd_filter[i_filter].memory;
+    plan->bwd_filter_math = bwd_filter[i_filter].mathType;
     g_debug("conv c%d->%d %dx%d k%dx%d s%d g%d%s: algos fwd %d, data %d, filter %d", plan->key.c,
             plan->key.out_c, plan->key.h, plan->key.w, plan->key.kh, plan->key.kw,
             plan->key.stride_h, plan->key.groups, plan->padded ? " (padded copy)" : "",
@@ -293,7 +299,8 @@ cuda_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, cons
         return TRUE;
     if ((plan = conv_plan_get(cuda, g, error)) == NULL ||
         (xin = conv_input(cuda, plan, x, error)) == NULL ||
-        !cuda_scratch_reserve(&cuda->workspace, plan->fwd_bytes, "cuDNN workspace", error))
+        !cuda_scratch_reserve(&cuda->workspace, plan->fwd_bytes, "cuDNN workspace", error) ||
+        !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc, plan->fwd_math), error))
         return FALSE;
     if (!CUDA_CHECK(cudnnConvolutionForward(cuda->cudnn, &one, plan->x_desc, xin, plan->w_desc,
                                             weights, plan->conv_desc, plan->fwd,
@@ -321,7 +328,8 @@ cuda_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *d
     if (g->out_h == 0 || g->out_w == 0)
         return cuda_fill(self, dx, 0.0f, (gsize)g->n * g->c * g->h * g->w, error);
     if ((plan = conv_plan_get(cuda, g, error)) == NULL ||
-        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_data_bytes, "cuDNN workspace", error))
+        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_data_bytes, "cuDNN workspace", error) ||
+        !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc, plan->bwd_data_math), error))
         return FALSE;
     dxin = dx;
     if (plan->padded) {
@@ -359,7 +367,9 @@ cuda_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float 
                (dbias == NULL || cuda_fill(self, dbias, 0.0f, (gsize)g->out_c, error));
     if ((plan = conv_plan_get(cuda, g, error)) == NULL ||
         (xin = conv_input(cuda, plan, x, error)) == NULL ||
-        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_filter_bytes, "cuDNN workspace", error))
+        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_filter_bytes, "cuDNN workspace",
+                              error) ||
+        !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc, plan->bwd_filter_math), error))
         return FALSE;
     if (!CUDA_CHECK(cudnnConvolutionBackwardFilter(cuda->cudnn, &one, plan->x_desc, xin,
                                                    plan->y_desc, dy, plan->conv_desc,
