@@ -148,7 +148,9 @@ filter_exact(cudnnConvolutionBwdFilterAlgo_t algo)
         }                                                                                          \
     } while (0)
 
-/* Describes geometry g: n[0..3] the x cuDNN sees, the rest from g. */
+/* Makes plan's cuDNN descriptors: x as cuDNN sees it ([n, c, hp, wp]), y,
+ * bias, weights and the convolution itself; checks that cuDNN's output size
+ * is the geometry's. */
 static gboolean
 conv_plan_describe(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
 {
