@@ -15,8 +15,6 @@
  */
 #include "config.h"
 
-#include <string.h>
-
 #include "cuda-backend.h"
 #include "cuda-check.h"
 #include "tp-backend.h"
@@ -40,63 +38,6 @@ static const TpParamSpec cuda_params[] = {
     },
     {NULL},
 };
-
-/* ---------------------------------------------------------------- status codes */
-
-/* The call's name: what up to the first '(' (what is the stringified call). */
-static int
-call_name_length(const char *what)
-{
-    const char *paren = strchr(what, '(');
-
-    return paren != NULL ? (int)(paren - what) : (int)strlen(what);
-}
-
-gboolean
-cuda_check_runtime(cudaError_t status, const char *what, GError **error)
-{
-    TpBackendError code = TP_BACKEND_ERROR_FAILED;
-
-    if (status == cudaSuccess)
-        return TRUE;
-    if (status == cudaErrorMemoryAllocation)
-        code = TP_BACKEND_ERROR_NO_MEMORY;
-    else if (status == cudaErrorNoDevice || status == cudaErrorInsufficientDriver)
-        code = TP_BACKEND_ERROR_NO_DEVICE;
-    /* Clear the error unless it is sticky (then every later call reports it too). */
-    (void)cudaGetLastError();
-    g_set_error(error, TP_BACKEND_ERROR, code, "%.*s: %s (%s)", call_name_length(what), what,
-                cudaGetErrorString(status), cudaGetErrorName(status));
-    return FALSE;
-}
-
-gboolean
-cuda_check_cublas(cublasStatus_t status, const char *what, GError **error)
-{
-    if (status == CUBLAS_STATUS_SUCCESS)
-        return TRUE;
-    g_set_error(error, TP_BACKEND_ERROR,
-                status == CUBLAS_STATUS_ALLOC_FAILED ? TP_BACKEND_ERROR_NO_MEMORY
-                                                     : TP_BACKEND_ERROR_FAILED,
-                "%.*s: %s (%s)", call_name_length(what), what, cublasGetStatusString(status),
-                cublasGetStatusName(status));
-    return FALSE;
-}
-
-gboolean
-cuda_check_cudnn(cudnnStatus_t status, const char *what, GError **error)
-{
-    if (status == CUDNN_STATUS_SUCCESS)
-        return TRUE;
-    g_set_error(error, TP_BACKEND_ERROR,
-                status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
-                        status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED
-                    ? TP_BACKEND_ERROR_NO_MEMORY
-                    : TP_BACKEND_ERROR_FAILED,
-                "%.*s: %s (status %d)", call_name_length(what), what, cudnnGetErrorString(status),
-                (int)status);
-    return FALSE;
-}
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -172,8 +113,7 @@ cuda_open(const TpParams *params, GError **error)
     }
     if (device >= count) {
         g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_DEVICE,
-                    "no CUDA device %d (devices 0 to %d are present)", device,
-                    count - 1);
+                    "no CUDA device %d (devices 0 to %d are present)", device, count - 1);
         return NULL;
     }
 
@@ -241,9 +181,8 @@ cuda_upload(gpointer self, float *dst, const float *host, gsize n, GError **erro
 
     if (n == 0)
         return TRUE;
-    return CUDA_CHECK(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice,
-                                      cuda->stream),
-                      error);
+    return CUDA_CHECK(
+        cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, cuda->stream), error);
 }
 
 /* Waits for every queued kernel, so it also reports their errors. */
@@ -252,8 +191,8 @@ cuda_download(gpointer self, float *host, const float *src, gsize n, GError **er
 {
     CudaBackend *cuda = self;
 
-    if (n > 0 && !CUDA_CHECK(cudaMemcpyAsync(host, src, n * sizeof(float),
-                                             cudaMemcpyDeviceToHost, cuda->stream),
+    if (n > 0 && !CUDA_CHECK(cudaMemcpyAsync(host, src, n * sizeof(float), cudaMemcpyDeviceToHost,
+                                             cuda->stream),
                              error))
         return FALSE;
     return CUDA_CHECK(cudaStreamSynchronize(cuda->stream), error);
@@ -266,9 +205,9 @@ cuda_copy(gpointer self, float *dst, const float *src, gsize n, GError **error)
 
     if (n == 0 || dst == src)
         return TRUE;
-    return CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice,
-                                      cuda->stream),
-                      error);
+    return CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, cuda->stream),
+        error);
 }
 
 static gboolean

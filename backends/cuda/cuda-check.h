@@ -25,12 +25,12 @@
 G_BEGIN_DECLS
 
 #define CUDA_CHECK(call, error)                                                                    \
-    _Generic((call),                                                                               \
-        cudaError_t: cuda_check_runtime,                                                           \
-        cublasStatus_t: cuda_check_cublas,                                                         \
-        cudnnStatus_t: cuda_check_cudnn)((call), #call, (error))
+    _Generic((call), cudaError_t                                                                   \
+             : cuda_check_runtime, cublasStatus_t                                                  \
+             : cuda_check_cublas, cudnnStatus_t                                                    \
+             : cuda_check_cudnn)((call), #call, (error))
 
-/* The three halves of CUDA_CHECK; `what` is the text of the call. */
+/* The three parts of CUDA_CHECK (cuda-check.c); `what` is the text of the call. */
 gboolean cuda_check_runtime(cudaError_t status, const char *what, GError **error);
 gboolean cuda_check_cublas(cublasStatus_t status, const char *what, GError **error);
 gboolean cuda_check_cudnn(cudnnStatus_t status, const char *what, GError **error);

@@ -108,7 +108,8 @@ cuda_conv_plans_new(void)
 static gboolean
 fwd_exact(cudnnConvolutionFwdAlgo_t algo)
 {
-    return algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT && algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
+    return algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT &&
+           algo != CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING &&
            algo != CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
 }
 
@@ -170,8 +171,8 @@ conv_plan_describe(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
         !CUDA_CHECK(cudnnSetTensor4dDescriptor(plan->y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
                                                g->n, g->out_c, g->out_h, g->out_w),
                     error) ||
-        !CUDA_CHECK(cudnnSetTensor4dDescriptor(plan->bias_desc, CUDNN_TENSOR_NCHW,
-                                               CUDNN_DATA_FLOAT, 1, g->out_c, 1, 1),
+        !CUDA_CHECK(cudnnSetTensor4dDescriptor(plan->bias_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
+                                               1, g->out_c, 1, 1),
                     error) ||
         !CUDA_CHECK(cudnnSetFilter4dDescriptor(plan->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
                                                g->out_c, g->c / g->groups, g->kh, g->kw),
@@ -181,8 +182,8 @@ conv_plan_describe(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                     error) ||
         !CUDA_CHECK(cudnnSetConvolutionGroupCount(plan->conv_desc, g->groups), error) ||
-        !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc, cuda->tf32 ? CUDNN_DEFAULT_MATH
-                                                                             : CUDNN_FMA_MATH),
+        !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc,
+                                                cuda->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
                     error) ||
         !CUDA_CHECK(cudnnGetConvolution2dForwardOutputDim(plan->conv_desc, plan->x_desc,
                                                           plan->w_desc, &dims[0], &dims[1],
@@ -207,9 +208,9 @@ conv_plan_choose(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
     cudnnConvolutionBwdFilterAlgoPerf_t bwd_filter[N_ALGOS];
     int n_fwd = 0, n_data = 0, n_filter = 0, i_fwd, i_data, i_filter;
 
-    if (!CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda->cudnn, plan->x_desc,
-                                                           plan->w_desc, plan->conv_desc,
-                                                           plan->y_desc, N_ALGOS, &n_fwd, fwd),
+    if (!CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(cuda->cudnn, plan->x_desc, plan->w_desc,
+                                                           plan->conv_desc, plan->y_desc, N_ALGOS,
+                                                           &n_fwd, fwd),
                     error) ||
         !CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
                         cuda->cudnn, plan->w_desc, plan->y_desc, plan->conv_desc, plan->x_desc,
@@ -226,7 +227,9 @@ conv_plan_choose(CudaBackend *cuda, CudaConvPlan *plan, GError **error)
     if (i_fwd < 0 || i_data < 0 || i_filter < 0) {
         g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_FAILED,
                     "cuDNN offers no %s algorithm for this convolution%s",
-                    i_fwd < 0 ? "forward" : i_data < 0 ? "backward-data" : "backward-filter",
+                    i_fwd < 0    ? "forward"
+                    : i_data < 0 ? "backward-data"
+                                 : "backward-filter",
                     cuda->tf32 ? "" : " in FP32 arithmetic (tf32 = false)");
         return FALSE;
     }
@@ -261,8 +264,8 @@ conv_plan_get(CudaBackend *cuda, const TpConvGeometry *g, GError **error)
     plan->hp = plan->padded ? g->h + g->pad_t + g->pad_b : g->h;
     plan->wp = plan->padded ? g->w + g->pad_l + g->pad_r : g->w;
     if (!conv_plan_describe(cuda, plan, error) || !conv_plan_choose(cuda, plan, error)) {
-        g_prefix_error(error, "conv2d n%d c%d->%d %dx%d kernel %dx%d: ", g->n, g->c, g->out_c,
-                       g->h, g->w, g->kh, g->kw);
+        g_prefix_error(error, "conv2d n%d c%d->%d %dx%d kernel %dx%d: ", g->n, g->c, g->out_c, g->h,
+                       g->w, g->kh, g->kw);
         conv_plan_free(plan);
         return NULL;
     }
@@ -342,22 +345,21 @@ cuda_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *d
         dxin = cuda->padded.data;
     }
     if (!CUDA_CHECK(cudnnConvolutionBackwardData(cuda->cudnn, &one, plan->w_desc, weights,
-                                                 plan->y_desc, dy, plan->conv_desc,
-                                                 plan->bwd_data, cuda->workspace.data,
-                                                 plan->bwd_data_bytes, &zero, plan->x_desc, dxin),
+                                                 plan->y_desc, dy, plan->conv_desc, plan->bwd_data,
+                                                 cuda->workspace.data, plan->bwd_data_bytes, &zero,
+                                                 plan->x_desc, dxin),
                     error))
         return FALSE;
-    if (plan->padded &&
-        !CUDA_CHECK(cuda_launch_crop(cuda->stream, g->n, g->c, g->h, g->w, g->pad_t, g->pad_l,
-                                     g->pad_b, g->pad_r, dxin, dx),
-                    error))
+    if (plan->padded && !CUDA_CHECK(cuda_launch_crop(cuda->stream, g->n, g->c, g->h, g->w, g->pad_t,
+                                                     g->pad_l, g->pad_b, g->pad_r, dxin, dx),
+                                    error))
         return FALSE;
     return TRUE;
 }
 
 gboolean
-cuda_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *x,
-                            const float *dy, float *dweights, float *dbias, GError **error)
+cuda_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *x, const float *dy,
+                            float *dweights, float *dbias, GError **error)
 {
     CudaBackend *cuda = self;
     const gsize nw = (gsize)g->out_c * (g->c / g->groups) * g->kh * g->kw;
@@ -369,21 +371,19 @@ cuda_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float 
                (dbias == NULL || cuda_fill(self, dbias, 0.0f, (gsize)g->out_c, error));
     if ((plan = conv_plan_get(cuda, g, error)) == NULL ||
         (xin = conv_input(cuda, plan, x, error)) == NULL ||
-        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_filter_bytes, "cuDNN workspace",
-                              error) ||
+        !cuda_scratch_reserve(&cuda->workspace, plan->bwd_filter_bytes, "cuDNN workspace", error) ||
         !CUDA_CHECK(cudnnSetConvolutionMathType(plan->conv_desc, plan->bwd_filter_math), error))
         return FALSE;
-    if (!CUDA_CHECK(cudnnConvolutionBackwardFilter(cuda->cudnn, &one, plan->x_desc, xin,
-                                                   plan->y_desc, dy, plan->conv_desc,
-                                                   plan->bwd_filter, cuda->workspace.data,
-                                                   plan->bwd_filter_bytes, &zero, plan->w_desc,
-                                                   dweights),
-                    error))
+    if (!CUDA_CHECK(
+            cudnnConvolutionBackwardFilter(cuda->cudnn, &one, plan->x_desc, xin, plan->y_desc, dy,
+                                           plan->conv_desc, plan->bwd_filter, cuda->workspace.data,
+                                           plan->bwd_filter_bytes, &zero, plan->w_desc, dweights),
+            error))
         return FALSE;
-    if (dbias != NULL && !CUDA_CHECK(cudnnConvolutionBackwardBias(cuda->cudnn, &one, plan->y_desc,
-                                                                  dy, &zero, plan->bias_desc,
-                                                                  dbias),
-                                     error))
+    if (dbias != NULL &&
+        !CUDA_CHECK(cudnnConvolutionBackwardBias(cuda->cudnn, &one, plan->y_desc, dy, &zero,
+                                                 plan->bias_desc, dbias),
+                    error))
         return FALSE;
     return TRUE;
 }
@@ -420,8 +420,8 @@ bn_descriptors(const TpBatchNormGeometry *g, cudnnTensorDescriptor_t *x_desc,
 {
     return CUDA_CHECK(cudnnCreateTensorDescriptor(x_desc), error) &&
            CUDA_CHECK(cudnnCreateTensorDescriptor(stat_desc), error) &&
-           CUDA_CHECK(cudnnSetTensor4dDescriptor(*x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT,
-                                                 g->n, g->c, g->hw, 1),
+           CUDA_CHECK(cudnnSetTensor4dDescriptor(*x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, g->n,
+                                                 g->c, g->hw, 1),
                       error) &&
            CUDA_CHECK(cudnnDeriveBNTensorDescriptor(*stat_desc, *x_desc, CUDNN_BATCHNORM_SPATIAL),
                       error);
@@ -481,10 +481,10 @@ cuda_batch_norm_backward(gpointer self, const TpBatchNormGeometry *g, const floa
         return cuda_fill(self, dscale, 0.0f, (gsize)g->c, error) &&
                cuda_fill(self, dbias, 0.0f, (gsize)g->c, error);
     ok = bn_descriptors(g, &x_desc, &stat_desc, error) &&
-         CUDA_CHECK(cudnnBatchNormalizationBackward(
-                        cuda->cudnn, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, x_desc, x,
-                        x_desc, dy, x_desc, dx, stat_desc, scale, dscale, dbias,
-                        (double)g->epsilon, save_mean, save_invstd),
+         CUDA_CHECK(cudnnBatchNormalizationBackward(cuda->cudnn, CUDNN_BATCHNORM_SPATIAL, &one,
+                                                    &zero, &one, &zero, x_desc, x, x_desc, dy,
+                                                    x_desc, dx, stat_desc, scale, dscale, dbias,
+                                                    (double)g->epsilon, save_mean, save_invstd),
                     error);
     bn_descriptors_free(x_desc, stat_desc);
     return ok;

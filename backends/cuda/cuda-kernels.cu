@@ -27,7 +27,7 @@ blocks_for(size_t n)
 }
 
 #define GRID_STRIDE(i, n)                                                                          \
-    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                       \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)blockDim.x * gridDim.x)
 
 /* Queues kernel<<<blocks_for(n), THREADS, 0, stream>>>(args) unless n is 0. */
@@ -173,8 +173,7 @@ pad_kernel(size_t total, int h, int w, int pt, int pl, int hp, int wp, const flo
 }
 
 __global__ static void
-crop_kernel(size_t total, int h, int w, int pt, int pl, int hp, int wp, const float *dxp,
-            float *dx)
+crop_kernel(size_t total, int h, int w, int pt, int pl, int hp, int wp, const float *dxp, float *dx)
 {
     GRID_STRIDE(i, total)
     {
@@ -386,8 +385,7 @@ cuda_launch_relu_forward(cudaStream_t stream, size_t n, const float *x, float *y
 }
 
 cudaError_t
-cuda_launch_relu_backward(cudaStream_t stream, size_t n, const float *y, const float *dy,
-                          float *dx)
+cuda_launch_relu_backward(cudaStream_t stream, size_t n, const float *y, const float *dy, float *dx)
 {
     LAUNCH(relu_backward_kernel, stream, n, n, y, dy, dx);
 }
@@ -405,8 +403,7 @@ cuda_launch_mul(cudaStream_t stream, size_t n, const float *a, const float *b, f
 }
 
 cudaError_t
-cuda_launch_axpby(cudaStream_t stream, size_t n, float alpha, const float *x, float beta,
-                  float *y)
+cuda_launch_axpby(cudaStream_t stream, size_t n, float alpha, const float *x, float beta, float *y)
 {
     LAUNCH(axpby_kernel, stream, n, n, alpha, x, beta, y);
 }
@@ -432,8 +429,8 @@ cuda_launch_dropout(cudaStream_t stream, size_t n, float ratio, uint64_t seed, c
 }
 
 cudaError_t
-cuda_launch_sgd_update(cudaStream_t stream, size_t n, float *w, const float *g, float *v,
-                       float lr, float momentum, float weight_decay, int nesterov)
+cuda_launch_sgd_update(cudaStream_t stream, size_t n, float *w, const float *g, float *v, float lr,
+                       float momentum, float weight_decay, int nesterov)
 {
     LAUNCH(sgd_update_kernel, stream, n, n, w, g, v, lr, momentum, weight_decay, nesterov);
 }
@@ -475,13 +472,12 @@ cuda_launch_batch_norm_eval(cudaStream_t stream, int n, int c, int hw, float eps
                             const float *mean, const float *var, float *y)
 {
     size_t total = (size_t)n * c * hw;
-    LAUNCH(batch_norm_eval_kernel, stream, total, total, c, hw, epsilon, x, scale, bias, mean,
-           var, y);
+    LAUNCH(batch_norm_eval_kernel, stream, total, total, c, hw, epsilon, x, scale, bias, mean, var,
+           y);
 }
 
 cudaError_t
-cuda_launch_pool_forward(cudaStream_t stream, const CudaPoolShape *shape, const float *x,
-                         float *y)
+cuda_launch_pool_forward(cudaStream_t stream, const CudaPoolShape *shape, const float *x, float *y)
 {
     size_t total = (size_t)shape->n * shape->c * shape->out_h * shape->out_w;
     LAUNCH(pool_forward_kernel, stream, total, *shape, x, y);

@@ -67,14 +67,13 @@ cudaError_t cuda_launch_sgd_update(cudaStream_t stream, size_t n, float *w, cons
 /* y[r, j] += bias[j]; y[j] = sum over r of x[r, j] (accumulated in double). */
 cudaError_t cuda_launch_add_bias(cudaStream_t stream, int rows, int cols, const float *bias,
                                  float *y);
-cudaError_t cuda_launch_sum_rows(cudaStream_t stream, int rows, int cols, const float *x,
-                                 float *y);
+cudaError_t cuda_launch_sum_rows(cudaStream_t stream, int rows, int cols, const float *x, float *y);
 
 /* Zero padding of an NCHW tensor: xp[n, c, h + pt + pb, w + pl + pr] holds x
  * at offset (pt, pl) and 0 elsewhere. crop is its adjoint for gradients:
  * dx[n, c, h, w] = the (pt, pl)-offset window of dxp. */
-cudaError_t cuda_launch_pad(cudaStream_t stream, int n, int c, int h, int w, int pt, int pl,
-                            int pb, int pr, const float *x, float *xp);
+cudaError_t cuda_launch_pad(cudaStream_t stream, int n, int c, int h, int w, int pt, int pl, int pb,
+                            int pr, const float *x, float *xp);
 cudaError_t cuda_launch_crop(cudaStream_t stream, int n, int c, int h, int w, int pt, int pl,
                              int pb, int pr, const float *dxp, float *dx);
 

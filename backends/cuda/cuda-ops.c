@@ -73,8 +73,8 @@ cuda_dropout_forward(gpointer self, gsize n, float ratio, guint64 seed, const fl
 
 /* The same mask and scale as forward, applied to dy. */
 gboolean
-cuda_dropout_backward(gpointer self, gsize n, float ratio, guint64 seed, const float *dy,
-                      float *dx, GError **error)
+cuda_dropout_backward(gpointer self, gsize n, float ratio, guint64 seed, const float *dy, float *dx,
+                      GError **error)
 {
     return CUDA_CHECK(cuda_launch_dropout(STREAM(self), n, ratio, seed, dy, dx), error);
 }
@@ -126,8 +126,8 @@ cuda_softmax_forward(gpointer self, int rows, int cols, const float *x, float *y
 }
 
 gboolean
-cuda_softmax_backward(gpointer self, int rows, int cols, const float *y, const float *dy,
-                      float *dx, GError **error)
+cuda_softmax_backward(gpointer self, int rows, int cols, const float *y, const float *dy, float *dx,
+                      GError **error)
 {
     return CUDA_CHECK(cuda_launch_softmax_backward(STREAM(self), rows, cols, y, dy, dx), error);
 }
@@ -138,8 +138,8 @@ cuda_softmax_backward(gpointer self, int rows, int cols, const float *y, const f
  * the loss. */
 gboolean
 cuda_softmax_cross_entropy(gpointer self, int rows, int cols, const float *logits,
-                           const gint32 *labels, float smoothing, float *dlogits,
-                           double *out_loss, GError **error)
+                           const gint32 *labels, float smoothing, float *dlogits, double *out_loss,
+                           GError **error)
 {
     CudaBackend *cuda = self;
     gsize label_bytes = ((gsize)rows * sizeof(gint32) + 15) / 16 * 16;
@@ -168,8 +168,8 @@ cuda_softmax_cross_entropy(gpointer self, int rows, int cols, const float *logit
     if (!CUDA_CHECK(cudaMemcpyAsync(dev_labels, labels, (gsize)rows * sizeof(gint32),
                                     cudaMemcpyHostToDevice, cuda->stream),
                     error) ||
-        !CUDA_CHECK(cuda_launch_softmax_cross_entropy(cuda->stream, rows, cols, logits,
-                                                      dev_labels, smoothing, dlogits, dev_loss),
+        !CUDA_CHECK(cuda_launch_softmax_cross_entropy(cuda->stream, rows, cols, logits, dev_labels,
+                                                      smoothing, dlogits, dev_loss),
                     error) ||
         !CUDA_CHECK(cudaMemcpyAsync(row_loss, dev_loss, (gsize)rows * sizeof(double),
                                     cudaMemcpyDeviceToHost, cuda->stream),

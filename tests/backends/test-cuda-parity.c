@@ -104,8 +104,7 @@ train_step(TpModel *model, TpSgd *sgd, const float *images, const gint32 *labels
                       tp_model_loss(model, labels, 0.0f, &loss, &error) &&
                       tp_model_backward(model, tp_model_get_logits(model), &error) &&
                       tp_sgd_step(sgd, &error),
-                  "%s: %s", tp_model_get_backend(model)->info->name,
-                  error ? error->message : "");
+                  "%s: %s", tp_model_get_backend(model)->info->name, error ? error->message : "");
     return loss;
 }
 
@@ -154,7 +153,8 @@ START_TEST(test_train_step)
         double want_loss = train_step(want, want_sgd, x, y, batch);
         double got_loss = train_step(got, got_sgd, x, y, batch);
 
-        ck_assert_msg(isfinite(got_loss) && fabs(got_loss - want_loss) <= LOSS_RTOL * fabs(want_loss),
+        ck_assert_msg(isfinite(got_loss) &&
+                          fabs(got_loss - want_loss) <= LOSS_RTOL * fabs(want_loss),
                       "%s, step %d: loss on %s %.9g, on cpu %.9g (relative tolerance %g)", arch,
                       step, target, got_loss, want_loss, LOSS_RTOL);
     }
@@ -281,8 +281,8 @@ make_base(const char *folder)
     g_autoptr(GError) error = NULL;
     g_autoptr(TpBackend) cpu = tp_test_backend_open("cpu");
     const TpZooConfig zoo = {1, 16, 16, 4, 0.125, 1};
-    TpTrainConfig train = {.epochs = 3, .batch_size = 20, .lr = 0.05, .momentum = 0.9,
-                           .step_epochs = 1, .gamma = 1};
+    TpTrainConfig train = {
+        .epochs = 3, .batch_size = 20, .lr = 0.05, .momentum = 0.9, .step_epochs = 1, .gamma = 1};
     TpLoaderConfig lc = {.batch_size = 20, .shuffle = TRUE, .seed = 2};
     char *path = g_build_filename(folder, "base.onnx", NULL);
     gboolean stopped;
