@@ -10,34 +10,22 @@
  * tolerances of tests/backends/test-conformance.c. Pooling backward is a
  * gather (one thread per input cell), so it needs no atomics, no zeroing
  * pass, and its sums do not depend on scheduling.
+ *
+ * The kernels are plain C++ but for CUDA's qualifiers, thread indices and
+ * rounding intrinsics; everything that needs nvcc (the launchers) is under
+ * __CUDACC__. tests/backends/test-cuda-kernels.cc includes this file with
+ * host stand-ins for those names and runs each kernel as a grid of one
+ * thread, whose grid-stride loop then visits every index: the kernels'
+ * arithmetic and indexing are tested against the reference kernels on any
+ * machine, a GPU only adds the parallel launch.
  */
 #include <math.h>
 
 #include "cuda-kernels.h"
 
-#define THREADS 256
-#define MAX_BLOCKS 65535u
-
-/* Blocks for n work items, at most MAX_BLOCKS (the loops stride past it). */
-static unsigned int
-blocks_for(size_t n)
-{
-    size_t b = (n + THREADS - 1) / THREADS;
-    return (unsigned int)(b < MAX_BLOCKS ? b : MAX_BLOCKS);
-}
-
 #define GRID_STRIDE(i, n)                                                                          \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);                        \
          i += (size_t)blockDim.x * gridDim.x)
-
-/* Queues kernel<<<blocks_for(n), THREADS, 0, stream>>>(args) unless n is 0. */
-#define LAUNCH(kernel, stream, n, ...)                                                             \
-    do {                                                                                           \
-        if ((n) == 0)                                                                              \
-            return cudaSuccess;                                                                    \
-        kernel<<<blocks_for(n), THREADS, 0, (stream)>>>(__VA_ARGS__);                              \
-        return cudaGetLastError();                                                                 \
-    } while (0)
 
 /* ------------------------------------------------------------ elementwise */
 
@@ -370,6 +358,28 @@ softmax_cross_entropy_kernel(int rows, int cols, const float *logits, const int3
 
 /* ------------------------------------------------------------ launchers */
 
+#ifdef __CUDACC__
+
+#define THREADS 256
+#define MAX_BLOCKS 65535u
+
+/* Blocks for n work items, at most MAX_BLOCKS (the loops stride past it). */
+static unsigned int
+blocks_for(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return (unsigned int)(b < MAX_BLOCKS ? b : MAX_BLOCKS);
+}
+
+/* Queues kernel<<<blocks_for(n), THREADS, 0, stream>>>(args) unless n is 0. */
+#define LAUNCH(kernel, stream, n, ...)                                                             \
+    do {                                                                                           \
+        if ((n) == 0)                                                                              \
+            return cudaSuccess;                                                                    \
+        kernel<<<blocks_for(n), THREADS, 0, (stream)>>>(__VA_ARGS__);                              \
+        return cudaGetLastError();                                                                 \
+    } while (0)
+
 extern "C" {
 
 cudaError_t
@@ -514,3 +524,5 @@ cuda_launch_softmax_cross_entropy(cudaStream_t stream, int rows, int cols, const
 }
 
 } /* extern "C" */
+
+#endif /* __CUDACC__ */
