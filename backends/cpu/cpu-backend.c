@@ -1,11 +1,13 @@
 /* cpu-backend.c — the `cpu` backend plugin: host memory and the kernels of
  * cpu-kernels.c (im2col + OpenBLAS sgemm for convolutions and GEMM, plain
- * loops for the rest).
+ * loops for the rest), split over the backend's own threads.
  *
  * Keys:
- *   threads  OpenBLAS threads; 0 (default) means one per processor.
+ *   threads  threads the kernels run on; 0 (default) means one per processor.
  *
- * OpenBLAS's thread count is process-wide: the last cpu backend opened sets it.
+ * OpenBLAS is told to use one thread (process-wide, the same for every
+ * backend): each backend parallelizes its own calls, so backends with
+ * different `threads` keys coexist.
  */
 #include "config.h"
 
@@ -24,7 +26,7 @@ static const TpParamSpec cpu_params[] = {
         .default_value = "0",
         .min = 0,
         .max = 1024,
-        .help = "threads for OpenBLAS; 0 uses one per processor",
+        .help = "threads the kernels run on; 0 uses one per processor",
     },
     {NULL},
 };
@@ -38,9 +40,9 @@ cpu_open(const TpParams *params, GError **error)
     CpuBackend *cpu = g_new0(CpuBackend, 1);
     gint64 threads = params != NULL ? tp_params_get_int(params, "threads") : 0;
 
-    cpu->threads = threads > 0 ? (int)threads : (int)g_get_num_processors();
-    openblas_set_num_threads(cpu->threads);
-    g_debug("cpu backend: %d OpenBLAS threads", cpu->threads);
+    openblas_set_num_threads(1);
+    cpu->pool = cpu_pool_new(threads > 0 ? (int)threads : (int)g_get_num_processors());
+    g_debug("cpu backend: %d threads", cpu_pool_get_threads(cpu->pool));
     return cpu;
 }
 
@@ -52,6 +54,7 @@ cpu_close(gpointer self)
 
     if (cpu == NULL)
         return;
+    cpu_pool_free(cpu->pool);
     cpu_scratch_clear(&cpu->col);
     cpu_scratch_clear(&cpu->rows);
     g_free(cpu);

@@ -15,9 +15,14 @@
  *
  * with K = c / groups * kh * kw and P = out_h * out_w. The gathered
  * [out_c, nb*P] layout differs from NCHW only when nb > 1; a chunk of one
- * sample reads and writes y / dy in place. A 1x1, stride-1, unpadded
- * convolution needs no im2col at all: each sample's [c, h*w] block already is
- * its col matrix.
+ * sample reads and writes y / dy in place.
+ *
+ * Threads: OpenBLAS runs single-threaded; the backend's pool
+ * (cpu-parallel.h) splits every kernel over its threads instead: GEMMs by
+ * rows of their output (each part a single-threaded sgemm), im2col and
+ * col2im by input channel, batch norm by channel, pooling by plane, and
+ * elementwise kernels by index range. Parts never write the same memory, so
+ * results do not depend on the thread count.
  *
  * Reductions that decide accuracy (batch-norm statistics, the loss, bias
  * gradients, column sums) are accumulated in double.
@@ -30,12 +35,26 @@
 #include <string.h>
 
 #include "cpu-kernels.h"
+#include "cpu-parallel.h"
 
 /* Upper bound on the conv scratch (col + gathered rows) for one chunk; a
  * single sample that needs more gets it anyway. */
-#define CONV_SCRATCH_BYTES ((gsize)64 << 20)
+#define CONV_SCRATCH_BYTES ((gsize)8 << 20)
 
 #define ALIGNMENT 64
+
+/* Smallest share of a GEMM's output rows, and of an elementwise kernel's
+ * floats, worth a thread of its own. */
+#define GEMM_ROWS 16
+#define ELEMENTWISE_GRAIN 16384
+
+/* A convolution with fewer than SMALL_GEMM_COLUMNS output columns per chunk
+ * calls sgemm on blocks of at most SMALL_GEMM_MNK multiply-adds, the size up
+ * to which OpenBLAS takes its unpacked small-matrix path (measured: VGG-11
+ * at batch 1 runs 1.5x faster single-threaded; blocks of a fifth that size,
+ * or twice it, lose the gain). */
+#define SMALL_GEMM_COLUMNS 64
+#define SMALL_GEMM_MNK 1000000
 
 /* ------------------------------------------------------------------ memory */
 
@@ -129,14 +148,6 @@ conv_out_plane(const TpConvGeometry *g)
     return (gsize)g->out_h * g->out_w;
 }
 
-/* 1x1, stride 1, no padding: output pixel p reads input pixel p. */
-static gboolean
-conv_is_pointwise(const TpConvGeometry *g)
-{
-    return g->kh == 1 && g->kw == 1 && g->stride_h == 1 && g->stride_w == 1 && g->pad_t == 0 &&
-           g->pad_l == 0 && g->pad_b == 0 && g->pad_r == 0 && g->out_h == g->h && g->out_w == g->w;
-}
-
 /* Samples per chunk: as many as fit in CONV_SCRATCH_BYTES, at least 1. */
 static int
 conv_chunk(const TpConvGeometry *g)
@@ -160,16 +171,33 @@ conv_reserve(CpuBackend *cpu, const TpConvGeometry *g, int nb, GError **error)
     return TRUE;
 }
 
-/* Unfolds samples [n0, n0 + nb) of x into col (see the top of the file);
- * cells that fall in the padding are 0. */
+/* One chunk of a convolution kernel, samples [n0, n0 + nb), shared by the
+ * parts of its parallel steps; each step writes rows no other part writes. */
+typedef struct {
+    const TpConvGeometry *g;
+    int cg, ocg, k; /* channels per group in and out, K = cg * kh * kw */
+    int n0, nb;
+    gsize ld; /* nb * out_h * out_w: the columns of col and rows */
+    const float *x, *weights, *bias, *dy;
+    float *y, *dx, *dweights, *dbias;
+    float *col;  /* [groups * k, ld] */
+    /* [out_c, ld]: the chunk's y (forward) or dy (backward) as rows; when
+     * nb = 1, the sample's own block of y or dy, read or written in place */
+    float *rows;
+    float beta;  /* backward_filter: 0 on the first chunk, then 1 */
+} ConvJob;
+
+/* Unfolds input channels [begin, end) of the chunk into col (see the top of
+ * the file); cells that fall in the padding are 0. */
 static void
-im2col(const TpConvGeometry *g, const float *x, int n0, int nb, float *col)
+im2col(gpointer data, gsize begin, gsize end)
 {
+    const ConvJob *job = data;
+    const TpConvGeometry *g = job->g;
     const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = conv_out_plane(g);
-    const gsize ld = (gsize)nb * out_plane;
 
-    for (int ci = 0; ci < g->c; ci++) {
+    for (int ci = (int)begin; ci < (int)end; ci++) {
         for (int ki = 0; ki < g->kh; ki++) {
             int row_off = ki * g->dil_h - g->pad_t;
             int oh_lo, oh_hi;
@@ -178,11 +206,11 @@ im2col(const TpConvGeometry *g, const float *x, int n0, int nb, float *col)
             for (int kj = 0; kj < g->kw; kj++) {
                 int col_off = kj * g->dil_w - g->pad_l;
                 int ow_lo, ow_hi;
-                float *row = col + (((gsize)ci * g->kh + ki) * g->kw + kj) * ld;
+                float *row = job->col + (((gsize)ci * g->kh + ki) * g->kw + kj) * job->ld;
                 valid_range(col_off, g->stride_w, g->w, g->out_w, &ow_lo, &ow_hi);
 
-                for (int s = 0; s < nb; s++) {
-                    const float *src = x + ((gsize)(n0 + s) * g->c + ci) * plane;
+                for (int s = 0; s < job->nb; s++) {
+                    const float *src = job->x + ((gsize)(job->n0 + s) * g->c + ci) * plane;
                     float *dst = row + (gsize)s * out_plane;
 
                     memset(dst, 0, (gsize)oh_lo * g->out_w * sizeof(float));
@@ -210,17 +238,21 @@ im2col(const TpConvGeometry *g, const float *x, int n0, int nb, float *col)
     }
 }
 
-/* The adjoint of im2col: adds every cell of col back to the input position
- * it was read from, into samples [n0, n0 + nb) of dx, which the caller has
- * zeroed. Padding cells are dropped. */
+/* The adjoint of im2col for input channels [begin, end): zeroes them in the
+ * chunk's samples of dx, then adds every cell of col back to the input
+ * position it was read from. Padding cells are dropped. */
 static void
-col2im(const TpConvGeometry *g, const float *col, int n0, int nb, float *dx)
+col2im(gpointer data, gsize begin, gsize end)
 {
+    const ConvJob *job = data;
+    const TpConvGeometry *g = job->g;
     const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = conv_out_plane(g);
-    const gsize ld = (gsize)nb * out_plane;
 
-    for (int ci = 0; ci < g->c; ci++) {
+    for (int s = 0; s < job->nb; s++)
+        memset(job->dx + ((gsize)(job->n0 + s) * g->c + begin) * plane, 0,
+               (end - begin) * plane * sizeof(float));
+    for (int ci = (int)begin; ci < (int)end; ci++) {
         for (int ki = 0; ki < g->kh; ki++) {
             int row_off = ki * g->dil_h - g->pad_t;
             int oh_lo, oh_hi;
@@ -229,11 +261,11 @@ col2im(const TpConvGeometry *g, const float *col, int n0, int nb, float *dx)
             for (int kj = 0; kj < g->kw; kj++) {
                 int col_off = kj * g->dil_w - g->pad_l;
                 int ow_lo, ow_hi;
-                const float *row = col + (((gsize)ci * g->kh + ki) * g->kw + kj) * ld;
+                const float *row = job->col + (((gsize)ci * g->kh + ki) * g->kw + kj) * job->ld;
                 valid_range(col_off, g->stride_w, g->w, g->out_w, &ow_lo, &ow_hi);
 
-                for (int s = 0; s < nb; s++) {
-                    float *dst = dx + ((gsize)(n0 + s) * g->c + ci) * plane;
+                for (int s = 0; s < job->nb; s++) {
+                    float *dst = job->dx + ((gsize)(job->n0 + s) * g->c + ci) * plane;
                     const float *src = row + (gsize)s * out_plane;
 
                     for (int oh = oh_lo; oh < oh_hi; oh++) {
@@ -249,52 +281,149 @@ col2im(const TpConvGeometry *g, const float *col, int n0, int nb, float *dx)
     }
 }
 
-/* Copies samples [n0, n0 + nb) of an NCHW tensor with out_c channels into
- * rows[out_c, nb * P]. */
+/* Copies output channels [begin, end) of the chunk's samples of dy into
+ * rows[out_c, ld]. */
 static void
-gather_rows(const TpConvGeometry *g, const float *t, int n0, int nb, float *rows)
+gather_rows(gpointer data, gsize begin, gsize end)
 {
-    const gsize out_plane = conv_out_plane(g);
-    const gsize ld = (gsize)nb * out_plane;
+    const ConvJob *job = data;
+    const gsize out_plane = conv_out_plane(job->g);
 
-    for (int o = 0; o < g->out_c; o++)
-        for (int s = 0; s < nb; s++)
-            memcpy(rows + o * ld + s * out_plane, t + ((gsize)(n0 + s) * g->out_c + o) * out_plane,
+    for (gsize o = begin; o < end; o++)
+        for (int s = 0; s < job->nb; s++)
+            memcpy(job->rows + o * job->ld + s * out_plane,
+                   job->dy + ((gsize)(job->n0 + s) * job->g->out_c + o) * out_plane,
                    out_plane * sizeof(float));
 }
 
-/* The inverse of gather_rows, adding bias[o] (when not NULL) on the way. */
+/* y = rows for output channels [begin, end), adding the bias (if any); in
+ * place when rows is y (a chunk of one sample). */
 static void
-scatter_rows(const TpConvGeometry *g, const float *rows, const float *bias, int n0, int nb,
-             float *t)
+scatter_rows(gpointer data, gsize begin, gsize end)
 {
-    const gsize out_plane = conv_out_plane(g);
-    const gsize ld = (gsize)nb * out_plane;
+    const ConvJob *job = data;
+    const gsize out_plane = conv_out_plane(job->g);
 
-    for (int o = 0; o < g->out_c; o++) {
-        float b = bias != NULL ? bias[o] : 0.0f;
-        for (int s = 0; s < nb; s++) {
-            const float *src = rows + o * ld + s * out_plane;
-            float *dst = t + ((gsize)(n0 + s) * g->out_c + o) * out_plane;
+    for (gsize o = begin; o < end; o++) {
+        float b = job->bias != NULL ? job->bias[o] : 0.0f;
+        for (int s = 0; s < job->nb; s++) {
+            const float *src = job->rows + o * job->ld + s * out_plane;
+            float *dst = job->y + ((gsize)(job->n0 + s) * job->g->out_c + o) * out_plane;
+            if (src == dst && b == 0.0f)
+                continue;
             for (gsize p = 0; p < out_plane; p++)
                 dst[p] = src[p] + b;
         }
     }
 }
 
-/* y[s, o, :] += bias[o] for samples [n0, n0 + nb). */
+/* The rows [begin, end) of a range that stacks `per` rows per group, cut
+ * where groups change: calls step(job, group, first row, rows) per piece. */
 static void
-add_channel_bias(const TpConvGeometry *g, const float *bias, int n0, int nb, float *y)
+for_group_rows(const ConvJob *job, gsize begin, gsize end, gsize per,
+               void (*step)(const ConvJob *job, int gi, int r0, int nr))
 {
+    for (gsize i = begin; i < end;) {
+        gsize r0 = i % per, nr = MIN(per - r0, end - i);
+        step(job, (int)(i / per), (int)r0, (int)nr);
+        i += nr;
+    }
+}
+
+/* rows[o] = W[o] · col for output rows r0 .. r0 + nr of group gi. With few
+ * columns (a batch of one), in blocks of rows small enough for OpenBLAS's
+ * small-matrix kernels, which read the weights in place instead of packing
+ * them first. */
+static void
+forward_step(const ConvJob *job, int gi, int r0, int nr)
+{
+    gsize o = (gsize)gi * job->ocg + r0;
+    int block = job->ld < SMALL_GEMM_COLUMNS
+                    ? (int)CLAMP(SMALL_GEMM_MNK / (job->ld * job->k), 1, (gsize)nr)
+                    : nr;
+
+    for (int b = 0; b < nr; b += block)
+        sgemm(FALSE, FALSE, MIN(block, nr - b), (int)job->ld, job->k, 1.0f,
+              job->weights + (o + b) * job->k, job->k, job->col + (gsize)gi * job->k * job->ld,
+              (int)job->ld, 0.0f, job->rows + (o + b) * job->ld, (int)job->ld);
+}
+
+static void
+forward_gemm(gpointer data, gsize begin, gsize end)
+{
+    for_group_rows(data, begin, end, ((ConvJob *)data)->ocg, forward_step);
+}
+
+/* col rows r0 .. r0 + nr of group gi = (W_g^T · dy_g) rows. */
+static void
+backward_data_step(const ConvJob *job, int gi, int r0, int nr)
+{
+    sgemm(TRUE, FALSE, nr, (int)job->ld, job->ocg, 1.0f,
+          job->weights + (gsize)gi * job->ocg * job->k + r0, job->k,
+          job->rows + (gsize)gi * job->ocg * job->ld, (int)job->ld, 0.0f,
+          job->col + ((gsize)gi * job->k + r0) * job->ld, (int)job->ld);
+}
+
+static void
+backward_data_gemm(gpointer data, gsize begin, gsize end)
+{
+    for_group_rows(data, begin, end, ((ConvJob *)data)->k, backward_data_step);
+}
+
+/* dW rows r0 .. r0 + nr of group gi (+)= dy rows · col_g^T. */
+static void
+backward_filter_step(const ConvJob *job, int gi, int r0, int nr)
+{
+    gsize o = (gsize)gi * job->ocg + r0;
+
+    sgemm(FALSE, TRUE, nr, job->k, (int)job->ld, 1.0f, job->rows + o * job->ld, (int)job->ld,
+          job->col + (gsize)gi * job->k * job->ld, (int)job->ld, job->beta,
+          job->dweights + o * job->k, job->k);
+}
+
+static void
+backward_filter_gemm(gpointer data, gsize begin, gsize end)
+{
+    for_group_rows(data, begin, end, ((ConvJob *)data)->ocg, backward_filter_step);
+}
+
+/* dbias[o] = the sum of dy over samples and pixels, for o in [begin, end). */
+static void
+bias_gradient(gpointer data, gsize begin, gsize end)
+{
+    const ConvJob *job = data;
+    const TpConvGeometry *g = job->g;
     const gsize out_plane = conv_out_plane(g);
 
-    for (int s = n0; s < n0 + nb; s++) {
-        for (int o = 0; o < g->out_c; o++) {
-            float *dst = y + ((gsize)s * g->out_c + o) * out_plane;
+    for (gsize o = begin; o < end; o++) {
+        double sum = 0.0;
+        for (int s = 0; s < g->n; s++) {
+            const float *src = job->dy + ((gsize)s * g->out_c + o) * out_plane;
             for (gsize p = 0; p < out_plane; p++)
-                dst[p] += bias[o];
+                sum += src[p];
         }
+        job->dbias[o] = (float)sum;
     }
+}
+
+/* A job for the chunk [n0, n0 + nb) with the backend's scratch; rows is the
+ * scratch when the chunk has several samples, else `single` (the sample's
+ * own [out_c, out_h * out_w] block of y or dy). */
+static ConvJob
+conv_job(CpuBackend *cpu, const TpConvGeometry *g, int n0, int nb, float *single)
+{
+    ConvJob job = {
+        .g = g,
+        .cg = g->c / g->groups,
+        .ocg = g->out_c / g->groups,
+        .n0 = n0,
+        .nb = nb,
+        .ld = (gsize)nb * conv_out_plane(g),
+        .col = cpu->col.data,
+        .rows = nb > 1 ? cpu->rows.data : single,
+    };
+    job.k = job.cg * g->kh * g->kw;
+    return job;
 }
 
 gboolean
@@ -302,42 +431,25 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
                    const float *bias, float *y, GError **error)
 {
     CpuBackend *cpu = self;
-    const int cg = g->c / g->groups, ocg = g->out_c / g->groups;
-    const int k = cg * g->kh * g->kw;
     const gsize out_plane = conv_out_plane(g);
     int nb;
 
     if (g->n == 0 || out_plane == 0)
         return TRUE;
-
-    if (conv_is_pointwise(g)) {
-        for (int s = 0; s < g->n; s++) {
-            for (int gi = 0; gi < g->groups; gi++)
-                sgemm(FALSE, FALSE, ocg, (int)out_plane, cg, 1.0f, weights + (gsize)gi * ocg * cg,
-                      cg, x + ((gsize)s * g->c + (gsize)gi * cg) * out_plane, (int)out_plane, 0.0f,
-                      y + ((gsize)s * g->out_c + (gsize)gi * ocg) * out_plane, (int)out_plane);
-        }
-        if (bias != NULL)
-            add_channel_bias(g, bias, 0, g->n, y);
-        return TRUE;
-    }
-
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
     for (int n0 = 0; n0 < g->n; n0 += nb) {
         int cur = MIN(nb, g->n - n0);
-        int ld = (int)(cur * out_plane);
-        float *out = cur == 1 ? y + (gsize)n0 * g->out_c * out_plane : cpu->rows.data;
+        ConvJob job = conv_job(cpu, g, n0, cur, y + (gsize)n0 * g->out_c * out_plane);
 
-        im2col(g, x, n0, cur, cpu->col.data);
-        for (int gi = 0; gi < g->groups; gi++)
-            sgemm(FALSE, FALSE, ocg, ld, k, 1.0f, weights + (gsize)gi * ocg * k, k,
-                  cpu->col.data + (gsize)gi * k * ld, ld, 0.0f, out + (gsize)gi * ocg * ld, ld);
-        if (cur > 1)
-            scatter_rows(g, out, bias, n0, cur, y);
-        else if (bias != NULL)
-            add_channel_bias(g, bias, n0, 1, y);
+        job.x = x;
+        job.weights = weights;
+        job.bias = bias;
+        job.y = y;
+        cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, forward_gemm, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
     }
     return TRUE;
 }
@@ -347,46 +459,29 @@ cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy
                          const float *weights, float *dx, GError **error)
 {
     CpuBackend *cpu = self;
-    const int cg = g->c / g->groups, ocg = g->out_c / g->groups;
-    const int k = cg * g->kh * g->kw;
-    const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = conv_out_plane(g);
     int nb;
 
     if (g->n == 0)
         return TRUE;
     if (out_plane == 0) {
-        memset(dx, 0, (gsize)g->n * g->c * plane * sizeof(float));
+        memset(dx, 0, (gsize)g->n * g->c * g->h * g->w * sizeof(float));
         return TRUE;
     }
-
-    if (conv_is_pointwise(g)) {
-        for (int s = 0; s < g->n; s++) {
-            for (int gi = 0; gi < g->groups; gi++)
-                sgemm(TRUE, FALSE, cg, (int)plane, ocg, 1.0f, weights + (gsize)gi * ocg * cg, cg,
-                      dy + ((gsize)s * g->out_c + (gsize)gi * ocg) * plane, (int)plane, 0.0f,
-                      dx + ((gsize)s * g->c + (gsize)gi * cg) * plane, (int)plane);
-        }
-        return TRUE;
-    }
-
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
     for (int n0 = 0; n0 < g->n; n0 += nb) {
         int cur = MIN(nb, g->n - n0);
-        int ld = (int)(cur * out_plane);
-        const float *src = dy + (gsize)n0 * g->out_c * out_plane;
+        ConvJob job = conv_job(cpu, g, n0, cur, (float *)dy + (gsize)n0 * g->out_c * out_plane);
 
-        if (cur > 1) {
-            gather_rows(g, dy, n0, cur, cpu->rows.data);
-            src = cpu->rows.data;
-        }
-        for (int gi = 0; gi < g->groups; gi++)
-            sgemm(TRUE, FALSE, k, ld, ocg, 1.0f, weights + (gsize)gi * ocg * k, k,
-                  src + (gsize)gi * ocg * ld, ld, 0.0f, cpu->col.data + (gsize)gi * k * ld, ld);
-        memset(dx + (gsize)n0 * g->c * plane, 0, (gsize)cur * g->c * plane * sizeof(float));
-        col2im(g, cpu->col.data, n0, cur, dx);
+        job.dy = dy;
+        job.weights = weights;
+        job.dx = dx;
+        if (cur > 1)
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->groups * job.k, GEMM_ROWS, backward_data_gemm, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->c, 1, col2im, &job);
     }
     return TRUE;
 }
@@ -396,65 +491,76 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
                            float *dweights, float *dbias, GError **error)
 {
     CpuBackend *cpu = self;
-    const int cg = g->c / g->groups, ocg = g->out_c / g->groups;
-    const int k = cg * g->kh * g->kw;
     const gsize out_plane = conv_out_plane(g);
     int nb;
 
     if (dbias != NULL) {
-        for (int o = 0; o < g->out_c; o++) {
-            double sum = 0.0;
-            for (int s = 0; s < g->n; s++) {
-                const float *src = dy + ((gsize)s * g->out_c + o) * out_plane;
-                for (gsize p = 0; p < out_plane; p++)
-                    sum += src[p];
-            }
-            dbias[o] = (float)sum;
-        }
+        ConvJob job = {.g = g, .dy = dy, .dbias = dbias};
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, bias_gradient, &job);
     }
     if (g->n == 0 || out_plane == 0) {
-        memset(dweights, 0, (gsize)g->out_c * k * sizeof(float));
+        memset(dweights, 0, (gsize)g->out_c * (g->c / g->groups) * g->kh * g->kw * sizeof(float));
         return TRUE;
     }
-
-    if (conv_is_pointwise(g)) {
-        for (int s = 0; s < g->n; s++) {
-            for (int gi = 0; gi < g->groups; gi++)
-                sgemm(FALSE, TRUE, ocg, cg, (int)out_plane, 1.0f,
-                      dy + ((gsize)s * g->out_c + (gsize)gi * ocg) * out_plane, (int)out_plane,
-                      x + ((gsize)s * g->c + (gsize)gi * cg) * out_plane, (int)out_plane,
-                      s == 0 ? 0.0f : 1.0f, dweights + (gsize)gi * ocg * cg, cg);
-        }
-        return TRUE;
-    }
-
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
     for (int n0 = 0; n0 < g->n; n0 += nb) {
         int cur = MIN(nb, g->n - n0);
-        int ld = (int)(cur * out_plane);
-        const float *src = dy + (gsize)n0 * g->out_c * out_plane;
+        ConvJob job = conv_job(cpu, g, n0, cur, (float *)dy + (gsize)n0 * g->out_c * out_plane);
 
-        if (cur > 1) {
-            gather_rows(g, dy, n0, cur, cpu->rows.data);
-            src = cpu->rows.data;
-        }
-        im2col(g, x, n0, cur, cpu->col.data);
-        for (int gi = 0; gi < g->groups; gi++)
-            sgemm(FALSE, TRUE, ocg, k, ld, 1.0f, src + (gsize)gi * ocg * ld, ld,
-                  cpu->col.data + (gsize)gi * k * ld, ld, n0 == 0 ? 0.0f : 1.0f,
-                  dweights + (gsize)gi * ocg * k, k);
+        job.x = x;
+        job.dy = dy;
+        job.dweights = dweights;
+        job.beta = n0 == 0 ? 0.0f : 1.0f;
+        if (cur > 1)
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, backward_filter_gemm, &job);
     }
     return TRUE;
 }
 
 /* ------------------------------------------------------------ dense algebra */
 
+/* A gemm() call, split by rows or columns of C. */
+typedef struct {
+    gboolean trans_a, trans_b;
+    int m, n, k;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} GemmJob;
+
+/* Rows [begin, end) of C: those rows of op(A) times op(B). */
+static void
+gemm_rows(gpointer data, gsize begin, gsize end)
+{
+    const GemmJob *j = data;
+    const float *a = j->a + (j->trans_a ? begin : begin * j->k);
+
+    sgemm(j->trans_a, j->trans_b, (int)(end - begin), j->n, j->k, j->alpha, a,
+          j->trans_a ? j->m : j->k, j->b, j->trans_b ? j->k : j->n, j->beta, j->c + begin * j->n,
+          j->n);
+}
+
+/* Columns [begin, end) of C: op(A) times those columns of op(B). */
+static void
+gemm_columns(gpointer data, gsize begin, gsize end)
+{
+    const GemmJob *j = data;
+    const float *b = j->b + (j->trans_b ? begin * j->k : begin);
+
+    sgemm(j->trans_a, j->trans_b, j->m, (int)(end - begin), j->k, j->alpha, j->a,
+          j->trans_a ? j->m : j->k, b, j->trans_b ? j->k : j->n, j->beta, j->c + begin, j->n);
+}
+
 gboolean
 cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k, float alpha,
          const float *a, const float *b, float beta, float *c, GError **error)
 {
+    CpuBackend *cpu = self;
+
     if (m <= 0 || n <= 0)
         return TRUE;
     if (k <= 0) {
@@ -463,8 +569,13 @@ cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
             c[i] = beta == 0.0f ? 0.0f : beta * c[i];
         return TRUE;
     }
-    /* OpenBLAS clears C instead of scaling it when beta is 0, so C is not read. */
-    sgemm(trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+    GemmJob job = {trans_a, trans_b, m, n, k, alpha, beta, a, b, c};
+    /* Split the longer side of C; OpenBLAS clears C instead of scaling it
+     * when beta is 0, so C is not read then. */
+    if (m >= n)
+        cpu_pool_run(cpu->pool, (gsize)m, GEMM_ROWS, gemm_rows, &job);
+    else
+        cpu_pool_run(cpu->pool, (gsize)n, GEMM_ROWS, gemm_columns, &job);
     return TRUE;
 }
 
@@ -512,27 +623,33 @@ bn_offset(const TpBatchNormGeometry *g, int s, int ch)
     return ((gsize)s * g->c + ch) * g->hw;
 }
 
-gboolean
-cpu_batch_norm_forward_train(gpointer self, const TpBatchNormGeometry *g, const float *x,
-                             const float *scale, const float *bias, float *running_mean,
-                             float *running_var, float *y, float *save_mean, float *save_invstd,
-                             GError **error)
+/* A batch-norm kernel's arguments, split by channel. */
+typedef struct {
+    const TpBatchNormGeometry *g;
+    const float *x, *dy, *scale, *bias, *mean, *var, *invstd;
+    float *y, *dx, *dscale, *dbias, *running_mean, *running_var, *save_mean, *save_invstd;
+} BatchNormJob;
+
+static void
+batch_norm_train_channels(gpointer data, gsize begin, gsize end)
 {
+    const BatchNormJob *j = data;
+    const TpBatchNormGeometry *g = j->g;
     const gsize count = (gsize)g->n * g->hw;
 
-    for (int ch = 0; ch < g->c; ch++) {
+    for (int ch = (int)begin; ch < (int)end; ch++) {
         double sum = 0.0, sq = 0.0, mean, var, unbiased, invstd;
         float m, a;
 
         /* Two passes: the mean, then the squared deviations from it. */
         for (int s = 0; s < g->n; s++) {
-            const float *src = x + bn_offset(g, s, ch);
+            const float *src = j->x + bn_offset(g, s, ch);
             for (int i = 0; i < g->hw; i++)
                 sum += src[i];
         }
         mean = count > 0 ? sum / (double)count : 0.0;
         for (int s = 0; s < g->n; s++) {
-            const float *src = x + bn_offset(g, s, ch);
+            const float *src = j->x + bn_offset(g, s, ch);
             for (int i = 0; i < g->hw; i++) {
                 double d = src[i] - mean;
                 sq += d * d;
@@ -544,21 +661,53 @@ cpu_batch_norm_forward_train(gpointer self, const TpBatchNormGeometry *g, const 
         invstd = 1.0 / sqrt(var + g->epsilon);
 
         m = (float)mean;
-        a = (float)(scale[ch] * invstd);
+        a = (float)(j->scale[ch] * invstd);
         for (int s = 0; s < g->n; s++) {
-            const float *src = x + bn_offset(g, s, ch);
-            float *dst = y + bn_offset(g, s, ch);
+            const float *src = j->x + bn_offset(g, s, ch);
+            float *dst = j->y + bn_offset(g, s, ch);
             for (int i = 0; i < g->hw; i++)
-                dst[i] = (src[i] - m) * a + bias[ch];
+                dst[i] = (src[i] - m) * a + j->bias[ch];
         }
-        save_mean[ch] = (float)mean;
-        save_invstd[ch] = (float)invstd;
-        running_mean[ch] =
-            (float)(g->momentum * (double)running_mean[ch] + (1.0 - g->momentum) * mean);
-        running_var[ch] =
-            (float)(g->momentum * (double)running_var[ch] + (1.0 - g->momentum) * unbiased);
+        j->save_mean[ch] = (float)mean;
+        j->save_invstd[ch] = (float)invstd;
+        j->running_mean[ch] =
+            (float)(g->momentum * (double)j->running_mean[ch] + (1.0 - g->momentum) * mean);
+        j->running_var[ch] =
+            (float)(g->momentum * (double)j->running_var[ch] + (1.0 - g->momentum) * unbiased);
     }
+}
+
+gboolean
+cpu_batch_norm_forward_train(gpointer self, const TpBatchNormGeometry *g, const float *x,
+                             const float *scale, const float *bias, float *running_mean,
+                             float *running_var, float *y, float *save_mean, float *save_invstd,
+                             GError **error)
+{
+    BatchNormJob job = {.g = g, .x = x, .scale = scale, .bias = bias, .y = y,
+                        .running_mean = running_mean, .running_var = running_var,
+                        .save_mean = save_mean, .save_invstd = save_invstd};
+
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_train_channels, &job);
     return TRUE;
+}
+
+static void
+batch_norm_eval_channels(gpointer data, gsize begin, gsize end)
+{
+    const BatchNormJob *j = data;
+    const TpBatchNormGeometry *g = j->g;
+
+    for (int ch = (int)begin; ch < (int)end; ch++) {
+        double invstd = 1.0 / sqrt((double)j->var[ch] + g->epsilon);
+        float a = (float)(j->scale[ch] * invstd), m = j->mean[ch], b = j->bias[ch];
+
+        for (int s = 0; s < g->n; s++) {
+            const float *src = j->x + bn_offset(g, s, ch);
+            float *dst = j->y + bn_offset(g, s, ch);
+            for (int i = 0; i < g->hw; i++)
+                dst[i] = (src[i] - m) * a + b;
+        }
+    }
 }
 
 gboolean
@@ -566,18 +715,54 @@ cpu_batch_norm_forward_eval(gpointer self, const TpBatchNormGeometry *g, const f
                             const float *scale, const float *bias, const float *mean,
                             const float *var, float *y, GError **error)
 {
-    for (int ch = 0; ch < g->c; ch++) {
-        double invstd = 1.0 / sqrt((double)var[ch] + g->epsilon);
-        float a = (float)(scale[ch] * invstd);
+    BatchNormJob job = {.g = g, .x = x, .scale = scale, .bias = bias, .mean = mean, .var = var,
+                        .y = y};
+
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_eval_channels, &job);
+    return TRUE;
+}
+
+/* With xhat = (x - mean) * invstd over the count values of a channel:
+ *   dbias  = sum dy,  dscale = sum dy * xhat,
+ *   dx     = scale * invstd * (dy - dbias / count - xhat * dscale / count). */
+static void
+batch_norm_backward_channels(gpointer data, gsize begin, gsize end)
+{
+    const BatchNormJob *j = data;
+    const TpBatchNormGeometry *g = j->g;
+    const gsize count = (gsize)g->n * g->hw;
+
+    for (int ch = (int)begin; ch < (int)end; ch++) {
+        const double mean = j->mean[ch], invstd = j->invstd[ch];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        double k, mean_dy, mean_dy_xhat;
 
         for (int s = 0; s < g->n; s++) {
-            const float *src = x + bn_offset(g, s, ch);
-            float *dst = y + bn_offset(g, s, ch);
-            for (int i = 0; i < g->hw; i++)
-                dst[i] = (src[i] - mean[ch]) * a + bias[ch];
+            const float *xs = j->x + bn_offset(g, s, ch);
+            const float *dys = j->dy + bn_offset(g, s, ch);
+            for (int i = 0; i < g->hw; i++) {
+                sum_dy += dys[i];
+                sum_dy_xhat += dys[i] * ((xs[i] - mean) * invstd);
+            }
+        }
+        j->dbias[ch] = (float)sum_dy;
+        j->dscale[ch] = (float)sum_dy_xhat;
+        if (count == 0)
+            continue;
+
+        k = j->scale[ch] * invstd;
+        mean_dy = sum_dy / (double)count;
+        mean_dy_xhat = sum_dy_xhat / (double)count;
+        for (int s = 0; s < g->n; s++) {
+            const float *xs = j->x + bn_offset(g, s, ch);
+            const float *dys = j->dy + bn_offset(g, s, ch);
+            float *dxs = j->dx + bn_offset(g, s, ch);
+            for (int i = 0; i < g->hw; i++) {
+                double xhat = (xs[i] - mean) * invstd;
+                dxs[i] = (float)(k * (dys[i] - mean_dy - xhat * mean_dy_xhat));
+            }
         }
     }
-    return TRUE;
 }
 
 gboolean
@@ -586,89 +771,104 @@ cpu_batch_norm_backward(gpointer self, const TpBatchNormGeometry *g, const float
                         const float *save_invstd, float *dx, float *dscale, float *dbias,
                         GError **error)
 {
-    const gsize count = (gsize)g->n * g->hw;
+    BatchNormJob job = {.g = g, .x = x, .dy = dy, .scale = scale, .mean = save_mean,
+                        .invstd = save_invstd, .dx = dx, .dscale = dscale, .dbias = dbias};
 
-    /* With xhat = (x - mean) * invstd over the count values of a channel:
-     *   dbias  = sum dy,  dscale = sum dy * xhat,
-     *   dx     = scale * invstd * (dy - dbias / count - xhat * dscale / count). */
-    for (int ch = 0; ch < g->c; ch++) {
-        const double mean = save_mean[ch], invstd = save_invstd[ch];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        double k, mean_dy, mean_dy_xhat;
-
-        for (int s = 0; s < g->n; s++) {
-            const float *xs = x + bn_offset(g, s, ch);
-            const float *dys = dy + bn_offset(g, s, ch);
-            for (int i = 0; i < g->hw; i++) {
-                sum_dy += dys[i];
-                sum_dy_xhat += dys[i] * ((xs[i] - mean) * invstd);
-            }
-        }
-        dbias[ch] = (float)sum_dy;
-        dscale[ch] = (float)sum_dy_xhat;
-        if (count == 0)
-            continue;
-
-        k = scale[ch] * invstd;
-        mean_dy = sum_dy / (double)count;
-        mean_dy_xhat = sum_dy_xhat / (double)count;
-        for (int s = 0; s < g->n; s++) {
-            const float *xs = x + bn_offset(g, s, ch);
-            const float *dys = dy + bn_offset(g, s, ch);
-            float *dxs = dx + bn_offset(g, s, ch);
-            for (int i = 0; i < g->hw; i++) {
-                double xhat = (xs[i] - mean) * invstd;
-                dxs[i] = (float)(k * (dys[i] - mean_dy - xhat * mean_dy_xhat));
-            }
-        }
-    }
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_backward_channels, &job);
     return TRUE;
 }
 
 /* ------------------------------------------------------------ elementwise */
 
+/* An elementwise kernel's arguments, split by index range. Loops read each
+ * input once into a local, so the compiler vectorizes them even where the
+ * output may be an input. */
+typedef struct {
+    const float *a, *b;
+    float *y, *v;
+    float alpha, beta, lo, hi;
+    guint64 seed;
+    const TpSgdHyper *hyper;
+} Map;
+
+static gboolean
+map(gpointer self, gsize n, CpuRangeFunc func, const Map *m)
+{
+    cpu_pool_run(((CpuBackend *)self)->pool, n, ELEMENTWISE_GRAIN, func, (gpointer)m);
+    return TRUE;
+}
+
+static void
+relu_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++) {
+        float x = m->a[i];
+        m->y[i] = x > 0.0f ? x : 0.0f;
+    }
+}
+
 gboolean
 cpu_relu_forward(gpointer self, gsize n, const float *x, float *y, GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-    return TRUE;
+    return map(self, n, relu_range, &(Map){.a = x, .y = y});
+}
+
+static void
+relu_backward_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++) {
+        float y = m->a[i], dy = m->b[i];
+        m->y[i] = y > 0.0f ? dy : 0.0f;
+    }
 }
 
 gboolean
 cpu_relu_backward(gpointer self, gsize n, const float *y, const float *dy, float *dx,
                   GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    return TRUE;
+    return map(self, n, relu_backward_range, &(Map){.a = y, .b = dy, .y = dx});
+}
+
+static void
+add_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++) {
+        float a = m->a[i], b = m->b[i];
+        m->y[i] = a + b;
+    }
 }
 
 gboolean
 cpu_add(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        y[i] = a[i] + b[i];
-    return TRUE;
+    return map(self, n, add_range, &(Map){.a = a, .b = b, .y = y});
+}
+
+/* Inverted dropout of a (x or dy) into y; ratio = 1 keeps nothing, so the
+ * division never sees 0. */
+static void
+dropout_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++)
+        m->y[i] = tp_dropout_keep(m->seed, i, m->alpha) ? m->a[i] / (1.0f - m->alpha) : 0.0f;
 }
 
 gboolean
 cpu_dropout_forward(gpointer self, gsize n, float ratio, guint64 seed, const float *x, float *y,
                     GError **error)
 {
-    /* ratio = 1 keeps nothing, so the division never sees 0. */
-    for (gsize i = 0; i < n; i++)
-        y[i] = tp_dropout_keep(seed, i, ratio) ? x[i] / (1.0f - ratio) : 0.0f;
-    return TRUE;
+    return map(self, n, dropout_range, &(Map){.a = x, .y = y, .alpha = ratio, .seed = seed});
 }
 
 gboolean
 cpu_dropout_backward(gpointer self, gsize n, float ratio, guint64 seed, const float *dy, float *dx,
                      GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        dx[i] = tp_dropout_keep(seed, i, ratio) ? dy[i] / (1.0f - ratio) : 0.0f;
-    return TRUE;
+    return map(self, n, dropout_range, &(Map){.a = dy, .y = dx, .alpha = ratio, .seed = seed});
 }
 
 /* ------------------------------------------------------------ pooling */
@@ -696,15 +896,24 @@ pool_divisor(const TpPoolGeometry *g, int h0, int h1, int w0, int w1)
     return MAX(h1 - h0, 0) * MAX(w1 - w0, 0);
 }
 
-gboolean
-cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float *y, GError **error)
+/* A pooling kernel's arguments, split by (sample, channel) plane. */
+typedef struct {
+    const TpPoolGeometry *g;
+    const float *x, *y, *dy;
+    float *out; /* y (forward) or dx (backward) */
+} PoolJob;
+
+static void
+pool_forward_planes(gpointer data, gsize begin, gsize end)
 {
+    const PoolJob *job = data;
+    const TpPoolGeometry *g = job->g;
     const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = (gsize)g->out_h * g->out_w;
 
-    for (gsize nc = 0; nc < (gsize)g->n * g->c; nc++) {
-        const float *src = x + nc * plane;
-        float *dst = y + nc * out_plane;
+    for (gsize nc = begin; nc < end; nc++) {
+        const float *src = job->x + nc * plane;
+        float *dst = job->out + nc * out_plane;
 
         for (int oh = 0; oh < g->out_h; oh++) {
             for (int ow = 0; ow < g->out_w; ow++) {
@@ -728,20 +937,30 @@ cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float
             }
         }
     }
-    return TRUE;
 }
 
 gboolean
-cpu_pool2d_backward(gpointer self, const TpPoolGeometry *g, const float *x, const float *y,
-                    const float *dy, float *dx, GError **error)
+cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float *y, GError **error)
 {
+    PoolJob job = {.g = g, .x = x, .out = y};
+
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, 1, pool_forward_planes, &job);
+    return TRUE;
+}
+
+static void
+pool_backward_planes(gpointer data, gsize begin, gsize end)
+{
+    const PoolJob *job = data;
+    const TpPoolGeometry *g = job->g;
     const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = (gsize)g->out_h * g->out_w;
+    const float *y = job->y, *dy = job->dy;
 
-    memset(dx, 0, (gsize)g->n * g->c * plane * sizeof(float));
-    for (gsize nc = 0; nc < (gsize)g->n * g->c; nc++) {
-        const float *xs = x + nc * plane;
-        float *dxs = dx + nc * plane;
+    memset(job->out + begin * plane, 0, (end - begin) * plane * sizeof(float));
+    for (gsize nc = begin; nc < end; nc++) {
+        const float *xs = job->x + nc * plane;
+        float *dxs = job->out + nc * plane;
 
         for (int oh = 0; oh < g->out_h; oh++) {
             for (int ow = 0; ow < g->out_w; ow++) {
@@ -775,6 +994,15 @@ cpu_pool2d_backward(gpointer self, const TpPoolGeometry *g, const float *x, cons
             }
         }
     }
+}
+
+gboolean
+cpu_pool2d_backward(gpointer self, const TpPoolGeometry *g, const float *x, const float *y,
+                    const float *dy, float *dx, GError **error)
+{
+    PoolJob job = {.g = g, .x = x, .y = y, .dy = dy, .out = dx};
+
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, 1, pool_backward_planes, &job);
     return TRUE;
 }
 
@@ -876,63 +1104,107 @@ cpu_softmax_cross_entropy(gpointer self, int rows, int cols, const float *logits
 
 /* ------------------------------------------------------------ optimizer */
 
+static void
+sgd_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    const float lr = m->hyper->lr, momentum = m->hyper->momentum;
+    const float decay = m->hyper->weight_decay;
+    const gboolean nesterov = m->hyper->nesterov;
+
+    for (gsize i = begin; i < end; i++) {
+        float grad = m->a[i] + decay * m->y[i];
+        float v = momentum * m->v[i] + grad;
+        m->v[i] = v;
+        m->y[i] -= lr * (nesterov ? grad + momentum * v : v);
+    }
+}
+
 gboolean
 cpu_sgd_update(gpointer self, gsize n, float *w, const float *g, float *v, const TpSgdHyper *hyper,
                GError **error)
 {
-    const float lr = hyper->lr, momentum = hyper->momentum, decay = hyper->weight_decay;
-
-    for (gsize i = 0; i < n; i++) {
-        float grad = g[i] + decay * w[i];
-        v[i] = momentum * v[i] + grad;
-        w[i] -= lr * (hyper->nesterov ? grad + momentum * v[i] : v[i]);
-    }
-    return TRUE;
+    return map(self, n, sgd_range, &(Map){.a = g, .y = w, .v = v, .hyper = hyper});
 }
 
 /* ------------------------------------------------------------------ relevance */
 
+static void
+mul_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++) {
+        float a = m->a[i], b = m->b[i];
+        m->y[i] = a * b;
+    }
+}
+
 gboolean
 cpu_mul(gpointer self, gsize n, const float *a, const float *b, float *y, GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        y[i] = a[i] * b[i];
-    return TRUE;
+    return map(self, n, mul_range, &(Map){.a = a, .b = b, .y = y});
 }
 
 /* beta = 0 writes alpha * x without reading y (which may hold NaN). */
+static void
+axpby_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    const float alpha = m->alpha, beta = m->beta;
+
+    if (beta == 0.0f) {
+        for (gsize i = begin; i < end; i++)
+            m->y[i] = alpha * m->a[i];
+        return;
+    }
+    for (gsize i = begin; i < end; i++) {
+        float x = m->a[i], y = m->y[i];
+        m->y[i] = alpha * x + beta * y;
+    }
+}
+
 gboolean
 cpu_axpby(gpointer self, gsize n, float alpha, const float *x, float beta, float *y, GError **error)
 {
-    if (beta == 0.0f) {
-        for (gsize i = 0; i < n; i++)
-            y[i] = alpha * x[i];
-        return TRUE;
+    return map(self, n, axpby_range, &(Map){.a = x, .y = y, .alpha = alpha, .beta = beta});
+}
+
+static void
+clamp_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    for (gsize i = begin; i < end; i++) {
+        float x = m->a[i];
+        m->y[i] = x < m->lo ? m->lo : x > m->hi ? m->hi : x;
     }
-    for (gsize i = 0; i < n; i++)
-        y[i] = alpha * x[i] + beta * y[i];
-    return TRUE;
 }
 
 gboolean
 cpu_clamp(gpointer self, gsize n, const float *x, float lo, float hi, float *y, GError **error)
 {
-    for (gsize i = 0; i < n; i++)
-        y[i] = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
-    return TRUE;
+    return map(self, n, clamp_range, &(Map){.a = x, .y = y, .lo = lo, .hi = hi});
 }
 
 /* The divisor is formed in float, as every backend forms it; a NaN z stays NaN. */
+static void
+stabilized_divide_range(gpointer data, gsize begin, gsize end)
+{
+    const Map *m = data;
+    const float epsilon = m->alpha;
+
+    for (gsize i = begin; i < end; i++) {
+        float r = m->a[i], z = m->b[i];
+        float d = z > 0.0f    ? z + epsilon
+                  : z < 0.0f  ? z - epsilon
+                  : z == 0.0f ? TP_STABILIZER_ZERO
+                              : z;
+        m->y[i] = r / d;
+    }
+}
+
 gboolean
 cpu_stabilized_divide(gpointer self, gsize n, const float *r, const float *z, float epsilon,
                       float *y, GError **error)
 {
-    for (gsize i = 0; i < n; i++) {
-        float d = z[i] > 0.0f    ? z[i] + epsilon
-                  : z[i] < 0.0f  ? z[i] - epsilon
-                  : z[i] == 0.0f ? TP_STABILIZER_ZERO
-                                 : z[i];
-        y[i] = r[i] / d;
-    }
-    return TRUE;
+    return map(self, n, stabilized_divide_range, &(Map){.a = r, .b = z, .y = y, .alpha = epsilon});
 }

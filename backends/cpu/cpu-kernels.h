@@ -4,9 +4,9 @@
  *
  * Every kernel has the signature of its TpBackendVTable member in
  * tp-backend.h, whose contract it implements; `self` is the CpuBackend that
- * open() returned. Memory is plain host memory. Kernels run synchronously
- * on the calling thread, with OpenBLAS's threads inside sgemm; one backend
- * serves one thread at a time (its kernels share its scratch).
+ * open() returned. Memory is plain host memory. Kernels return when done,
+ * having split their work over the backend's thread pool (cpu-parallel.h);
+ * one backend serves one thread at a time (its kernels share its scratch).
  *
  * The convolution kernels are the only ones that need scratch memory; they
  * take it from the backend's grow-only buffers, so once the shapes of a
@@ -21,6 +21,7 @@
 
 #include <glib.h>
 
+#include "cpu-parallel.h"
 #include "tp-backend.h"
 
 G_BEGIN_DECLS
@@ -33,7 +34,7 @@ typedef struct {
 
 /* The state behind one open cpu backend (the vtable's `self`). */
 typedef struct {
-    int threads;     /* OpenBLAS threads, resolved from the `threads` key (>= 1) */
+    CpuPool *pool;   /* the kernels' threads, as many as the `threads` key says */
     CpuScratch col;  /* im2col matrices: [c * kh * kw, nb * out_h * out_w] */
     CpuScratch rows; /* a chunk of y or dy gathered as [out_c, nb * out_h * out_w] */
 } CpuBackend;
