@@ -23,74 +23,132 @@ quantile(double *ms, int n, double q)
     return ms[MIN(n - 1, (int)(q * n))];
 }
 
-/* One TRAIN run: forward, loss, backward, update. The loss reaches the host,
- * so every kernel of the step has finished. */
-static gboolean
-train_step(TpModel *model, TpSgd *sgd, const float *images, const gint32 *labels, int batch,
-           GError **error)
-{
-    double loss;
+/* What timed runs of one model need: seeded random images and labels, an
+ * optimizer for TRAIN, a host buffer for the output of INFER. */
+typedef struct {
+    TpModel *model;
+    TpBenchTask task;
+    int batch;
+    float *images;
+    gint32 *labels;
+    TpSgd *sgd;
+    float *output;
+} Runner;
 
-    return tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) &&
-           tp_model_loss(model, labels, 0.0f, &loss, error) &&
-           tp_model_backward(model, tp_model_get_logits(model), error) && tp_sgd_step(sgd, error);
+static gboolean
+runner_init(Runner *r, TpModel *model, TpBenchTask task, int batch, GError **error)
+{
+    const TpShape *in = tp_model_get_shape(model, 0);
+    const TpShape *out = tp_model_get_shape(model, tp_model_get_logits(model));
+    gsize n = (gsize)batch * in->dim[0] * in->dim[1] * in->dim[2];
+    g_autoptr(GRand) rand = g_rand_new_with_seed(1);
+    const TpSgdHyper hyper = {.lr = 1e-3f, .momentum = 0.9f};
+
+    *r = (Runner){.model = model, .task = task, .batch = batch};
+    r->images = g_new(float, n);
+    r->labels = g_new(gint32, batch);
+    for (gsize i = 0; i < n; i++)
+        r->images[i] = (float)g_rand_double_range(rand, -1, 1);
+    for (int i = 0; i < batch; i++)
+        r->labels[i] = g_rand_int_range(rand, 0, out->dim[0]);
+    return task != TP_BENCH_TRAIN || (r->sgd = tp_sgd_new(model, &hyper, error)) != NULL;
 }
 
-/* One INFER run: forward, output downloaded into *output (made on first use). */
-static gboolean
-infer(TpModel *model, const float *images, int batch, float **output, GError **error)
+static void
+runner_clear(Runner *r)
 {
-    TpTensor *y;
+    g_free(r->images);
+    g_free(r->labels);
+    g_free(r->output);
+    g_clear_pointer(&r->sgd, tp_sgd_free);
+}
 
-    if (!tp_model_forward(model, images, batch, TP_MODE_EVAL, error))
-        return FALSE;
-    y = tp_model_get_value(model, tp_model_get_output(model));
-    if (*output == NULL)
-        *output = g_new(float, y->numel);
-    return tp_tensor_download(y, *output, error);
+/* One run, timed into *out_ms. INFER downloads the output; TRAIN (forward,
+ * loss, backward, update) brings the loss to the host. Either way every
+ * kernel of the run has finished. */
+static gboolean
+runner_step(Runner *r, double *out_ms, GError **error)
+{
+    gint64 start = g_get_monotonic_time();
+    TpModel *model = r->model;
+    double loss;
+
+    if (r->task == TP_BENCH_TRAIN) {
+        if (!tp_model_forward(model, r->images, r->batch, TP_MODE_TRAIN, error) ||
+            !tp_model_loss(model, r->labels, 0.0f, &loss, error) ||
+            !tp_model_backward(model, tp_model_get_logits(model), error) ||
+            !tp_sgd_step(r->sgd, error))
+            return FALSE;
+    } else {
+        TpTensor *y;
+        if (!tp_model_forward(model, r->images, r->batch, TP_MODE_EVAL, error))
+            return FALSE;
+        y = tp_model_get_value(model, tp_model_get_output(model));
+        if (r->output == NULL)
+            r->output = g_new(float, y->numel);
+        if (!tp_tensor_download(y, r->output, error))
+            return FALSE;
+    }
+    *out_ms = (g_get_monotonic_time() - start) / 1000.0;
+    return TRUE;
+}
+
+static void
+latency_from(double *ms, int batch, int runs, TpLatency *out_latency)
+{
+    out_latency->batch = batch;
+    out_latency->runs = runs;
+    out_latency->p90_ms = quantile(ms, runs, 0.9);
+    out_latency->p50_ms = quantile(ms, runs, 0.5);
+    out_latency->images_per_s = batch / (out_latency->p50_ms / 1000.0);
 }
 
 gboolean
 tp_bench_latency(TpModel *model, TpBenchTask task, int batch, int warmup, int runs,
                  double *out_ms, TpLatency *out_latency, GError **error)
 {
-    const TpShape *in = tp_model_get_shape(model, 0);
-    const TpShape *out = tp_model_get_shape(model, tp_model_get_logits(model));
-    gsize n = (gsize)batch * in->dim[0] * in->dim[1] * in->dim[2];
-    g_autofree float *images = g_new(float, n);
-    g_autofree gint32 *labels = g_new(gint32, batch);
     g_autofree double *ms = g_new(double, MAX(runs, 1));
-    g_autofree float *output = NULL;
-    g_autoptr(GRand) rand = g_rand_new_with_seed(1);
-    g_autoptr(TpSgd) sgd = NULL;
-    const TpSgdHyper hyper = {.lr = 1e-3f, .momentum = 0.9f};
+    Runner r;
+    gboolean ok;
+    double untimed;
 
     g_return_val_if_fail(model != NULL && batch >= 1 && runs >= 1, FALSE);
     g_return_val_if_fail(task == TP_BENCH_INFER || task == TP_BENCH_TRAIN, FALSE);
 
-    for (gsize i = 0; i < n; i++)
-        images[i] = (float)g_rand_double_range(rand, -1, 1);
-    for (int i = 0; i < batch; i++)
-        labels[i] = g_rand_int_range(rand, 0, out->dim[0]);
-    if (task == TP_BENCH_TRAIN && !(sgd = tp_sgd_new(model, &hyper, error)))
+    ok = runner_init(&r, model, task, batch, error);
+    for (int i = -MAX(warmup, 1); ok && i < runs; i++)
+        ok = runner_step(&r, i >= 0 ? &ms[i] : &untimed, error);
+    runner_clear(&r);
+    if (!ok)
         return FALSE;
-
-    for (int r = -MAX(warmup, 1); r < runs; r++) {
-        gint64 start = g_get_monotonic_time();
-        gboolean ok = task == TP_BENCH_TRAIN ? train_step(model, sgd, images, labels, batch, error)
-                                             : infer(model, images, batch, &output, error);
-        if (!ok)
-            return FALSE;
-        if (r >= 0)
-            ms[r] = (g_get_monotonic_time() - start) / 1000.0;
-    }
     if (out_ms != NULL)
         memcpy(out_ms, ms, (gsize)runs * sizeof(double));
-    out_latency->batch = batch;
-    out_latency->runs = runs;
-    out_latency->p90_ms = quantile(ms, runs, 0.9);
-    out_latency->p50_ms = quantile(ms, runs, 0.5);
-    out_latency->images_per_s = batch / (out_latency->p50_ms / 1000.0);
+    latency_from(ms, batch, runs, out_latency);
+    return TRUE;
+}
+
+gboolean
+tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup, int runs,
+                 TpLatency *out_a, TpLatency *out_b, GError **error)
+{
+    g_autofree double *ms = g_new(double, 2 * (gsize)MAX(runs, 1));
+    Runner r[2];
+    gboolean ok;
+    double untimed;
+
+    g_return_val_if_fail(a != NULL && b != NULL && batch >= 1 && runs >= 1, FALSE);
+    g_return_val_if_fail(task == TP_BENCH_INFER || task == TP_BENCH_TRAIN, FALSE);
+
+    ok = runner_init(&r[0], a, task, batch, error) && runner_init(&r[1], b, task, batch, error);
+    for (int i = -MAX(warmup, 1); ok && i < runs; i++)
+        for (int m = 0; ok && m < 2; m++)
+            ok = runner_step(&r[m], i >= 0 ? &ms[m * runs + i] : &untimed, error);
+    runner_clear(&r[0]);
+    runner_clear(&r[1]);
+    if (!ok)
+        return FALSE;
+    latency_from(ms, batch, runs, out_a);
+    latency_from(ms + runs, batch, runs, out_b);
     return TRUE;
 }
 

@@ -34,6 +34,11 @@ typedef struct {
 gboolean tp_bench_latency(TpModel *model, TpBenchTask task, int batch, int warmup, int runs,
                           double *out_ms, TpLatency *out_latency, GError **error);
 
+/* The same for two models (say, a base model and its pruned version) in
+ * alternation, run for run, so both see the machine in the same state. */
+gboolean tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup,
+                          int runs, TpLatency *out_a, TpLatency *out_b, GError **error);
+
 /* Scores the units with criterion on the loader's samples (one epoch; the
  * loader's labels must fit the model's outputs), `runs` times after one
  * untimed round, and times an eval-mode forward, cross-entropy and backward

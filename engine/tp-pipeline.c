@@ -85,7 +85,8 @@ static const TpParamSpec output_specs[] = {
     {"plot", TP_PARAM_STRING, "", 0, 0, NULL, "SVG plot (default: MODEL.svg)"},
     {"checkpoint", TP_PARAM_STRING, "", 0, 0, NULL,
      "checkpoint folder (default: MODEL.checkpoint)"},
-    {"latency-runs", TP_PARAM_INT, "30", 1, 100000, NULL, "timed batch-1 forward passes"},
+    {"latency-runs", TP_PARAM_INT, "30", 1, 100000, NULL,
+     "timed batch-1 forward passes of each model, base and pruned alternating"},
     {NULL},
 };
 
@@ -858,7 +859,7 @@ finish(Run *r, GError **error)
     TpPipelineResult *res = &p->result;
     g_autoptr(TpLoader) test = NULL;
     g_autoptr(TpEvaluation) e = NULL;
-    TpLatency latency;
+    TpLatency base, pruned;
     TpCount count;
     int runs = (int)tp_params_get_int(p->output, "latency-runs");
 
@@ -879,12 +880,10 @@ finish(Run *r, GError **error)
     res->base_bytes = file_size(tp_params_get_string(p->model, "path"));
     res->bytes = file_size(p->model_path);
     report_progress(r, "latency", res->step, res->baseline_accuracy);
-    if (!tp_bench_latency(r->base, TP_BENCH_INFER, 1, 3, runs, NULL, &latency, error))
+    if (!tp_bench_compare(r->base, r->accepted, TP_BENCH_INFER, 1, 3, runs, &base, &pruned, error))
         return FALSE;
-    res->base_latency_ms = latency.p50_ms;
-    if (!tp_bench_latency(r->accepted, TP_BENCH_INFER, 1, 3, runs, NULL, &latency, error))
-        return FALSE;
-    res->latency_ms = latency.p50_ms;
+    res->base_latency_ms = base.p50_ms;
+    res->latency_ms = pruned.p50_ms;
     res->model_path = p->model_path;
     res->report_path = p->report_path;
     res->csv_path = p->csv_path;
