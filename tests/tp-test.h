@@ -25,13 +25,24 @@ char *tp_test_take_warnings(void);
  * TASKPRUNE_PLUGIN_PATH, set by `make check`). */
 TpRegistry *tp_test_registry(void);
 
-/* Names of every backend plugin found (a new array of borrowed strings). */
+/* Names of every backend plugin found that can run here (a new array of
+ * borrowed strings). A backend whose open() fails with
+ * TP_BACKEND_ERROR_NO_DEVICE (cuda on a machine without a GPU) is left out,
+ * and the first time a process sees that it prints "skipped: backend 'NAME':
+ * MESSAGE" on stderr, so a test log shows what did not run.
+ * Any other open failure fails the test. */
 GPtrArray *tp_test_backend_names(void);
 
-/* How many backend plugins there are, at least 1 (so that a build without
- * any fails in tp_test_backend_name() instead of running nothing). Unlike
- * the others here it may be called outside a test, to size loop tests. */
+/* How many backends tp_test_backend_names() gives, at least 1 (so that a
+ * build without any fails in tp_test_backend_name() instead of running
+ * nothing). Unlike the others here it may be called outside a test, to
+ * size loop tests. */
 int tp_test_count_backends(void);
+
+/* Whether backend `name` opens here: FALSE (after printing the skip line
+ * above) when its open() fails with TP_BACKEND_ERROR_NO_DEVICE. Any other
+ * failure fails the test. The answer is probed once per process. */
+gboolean tp_test_backend_available(const char *name);
 
 /* The name of backend i (borrowed), for loop tests over every backend. */
 const char *tp_test_backend_name(int i);

@@ -3,11 +3,14 @@
  * data moved with the backend's own alloc / upload / download / free.
  *
  * Generic: the backends come from tp_test_backend_names(), so a new backend
- * plugin is covered with no new test code. Each case table below names its
- * edge shapes; each failure message names the backend, the kernel, the case
- * and the output. Pure outputs are pre-filled with NaN, so an element a
- * kernel forgets to write, or accumulates into when it must overwrite, fails
- * (tp_test_assert_close rejects non-finite values).
+ * plugin is covered with no new test code; one whose device is absent (cuda
+ * without a GPU) is skipped with a "skipped: backend 'cuda': ..." line in the
+ * log. Each case table below names its edge shapes; each failure message
+ * names the backend, the kernel, the case and the output. Pure outputs are
+ * pre-filled with NaN, so an element a kernel forgets to write, or
+ * accumulates into when it must overwrite, fails (tp_test_assert_close
+ * rejects non-finite values). An allocation no machine can satisfy must be
+ * a NO_MEMORY error, not a crash.
  */
 #include "config.h"
 
@@ -224,6 +227,30 @@ START_TEST(test_memory)
 }
 END_TEST
 
+/* An allocation no machine can satisfy (2^61 bytes) is an error with
+ * TP_BACKEND_ERROR_NO_MEMORY, not a crash, and the backend goes on working. */
+START_TEST(test_out_of_memory)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const gsize huge = (gsize)1 << 59; /* floats */
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        g_autoptr(GError) error = NULL;
+        float *mem = rig->backend->vt.alloc(rig->backend->self, huge, &error);
+        g_autofree float *host = random_floats(7, -1.0f, 1.0f, 105);
+
+        ck_assert_msg(mem == NULL, "backend %s: alloc of %" G_GSIZE_FORMAT " floats succeeded",
+                      rig->name, huge);
+        ck_assert_msg(g_error_matches(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY),
+                      "backend %s: alloc of %" G_GSIZE_FORMAT " floats: %s", rig->name, huge,
+                      error ? error->message : "(no error set)");
+        expect_close(rig, "upload + download after a failed alloc", "7 floats", "round trip",
+                     rig_upload(rig, host, 7), host, 7, TOL_MEMORY);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ convolution */
 
 typedef struct {
@@ -264,6 +291,8 @@ static const ConvCase conv_cases[] = {
        3,   3,    7,    9,  37,  7,  9,  1,  1,  0,  0,  0,  0,  1,  1,   1,  TRUE },
     { "3x3 stride 2 pad 3: outputs that see only padding",
        1,   3,    5,    5,   2,  3,  3,  2,  2,  3,  3,  3,  3,  1,  1,   1,  TRUE },
+    { "VGG-like 3x3 pad 1 after pruning, n4 c37->64 14x14",
+       4,  37,   14,   14,  64,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "large 256x256 image (scratch split in chunks), n3 c12->2",
        3,  12,  256,  256,   2,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
 };
@@ -1123,6 +1152,7 @@ conformance_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, test_memory);
+    tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("conv2d");
@@ -1176,5 +1206,9 @@ int
 main(void)
 {
     tp_test_init();
+    /* Probe every backend once, before Check forks a process per test: a
+     * backend without its device is named once ("skipped: ...") and left
+     * out of every loop below. */
+    g_print("backends under test: %d\n", tp_test_count_backends());
     return tp_test_run(conformance_suite());
 }
