@@ -33,6 +33,10 @@ complete_is() {
     fi
 }
 
+# The backends this build has (cpu, and cuda where it was built).
+backends=$("$TASKPRUNE" plugins | awk '/^backend plugins:/ { f = 1; next } /^$/ { f = 0 } f { print $1 }' | sort | tr '\n' ' ')
+backends=${backends% }
+
 complete_is "specialize"                                       sp
 complete_is "--help --version bench eval help info plugins run specialize train zoo" ""
 complete_is "--version"                                        --v
@@ -41,11 +45,11 @@ complete_is "lrp magnitude random taylor"                      specialize --crit
 complete_is "magnitude"                                        specialize --criterion = ma
 complete_is "magnitude"                                        specialize -c ma
 complete_is ""                                                 zoo -c ""
-complete_is "cpu"                                              info --backend ""
+complete_is "$backends"                                        info --backend ""
 complete_is "idx"                                              eval -d id
 complete_is "lenet5"                                           train --arch le
 complete_is "lenet5 resnet18 resnet20 vgg11 vgg16"             zoo ""
-complete_is "cifar10 cpu"                                       plugins --describe c
+complete_is "$(echo cifar10 $backends | tr ' ' '\n' | grep '^c' | sort | tr '\n' ' ' | sed 's/ $//')" plugins --describe c
 complete_is "--help --quiet --resume --threads="              run --
 complete_is "a.ini sub"                                        run ""
 complete_is "b.onnx sub"                                       info ""
