@@ -295,6 +295,8 @@ static const ConvCase conv_cases[] = {
        4,  37,   14,   14,  64,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "large 256x256 image (scratch split in chunks), n3 c12->2",
        3,  12,  256,  256,   2,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
+    { "deep layer at batch 1 (the cpu GEMM in row blocks), n1 c256->100 3x3",
+       1, 256,    3,    3, 100,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
 };
 /* clang-format on */
 
