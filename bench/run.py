@@ -95,9 +95,9 @@ def figures_of(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nets", default=",".join(NETS), help="comma-separated, from: " + ", ".join(NETS))
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
-    parser.add_argument("--samples", type=int, default=12,
-                        help="timed runs per figure and peer, over all rounds (default 12, >= 10)")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds (default 6)")
+    parser.add_argument("--samples", type=int, default=18,
+                        help="timed runs per figure and peer, over all rounds (default 18, >= 10)")
     parser.add_argument("--threads", type=int, default=2, help="threads for every peer (default 2)")
     parser.add_argument("--batch", default="1,64", help="inference batch sizes (default 1,64)")
     parser.add_argument("--train-batch", default="64", help="training batch sizes (default 64)")
