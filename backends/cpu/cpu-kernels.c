@@ -354,6 +354,21 @@ forward_gemm(gpointer data, gsize begin, gsize end)
     for_group_rows(data, begin, end, ((ConvJob *)data)->ocg, forward_step);
 }
 
+/* Columns [begin, end) of every group's rows = W_g · col_g. */
+static void
+forward_gemm_columns(gpointer data, gsize begin, gsize end)
+{
+    const ConvJob *job = data;
+
+    for (int gi = 0; gi < job->g->groups; gi++) {
+        gsize o = (gsize)gi * job->ocg;
+        sgemm(FALSE, FALSE, job->ocg, (int)(end - begin), job->k, 1.0f,
+              job->weights + o * job->k, job->k,
+              job->col + (gsize)gi * job->k * job->ld + begin, (int)job->ld, 0.0f,
+              job->rows + o * job->ld + begin, (int)job->ld);
+    }
+}
+
 /* col rows r0 .. r0 + nr of group gi = (W_g^T · dy_g) rows. */
 static void
 backward_data_step(const ConvJob *job, int gi, int r0, int nr)
@@ -385,6 +400,21 @@ static void
 backward_filter_gemm(gpointer data, gsize begin, gsize end)
 {
     for_group_rows(data, begin, end, ((ConvJob *)data)->ocg, backward_filter_step);
+}
+
+/* Columns [begin, end) of every group's dW_g (+)= dy_g · (rows of col_g)^T. */
+static void
+backward_filter_gemm_columns(gpointer data, gsize begin, gsize end)
+{
+    const ConvJob *job = data;
+
+    for (int gi = 0; gi < job->g->groups; gi++) {
+        gsize o = (gsize)gi * job->ocg;
+        sgemm(FALSE, TRUE, job->ocg, (int)(end - begin), (int)job->ld, 1.0f,
+              job->rows + o * job->ld, (int)job->ld,
+              job->col + ((gsize)gi * job->k + begin) * job->ld, (int)job->ld, job->beta,
+              job->dweights + o * job->k + begin, job->k);
+    }
 }
 
 /* dbias[o] = the sum of dy over samples and pixels, for o in [begin, end). */
@@ -448,7 +478,12 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
         job.bias = bias;
         job.y = y;
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, forward_gemm, &job);
+        /* Split the longer side of each group's output, so that every
+         * thread's sgemm keeps a wide shape. */
+        if (job.ld > (gsize)job.ocg)
+            cpu_pool_run(cpu->pool, job.ld, GEMM_ROWS, forward_gemm_columns, &job);
+        else
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, forward_gemm, &job);
         cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
     }
     return TRUE;
@@ -516,7 +551,10 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
         if (cur > 1)
             cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, backward_filter_gemm, &job);
+        if (job.k > job.ocg)
+            cpu_pool_run(cpu->pool, (gsize)job.k, GEMM_ROWS, backward_filter_gemm_columns, &job);
+        else
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, backward_filter_gemm, &job);
     }
     return TRUE;
 }
