@@ -76,7 +76,7 @@ runner_step(Runner *r, double *out_ms, GError **error)
     if (r->task == TP_BENCH_TRAIN) {
         if (!tp_model_forward(model, r->images, r->batch, TP_MODE_TRAIN, error) ||
             !tp_model_loss(model, r->labels, 0.0f, &loss, error) ||
-            !tp_model_backward(model, tp_model_get_logits(model), error) ||
+            !tp_model_backward_params(model, tp_model_get_logits(model), error) ||
             !tp_sgd_step(r->sgd, error))
             return FALSE;
     } else {

@@ -16,7 +16,8 @@ G_BEGIN_DECLS
 typedef enum {
     TP_BENCH_INFER, /* an eval-mode forward pass, its output downloaded */
     TP_BENCH_TRAIN, /* a training step: train-mode forward, cross-entropy on seeded random
-                       labels, backward, SGD update (lr 1e-3, momentum 0.9), loss downloaded */
+                       labels, backward (tp_model_backward_params), SGD update (lr 1e-3,
+                       momentum 0.9), loss downloaded */
 } TpBenchTask;
 
 typedef struct {

@@ -50,6 +50,7 @@ struct _TpModel {
     int n_class_indices;
     float *mean, *std;        /* input normalization per channel, or NULL */
     double *profile[2];       /* borrowed per-node ms (forward, backward), or NULL */
+    GPtrArray *spare_grads;   /* owned batch-sized tensors free for any value's gradient */
 };
 
 static const TpOpClass *const op_classes[TP_N_OPS] = {
@@ -219,18 +220,41 @@ drop_plan(TpModel *model)
     }
     for (int i = 0; i < TP_NODE_MAX_INPUTS; i++)
         g_clear_pointer(&model->scratch[i], tp_tensor_free);
+    g_ptr_array_set_size(model->spare_grads, 0);
     model->capacity_batch = 0;
 }
 
-/* The gradient tensor of value v for the current batch (allocated if needed). */
+/* The gradient tensor of value v for the current batch: its own, else the
+ * first spare one large enough, else a new one. */
 static TpTensor *
 grad_tensor(TpModel *model, int v, GError **error)
 {
     TpTensor **slot = (TpTensor **)&g_ptr_array_index(model->grads, v);
+    int shape[TP_TENSOR_MAX_DIMS];
+    int ndim = batch_shape(model, v, model->capacity_batch, shape);
+    gsize numel = 1;
 
+    for (int i = 0; i < ndim; i++)
+        numel *= (gsize)shape[i];
+    for (guint i = 0; *slot == NULL && i < model->spare_grads->len; i++) {
+        TpTensor *spare = g_ptr_array_index(model->spare_grads, i);
+        if (spare->capacity >= numel)
+            *slot = g_ptr_array_steal_index(model->spare_grads, i);
+    }
     if (!plan_tensor(model, v, slot, error))
         return NULL;
     return *slot;
+}
+
+/* Hands value v's gradient tensor (if any) to the spares; it is no longer valid. */
+static void
+release_grad(TpModel *model, int v)
+{
+    TpTensor **slot = (TpTensor **)&g_ptr_array_index(model->grads, v);
+
+    if (*slot != NULL)
+        g_ptr_array_add(model->spare_grads, g_steal_pointer(slot));
+    GRAD_VALID(model, v) = FALSE;
 }
 
 /* Scratch tensor for input slot `slot`, shaped like `like`. Allocated once for
@@ -290,6 +314,7 @@ tp_model_new(TpBackend *backend, int channels, int height, int width)
     model->grads = g_ptr_array_new_with_free_func(tensor_free0);
     model->grad_valid = g_array_new(FALSE, TRUE, sizeof(gboolean));
     model->needed = g_array_new(FALSE, TRUE, sizeof(gboolean));
+    model->spare_grads = g_ptr_array_new_with_free_func(tensor_free0);
 
     g_array_append_val(model->shapes, input);
     g_array_append_val(model->n_reads, zero);
@@ -313,6 +338,7 @@ tp_model_free(TpModel *model)
     g_array_unref(model->n_reads);
     g_ptr_array_unref(model->values);
     g_ptr_array_unref(model->grads);
+    g_ptr_array_unref(model->spare_grads);
     g_array_unref(model->grad_valid);
     g_array_unref(model->needed);
     g_strfreev(model->class_names);
@@ -753,9 +779,11 @@ ensure_param_grads(TpModel *model, GError **error)
 }
 
 /* Walks the nodes in reverse from the producer of `from`, visiting only nodes
- * whose output `from` depends on; sums the contributions of several readers. */
-gboolean
-tp_model_backward(TpModel *model, int from, GError **error)
+ * whose output `from` depends on; sums the contributions of several readers.
+ * Without keep_values, a value's gradient goes back to the spares as soon as
+ * its producer has used it, so a few tensors serve the whole pass. */
+static gboolean
+backward(TpModel *model, int from, gboolean keep_values, GError **error)
 {
     g_return_val_if_fail(model != NULL, FALSE);
     g_return_val_if_fail(from >= 0 && (guint)from < model->values->len, FALSE);
@@ -778,6 +806,8 @@ tp_model_backward(TpModel *model, int from, GError **error)
         return FALSE;
 
     for (guint v = 0; v < model->values->len; v++) {
+        if ((int)v != from && !keep_values)
+            release_grad(model, (int)v);
         GRAD_VALID(model, v) = (int)v == from;
         g_array_index(model->needed, gboolean, v) = (int)v == from;
     }
@@ -824,6 +854,8 @@ tp_model_backward(TpModel *model, int from, GError **error)
                                         din[k]->data, sum_into[k]->data, error))
                 goto fail_node;
         }
+        if (!keep_values)
+            release_grad(model, node->output);
         if (!profile_node(model, 1, (guint)i, start, error))
             goto fail_node;
         continue;
@@ -834,7 +866,21 @@ tp_model_backward(TpModel *model, int from, GError **error)
             GRAD_VALID(model, v) = FALSE;
         return FALSE;
     }
+    for (guint v = 0; !keep_values && v < model->values->len; v++)
+        release_grad(model, (int)v);
     return TRUE;
+}
+
+gboolean
+tp_model_backward(TpModel *model, int from, GError **error)
+{
+    return backward(model, from, TRUE, error);
+}
+
+gboolean
+tp_model_backward_params(TpModel *model, int from, GError **error)
+{
+    return backward(model, from, FALSE, error);
 }
 
 void

@@ -192,6 +192,13 @@ gboolean tp_model_loss(TpModel *model, const gint32 *labels, float smoothing, do
  * train mode for BatchNorm models). */
 gboolean tp_model_backward(TpModel *model, int from, GError **error);
 
+/* The same, for training: fills the gradient of every trainable parameter,
+ * and keeps no value's gradient (tp_model_get_grad() returns NULL for each
+ * afterwards). Each value's gradient shares memory with others while the
+ * pass needs it, so a training step holds far fewer activation-sized
+ * buffers than tp_model_backward() (which criteria need). */
+gboolean tp_model_backward_params(TpModel *model, int from, GError **error);
+
 /* Class names of the outputs, in output order: a NULL-terminated array, or
  * NULL to forget them. Copied. Models from ONNX carry them in metadata. */
 void tp_model_set_class_names(TpModel *model, const char *const *names);

@@ -266,7 +266,7 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
         return FALSE;
     }
     logits = host_logits(model, &trainer->logits, &trainer->logits_capacity, &classes, error);
-    if (logits == NULL || !tp_model_backward(model, tp_model_get_logits(model), error) ||
+    if (logits == NULL || !tp_model_backward_params(model, tp_model_get_logits(model), error) ||
         !tp_sgd_step(trainer->sgd, error))
         return FALSE;
     for (int i = 0; i < batch; i++)

@@ -298,11 +298,13 @@ END_TEST
 /* A backend that counts allocations: the real one with alloc wrapped. */
 static float *(*real_alloc)(gpointer self, gsize n, GError **error);
 static int n_allocs;
+static gsize n_floats;
 
 static float *
 counting_alloc(gpointer self, gsize n, GError **error)
 {
     n_allocs++;
+    n_floats += n;
     return real_alloc(self, n, error);
 }
 
@@ -371,6 +373,98 @@ START_TEST(test_memory_plan)
     ck_assert_int_gt(n_allocs, 0);
     for (int v = 0; v <= N_NODES; v++)
         ck_assert_uint_eq(tp_model_get_value(model, v)->capacity, capacity[v] / 4 * 6);
+    g_clear_pointer(&sgd, tp_sgd_free);
+    g_clear_pointer(&model, tp_model_free);
+}
+END_TEST
+
+/* Every trainable parameter's gradient, concatenated on the host. */
+static GArray *
+param_grads(TpModel *model)
+{
+    g_autoptr(GError) error = NULL;
+    GArray *all = g_array_new(FALSE, FALSE, sizeof(float));
+
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
+        for (int p = 0; p < tp_model_get_node(model, i)->n_params; p++) {
+            TpTensor *g = tp_model_get_param_grad(model, i, p);
+            g_autofree float *host = NULL;
+            if (g == NULL)
+                continue;
+            host = tp_tensor_dup_host(g, &error);
+            ck_assert_ptr_nonnull(host);
+            g_array_append_vals(all, host, g->numel);
+        }
+    }
+    return all;
+}
+
+/* Floats allocated by one forward, loss and backward of a fresh model, with
+ * the parameter gradients it left in *out_grads. */
+static gsize
+step_floats(TpBackend *counting, gboolean keep_values, GArray **out_grads)
+{
+    g_autoptr(TpModel) model = build_cnn(counting);
+    g_autoptr(GError) error = NULL;
+    g_autofree float *x = cnn_input(6, 3);
+    gsize before = n_floats;
+    int logits = tp_model_get_logits(model);
+
+    tp_model_set_seed(model, 9);
+    ck_assert_msg(tp_model_forward(model, x, 6, TP_MODE_TRAIN, &error) &&
+                      tp_model_loss(model, cnn_labels, 0.0f, NULL, &error) &&
+                      (keep_values ? tp_model_backward(model, logits, &error)
+                                   : tp_model_backward_params(model, logits, &error)),
+                  "%s", error ? error->message : "");
+    for (int v = 0; !keep_values && v <= N_NODES; v++)
+        ck_assert_msg(tp_model_get_grad(model, v) == NULL, "value %d kept its gradient", v);
+    *out_grads = param_grads(model);
+    return n_floats - before;
+}
+
+/* tp_model_backward_params: the same parameter gradients, bit for bit, from
+ * fewer allocated floats, and nothing allocated once the plan is made. */
+START_TEST(test_backward_params)
+{
+    g_autoptr(TpBackend) real = tp_test_backend_open(tp_test_backend_name(_i));
+    TpBackend counting = *real;
+    g_autoptr(GArray) kept = NULL, transient = NULL;
+    g_autoptr(TpModel) model = NULL;
+    g_autoptr(TpSgd) sgd = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree float *x = cnn_input(6, 3);
+    const TpSgdHyper hyper = {.lr = 0.01f, .momentum = 0.9f};
+    gsize floats_kept, floats_transient;
+
+    real_alloc = real->vt.alloc;
+    counting.vt.alloc = counting_alloc;
+    floats_kept = step_floats(&counting, TRUE, &kept);
+    floats_transient = step_floats(&counting, FALSE, &transient);
+    ck_assert_uint_eq(kept->len, transient->len);
+    ck_assert_msg(memcmp(kept->data, transient->data, kept->len * sizeof(float)) == 0,
+                  "the parameter gradients differ");
+    ck_assert_msg(floats_transient < floats_kept,
+                  "backward_params allocated %" G_GSIZE_FORMAT " floats, backward %" G_GSIZE_FORMAT,
+                  floats_transient, floats_kept);
+
+    model = build_cnn(&counting);
+    sgd = tp_sgd_new(model, &hyper, &error);
+    for (int step = 0; step < 3; step++) {
+        if (step == 1)
+            n_allocs = 0;
+        ck_assert_msg(tp_model_forward(model, x, 6 - step, TP_MODE_TRAIN, &error) &&
+                          tp_model_loss(model, cnn_labels, 0.0f, NULL, &error) &&
+                          tp_model_backward_params(model, tp_model_get_logits(model), &error) &&
+                          tp_sgd_step(sgd, &error),
+                      "%s", error ? error->message : "");
+    }
+    ck_assert_msg(n_allocs == 0, "%d allocations in steps after the first", n_allocs);
+    /* A criterion's backward after training ones still gets every value's gradient. */
+    ck_assert(tp_model_forward(model, x, 4, TP_MODE_EVAL, &error) &&
+              tp_model_loss(model, cnn_labels, 0.0f, NULL, &error) &&
+              tp_model_backward(model, tp_model_get_logits(model), &error));
+    for (int v = 0; v <= N_NODES - 1; v++)
+        ck_assert_msg(tp_model_get_grad(model, v) != NULL, "value %d has no gradient", v);
     g_clear_pointer(&sgd, tp_sgd_free);
     g_clear_pointer(&model, tp_model_free);
 }
@@ -633,6 +727,7 @@ main(void)
     tcase_add_loop_test(tc, test_tape, 0, n);
     tcase_add_loop_test(tc, test_reproducible, 0, n);
     tcase_add_loop_test(tc, test_memory_plan, 0, n);
+    tcase_add_loop_test(tc, test_backward_params, 0, n);
     tcase_add_loop_test(tc, test_errors, 0, n);
     tcase_add_loop_test(tc, test_loss_reference, 0, n);
     tcase_add_loop_test(tc, test_count_vgg, 0, n);
