@@ -6,7 +6,8 @@
 #     repository;
 #  3. runs lintian on the result and fails on any error (E:);
 #  4. makes a clean Debian 12 with mmdebstrap, installs the .debs there with
-#     apt (which brings their dependencies) and runs the installed taskprune:
+#     apt (which brings their dependencies; taskprune-cuda, which needs
+#     NVIDIA's libraries, is only listed) and runs the installed taskprune:
 #     its plugins with no environment set, the SDK example built against
 #     libtaskprune-dev, and the demo (examples/demo.sh, from
 #     /usr/share/taskprune) on Fashion-MNIST;
@@ -67,7 +68,14 @@ echo "lintian: $errors errors, $(grep -c '^W: ' "$scratch/lintian.log" || true) 
 
 step "a clean Debian 12 with the packages installed ($MIRROR)"
 mkdir "$scratch/debs"
-cp "$scratch"/*.deb "$scratch/debs/"
+# taskprune-cuda needs NVIDIA's CUDA libraries, which a clean Debian lacks:
+# its contents are listed here, the rest is installed and run there.
+for deb in "$scratch"/*.deb; do
+    case $deb in
+    *taskprune-cuda*) echo "-- dpkg -c $(basename "$deb")"; dpkg -c "$deb" | awk '{ print $6 }' ;;
+    *) cp "$deb" "$scratch/debs/" ;;
+    esac
+done
 cp -r "$root/examples/my-criterion" "$scratch/sdk"
 rm -f "$scratch/sdk/linf.so"
 cat >"$scratch/in-chroot.sh" <<EOS
