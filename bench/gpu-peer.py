@@ -4,9 +4,9 @@ times it.
 
     python3 gpu-peer.py [--train 64,256] [--infer 1,256] [--runs 20] [--warmup 5] [--tf32]
 
-The network is bench/torch_peer.py's vgg11-fmnist (9,489,866 parameters);
-it is written out here because this script needs torch alone, where
-torch_peer.py also imports torchvision, which the GPU machine may lack. A
+The network is bench/torch_peer.py's vgg11-fmnist (9,489,866 parameters),
+which needs torch alone (torchvision, which the GPU machine may lack, only
+for ResNet-18). A
 train step is forward, cross-entropy, backward and an SGD step with momentum;
 inference runs in eval and inference mode and copies the logits to the host.
 Each run ends with torch.cuda.synchronize(). Without --tf32, TF32 is off in
@@ -24,24 +24,7 @@ import time
 import torch
 import torch.nn as nn
 
-VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512]
-
-
-def vgg11_fmnist():
-    """VGG-11 for 1x28x28: conv 3x3 (no bias) + BN + ReLU, max-pool after
-    convs 1, 2, 4 and 6, global average pool, Linear 512-512-10."""
-    layers, c = [], 1
-    for v in VGG11:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [nn.Conv2d(c, v, 3, padding=1, bias=False), nn.BatchNorm2d(v),
-                       nn.ReLU(inplace=True)]
-            c = v
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                         nn.Linear(512, 10))
-
+from torch_peer import vgg11_fmnist
 
 def batches(text):
     return [int(b) for b in text.split(",") if b]

@@ -14,7 +14,6 @@ import time
 
 import torch
 import torch.nn as nn
-import torchvision
 
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512]
 
@@ -37,6 +36,8 @@ def vgg11_fmnist():
 
 def resnet18_fmnist():
     """torchvision's ResNet-18 with a 3x3 stride-1 one-channel stem and no stem max-pool."""
+    import torchvision  # here, so that VGG-11 alone needs torch alone (bench/gpu-peer.py)
+
     net = torchvision.models.resnet18(num_classes=10)
     net.conv1 = nn.Conv2d(1, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()

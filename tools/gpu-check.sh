@@ -11,7 +11,8 @@
 # and dataset plugin but imagefolder (its image libraries are not needed
 # there); lib/ libtaskprune and every shared object those need that is not
 # part of the base system, the CUDA stack or OpenBLAS (found with ldd: GLib,
-# GIO, PCRE2, protobuf-c, Check, ...); bench/gpu-peer.py and gpu-summary.py;
+# GIO, PCRE2, protobuf-c, Check, ...); bench/gpu-peer.py, gpu-summary.py and
+# torch_peer.py (the network gpu-peer.py times);
 # MANIFEST.
 #
 # Run from the top of the build tree (it may differ from the source tree).
@@ -64,7 +65,7 @@ for so in backends/*/.libs/*.so criteria/.libs/*.so plugins/.libs/*.so; do
     esac
 done
 cp "$srcdir/tools/gpu-run.sh" "$dir/run.sh"
-cp "$srcdir/bench/gpu-peer.py" "$srcdir/bench/gpu-summary.py" "$dir/bench/"
+cp "$srcdir/bench/gpu-peer.py" "$srcdir/bench/gpu-summary.py" "$srcdir/bench/torch_peer.py" "$dir/bench/"
 chmod +x "$dir/run.sh"
 
 # Every shared object the packed files load, resolved here; those outside
