@@ -84,7 +84,7 @@ train_step(TpBackend *backend, const char *arch)
     return out;
 }
 
-static const char *const archs[] = {"vgg11", "resnet18"};
+static const char *const archs[] = {"vgg11", "resnet20"};
 
 START_TEST(test_thread_counts)
 {
