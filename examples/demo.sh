@@ -22,4 +22,4 @@ fi
 echo
 echo "== specializing to footwear with LRP"
 "$TASKPRUNE" specialize "$base" --classes "Sandal,Sneaker,Ankle boot" --criterion lrp \
-    -p step=0.1 -p goal=0.95 -f epochs=0.25 -o "$DEMO_DIR/footwear-lrp.onnx"
+    -p step=0.1 -p goal=0.95 -f epochs=0.5 -o "$DEMO_DIR/footwear-lrp.onnx"
