@@ -33,9 +33,9 @@ def log(message):
 
 
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args, tmp):
         self.args = args
-        self.tmp = tempfile.mkdtemp(prefix="taskprune-bench-")
+        self.tmp = tmp  # the models and the sgemm program, removed at the end
         builddir = os.path.abspath(args.builddir)
         self.taskprune = args.taskprune or os.path.join(builddir, "tools", "taskprune")
         self.env = dict(os.environ)
@@ -110,7 +110,17 @@ def main():
     args = parser.parse_args()
     args.batch = [int(b) for b in args.batch.split(",") if b]
     args.train_batch = [int(b) for b in args.train_batch.split(",") if b]
-    bench = Bench(args)
+    with tempfile.TemporaryDirectory(prefix="taskprune-bench-") as tmp:
+        report = measure(args, Bench(args, tmp))
+    print_report(args, report)
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(report, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)
+
+
+def measure(args, bench):
+    """Every figure of every net, as the report print_report() reads."""
     report = {"threads": args.threads, "nets": {}, "sgemm_gflops": []}
 
     for net in args.nets.split(","):
@@ -152,11 +162,7 @@ def main():
             "peak_rss_kib": {f"{t}:{p}": k for (t, p), k in rss.items()},
             "layers": layers, "scores": scores, "macs": layers["infer"]["macs"],
         }
-    print_report(args, report)
-    if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(args.json + ".tmp", args.json)
+    return report
 
 
 def conv_rate(layers, passes):

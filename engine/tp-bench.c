@@ -156,19 +156,24 @@ tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup
 static gboolean
 forward_backward_epoch(TpModel *model, TpLoader *loader, GError **error)
 {
+    GError *local = NULL;
     const float *images;
     const gint32 *labels;
     int batch;
     double loss;
 
     tp_loader_start_epoch(loader, 0);
-    while (tp_loader_next(loader, &images, &labels, &batch, error)) {
+    while (tp_loader_next(loader, &images, &labels, &batch, &local)) {
         if (!tp_model_forward(model, images, batch, TP_MODE_EVAL, error) ||
             !tp_model_loss(model, labels, 0.0f, &loss, error) ||
             !tp_model_backward(model, tp_model_get_logits(model), error))
             return FALSE;
     }
-    return error == NULL || *error == NULL;
+    if (local != NULL) { /* a read error, not the end of the epoch */
+        g_propagate_error(error, local);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean
@@ -177,7 +182,6 @@ tp_bench_score(TpModel *model, TpCriterion *criterion, const TpUnits *units, TpL
 {
     g_autofree double *score_ms = g_new(double, MAX(runs, 1));
     g_autofree double *pass_ms = g_new(double, MAX(runs, 1));
-    GError *local = NULL;
 
     g_return_val_if_fail(model != NULL && criterion != NULL && units != NULL, FALSE);
     g_return_val_if_fail(loader != NULL && runs >= 1, FALSE);
@@ -193,10 +197,8 @@ tp_bench_score(TpModel *model, TpCriterion *criterion, const TpUnits *units, TpL
             score_ms[r] = (g_get_monotonic_time() - start) / 1000.0;
 
         start = g_get_monotonic_time();
-        if (!forward_backward_epoch(model, loader, &local)) {
-            g_propagate_error(error, local);
+        if (!forward_backward_epoch(model, loader, error))
             return FALSE;
-        }
         if (r >= 0)
             pass_ms[r] = (g_get_monotonic_time() - start) / 1000.0;
     }

@@ -236,6 +236,7 @@ run(int argc, char **argv)
     g_autoptr(GString) out = g_string_new(NULL);
     g_auto(GStrv) sizes = NULL;
     g_auto(GStrv) criteria = NULL;
+    g_autofree int *batch = NULL;
     GError *error = NULL;
     TpCount count;
 
@@ -247,12 +248,14 @@ run(int argc, char **argv)
         return 2;
     }
     sizes = g_strsplit(batches, ",", -1);
+    batch = g_new(int, g_strv_length(sizes));
     for (int i = 0; sizes[i] != NULL; i++) {
-        guint64 batch;
-        if (!g_ascii_string_to_unsigned(g_strstrip(sizes[i]), 10, 1, 65536, &batch, NULL)) {
+        guint64 value;
+        if (!g_ascii_string_to_unsigned(g_strstrip(sizes[i]), 10, 1, 65536, &value, NULL)) {
             tp_cli_error("bench: --batch: '%s' is not a batch size from 1 to 65536", sizes[i]);
             return 2;
         }
+        batch[i] = (int)value;
     }
     if (score_list != NULL) {
         criteria = g_strsplit(score_list, ",", -1);
@@ -286,7 +289,7 @@ run(int argc, char **argv)
     }
     for (int i = 0; sizes[i] != NULL; i++) {
         Result result = {0};
-        gboolean ok = measure(model, units, criteria, atoi(sizes[i]), &result, &error);
+        gboolean ok = measure(model, units, criteria, batch[i], &result, &error);
 
         if (ok && json) {
             print_json(out, model, criteria, &result);

@@ -18,8 +18,8 @@
  * sample reads and writes y / dy in place.
  *
  * Threads: OpenBLAS runs single-threaded; the backend's pool
- * (cpu-parallel.h) splits every kernel over its threads instead: GEMMs by
- * rows of their output (each part a single-threaded sgemm), im2col and
+ * (cpu-parallel.h) splits every kernel over its threads instead: GEMMs along
+ * the longer side of their output (each part a single-threaded sgemm), im2col and
  * col2im by input channel, batch norm by channel, pooling by plane, and
  * elementwise kernels by index range. Parts never write the same memory, so
  * results do not depend on the thread count.
@@ -43,9 +43,9 @@
 
 #define ALIGNMENT 64
 
-/* Smallest share of a GEMM's output rows, and of an elementwise kernel's
- * floats, worth a thread of its own. */
-#define GEMM_ROWS 16
+/* Smallest share of a GEMM's output rows or columns, and of an elementwise
+ * kernel's floats, worth a thread of its own. */
+#define GEMM_GRAIN 16
 #define ELEMENTWISE_GRAIN 16384
 
 /* A convolution with fewer than SMALL_GEMM_COLUMNS output columns per chunk
@@ -481,9 +481,9 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
         /* Split the longer side of each group's output, so that every
          * thread's sgemm keeps a wide shape. */
         if (job.ld > (gsize)job.ocg)
-            cpu_pool_run(cpu->pool, job.ld, GEMM_ROWS, forward_gemm_columns, &job);
+            cpu_pool_run(cpu->pool, job.ld, GEMM_GRAIN, forward_gemm_columns, &job);
         else
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, forward_gemm, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, forward_gemm, &job);
         cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
     }
     return TRUE;
@@ -515,7 +515,7 @@ cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy
         job.dx = dx;
         if (cur > 1)
             cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->groups * job.k, GEMM_ROWS, backward_data_gemm, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->groups * job.k, GEMM_GRAIN, backward_data_gemm, &job);
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, col2im, &job);
     }
     return TRUE;
@@ -552,9 +552,9 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
             cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
         if (job.k > job.ocg)
-            cpu_pool_run(cpu->pool, (gsize)job.k, GEMM_ROWS, backward_filter_gemm_columns, &job);
+            cpu_pool_run(cpu->pool, (gsize)job.k, GEMM_GRAIN, backward_filter_gemm_columns, &job);
         else
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_ROWS, backward_filter_gemm, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, backward_filter_gemm, &job);
     }
     return TRUE;
 }
@@ -611,9 +611,9 @@ cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
     /* Split the longer side of C; OpenBLAS clears C instead of scaling it
      * when beta is 0, so C is not read then. */
     if (m >= n)
-        cpu_pool_run(cpu->pool, (gsize)m, GEMM_ROWS, gemm_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)m, GEMM_GRAIN, gemm_rows, &job);
     else
-        cpu_pool_run(cpu->pool, (gsize)n, GEMM_ROWS, gemm_columns, &job);
+        cpu_pool_run(cpu->pool, (gsize)n, GEMM_GRAIN, gemm_columns, &job);
     return TRUE;
 }
 
