@@ -550,9 +550,6 @@ tp_model_set_seed(TpModel *model, guint64 seed)
     model->n_train_forwards = 0;
 }
 
-/* Plans the tape for `batch` samples (see the top of the file), uploads the
- * input and runs every node. On failure the tape is invalid (backward and
- * loss refuse it) until the next successful forward. */
 /* With profiling on, waits for node `index`'s kernels and adds the time since
  * `start` to its entry of profile[pass]. */
 static gboolean
@@ -574,6 +571,9 @@ tp_model_set_profile(TpModel *model, double *forward_ms, double *backward_ms)
     model->profile[1] = backward_ms;
 }
 
+/* Plans the tape for `batch` samples (see the top of the file), uploads the
+ * input and runs every node. On failure the tape is invalid (backward and
+ * loss refuse it) until the next successful forward. */
 gboolean
 tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GError **error)
 {

@@ -17,9 +17,9 @@
  * every output position, as all but the centre of a padded 3x3 kernel do on
  * a 1x1 map. It runs the same convolution with the live rows and columns of
  * the kernel and the padding trimmed to match, on a copy of those weights
- * kept in the node's state until the model's weights change. The result is
- * the same sum without its zero terms; MAC counts stay those of the full op.
- * (The copy is made again when the weights' version changes: tp-tensor.h.)
+ * kept in the node's state until the weights' version (tp-tensor.h) changes.
+ * The result is the same sum without its zero terms; MAC counts stay those
+ * of the full op.
  */
 #include "config.h"
 
