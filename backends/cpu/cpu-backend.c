@@ -1,6 +1,7 @@
 /* cpu-backend.c — the `cpu` backend plugin: host memory and the kernels of
- * cpu-kernels.c (im2col + OpenBLAS sgemm for convolutions and GEMM, plain
- * loops for the rest), split over the backend's own threads.
+ * cpu-kernels.c (im2col + OpenBLAS sgemm for convolutions and GEMM, 3x3
+ * convolutions by Winograd's algorithm in cpu-winograd.c, plain loops for the
+ * rest), split over the backend's own threads.
  *
  * Keys:
  *   threads  threads the kernels run on; 0 (default) means one per processor.
@@ -57,6 +58,7 @@ cpu_close(gpointer self)
     cpu_pool_free(cpu->pool);
     cpu_scratch_clear(&cpu->col);
     cpu_scratch_clear(&cpu->rows);
+    cpu_scratch_clear(&cpu->winograd);
     g_free(cpu);
 }
 
@@ -149,7 +151,7 @@ static const TpPluginInfo cpu_info = {
     /* .kind =        */ TP_PLUGIN_KIND_BACKEND,
     /* .name =        */ "cpu",
     /* .version =     */ "1.0",
-    /* .description = */ "host CPU kernels: im2col + OpenBLAS sgemm, plain loops elsewhere, on its own threads",
+    /* .description = */ "host CPU kernels: OpenBLAS sgemm with im2col or Winograd F(4x4,3x3), plain loops elsewhere, on its own threads",
     /* .license =     */ "MIT",
     /* .vtable =      */ &cpu_vtable,
     /* .vtable_size = */ sizeof(TpBackendVTable),

@@ -13,7 +13,9 @@
  *   backward_filter  dW_g[ocg, K]   += dy_g[ocg, nb*P] · col_g^T  (beta = 1
  *                                      after the first chunk)
  *
- * with K = c / groups * kh * kw and P = out_h * out_w. The gathered
+ * with K = c / groups * kh * kw and P = out_h * out_w. 3x3 stride-1
+ * convolutions with enough tiles and channels go to cpu-winograd.c instead,
+ * which does a quarter of the multiplications. The gathered
  * [out_c, nb*P] layout differs from NCHW only when nb > 1; a chunk of one
  * sample reads and writes y / dy in place.
  *
@@ -36,6 +38,7 @@
 
 #include "cpu-kernels.h"
 #include "cpu-parallel.h"
+#include "cpu-winograd.h"
 
 /* Upper bound on the conv scratch (col + gathered rows) for one chunk; a
  * single sample that needs more gets it anyway. */
@@ -466,6 +469,8 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
 
     if (g->n == 0 || out_plane == 0)
         return TRUE;
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_forward(cpu, g, x, weights, bias, y, error);
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
@@ -503,6 +508,8 @@ cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy
         memset(dx, 0, (gsize)g->n * g->c * g->h * g->w * sizeof(float));
         return TRUE;
     }
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_backward_data(cpu, g, dy, weights, dx, error);
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
@@ -537,6 +544,8 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
         memset(dweights, 0, (gsize)g->out_c * (g->c / g->groups) * g->kh * g->kw * sizeof(float));
         return TRUE;
     }
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_backward_filter(cpu, g, x, dy, dweights, error);
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;

@@ -37,6 +37,9 @@ typedef struct {
     CpuPool *pool;   /* the kernels' threads, as many as the `threads` key says */
     CpuScratch col;  /* im2col matrices: [c * kh * kw, nb * out_h * out_w] */
     CpuScratch rows; /* a chunk of y or dy gathered as [out_c, nb * out_h * out_w] */
+    /* Winograd convolutions (cpu-winograd.c) keep a chunk's transformed input in
+     * col, its products in rows, and the transformed filters here. */
+    CpuScratch winograd;
 } CpuBackend;
 
 /* n floats, 64-byte aligned, uninitialized; free with cpu_free_floats().

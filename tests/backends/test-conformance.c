@@ -23,8 +23,10 @@
 
 /* ------------------------------------------------------------ tolerances */
 
-/* Per kernel: an output passes where |got - want| <= atol + rtol * |want|.
- * Data are O(1); the reference accumulates in double, a backend in float. */
+/* Per kernel: an output passes where |got - want| <= atol + rtol * |want|,
+ * except convolutions, whose rtol scales the sums of the absolute values of
+ * the terms instead (see expect_close_to_terms). Data are O(1); the
+ * reference accumulates in double, a backend in float. */
 typedef enum {
     TOL_MEMORY,
     TOL_CONV,
@@ -52,7 +54,7 @@ static const struct {
 } tolerances[] = {
     /*                         kernels                                    atol  rtol */
     [TOL_MEMORY] =             { "upload, download, copy, fill",            0.0,  0.0 },
-    [TOL_CONV] =               { "conv2d_forward, _backward_*",             1e-4, 1e-4 },
+    [TOL_CONV] =               { "conv2d_* (rtol of the sum of |terms|)",   1e-6, 2e-6 },
     [TOL_GEMM] =               { "gemm",                                    1e-5, 1e-5 },
     [TOL_BIAS] =               { "add_bias, sum_rows",                      1e-5, 1e-5 },
     [TOL_BATCH_NORM] =         { "batch_norm_* outputs and gradients",      1e-4, 1e-4 },
@@ -169,6 +171,48 @@ expect_close(Rig *rig, const char *kernel, const char *case_name, const char *ou
         g_strdup_printf("backend %s, %s, case \"%s\": %s", rig->name, kernel, case_name, output);
 
     tp_test_assert_close(got, want, n, tolerances[tol].atol, tolerances[tol].rtol, what);
+}
+
+/* Downloads n floats of mem and compares them with want, normwise per plane:
+ * terms[i] is the sum of the absolute values of the terms that make want[i],
+ * and each consecutive block of `plane` outputs (a channel's plane of one
+ * sample, or one filter) is allowed atol + rtol times its largest terms[i].
+ * A float sum rounds in proportion to its terms, not to |want[i]|, which
+ * cancellation can make arbitrarily small; fast algorithms (Winograd's, FFT)
+ * also spread the rounding of a tile over its neighbours. */
+static void
+expect_close_to_terms(Rig *rig, const char *kernel, const char *case_name, const char *output,
+                      const float *mem, const float *want, const float *terms, gsize n,
+                      gsize plane, TolKind tol)
+{
+    g_autofree float *got = rig_fetch(rig, mem, n);
+
+    for (gsize p0 = 0; p0 < n; p0 += plane) {
+        double largest = 0.0, bound;
+        for (gsize i = p0; i < p0 + plane; i++)
+            largest = MAX(largest, terms[i]);
+        bound = tolerances[tol].atol + tolerances[tol].rtol * largest;
+        for (gsize i = p0; i < p0 + plane; i++) {
+            double diff = fabs((double)got[i] - (double)want[i]);
+            ck_assert_msg(isfinite(got[i]) && diff <= bound,
+                          "backend %s, %s, case \"%s\": %s: element %" G_GSIZE_FORMAT
+                          " of %" G_GSIZE_FORMAT ": got %.9g, want %.9g (|diff| %.3g > atol %.3g "
+                          "+ rtol %.3g * largest sum of |terms| in its plane %.6g)",
+                          rig->name, kernel, case_name, output, i, n, got[i], want[i], diff,
+                          tolerances[tol].atol, tolerances[tol].rtol, largest);
+        }
+    }
+}
+
+/* A new array of the absolute values of x[0, n). */
+static float *
+absolute(const float *x, gsize n)
+{
+    float *a = g_new(float, MAX(n, 1));
+
+    for (gsize i = 0; i < n; i++)
+        a[i] = fabsf(x[i]);
+    return a;
 }
 
 /* n floats uniform in [lo, hi) (owned). */
@@ -297,6 +341,14 @@ static const ConvCase conv_cases[] = {
        3,  12,  256,  256,   2,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "deep layer at batch 1 (the cpu GEMM in row blocks), n1 c256->100 3x3",
        1, 256,    3,    3, 100,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
+    { "3x3 asymmetric pads 1,2,0,1 (cpu Winograd, partial tiles), n2 c40->33 19x13",
+       2,  40,   19,   13,  33,  3,  3,  1,  1,  1,  2,  0,  1,  1,  1,   1,  TRUE },
+    { "3x5 stride 1 (not Winograd's 3x3), n3 c4->5 9x9",
+       3,   4,    9,    9,   5,  3,  5,  1,  1,  1,  2,  1,  2,  1,  1,   1,  TRUE },
+    { "3x3 pad 3 (cpu Winograd: outputs that see only padding), n2 c5->17 5x5",
+       2,   5,    5,    5,  17,  3,  3,  1,  1,  3,  3,  3,  3,  1,  1,   1, FALSE },
+    { "VGG-like 3x3 pad 1 at batch 64 (cpu Winograd), n64 c64->128 3x3",
+      64,  64,    3,    3, 128,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1, FALSE },
 };
 /* clang-format on */
 
@@ -352,20 +404,37 @@ check_conv(Rig *rig, const ConvCase *cc)
     float *dw_mem = rig_output(rig, nw);
     float *dbias_mem = cc->bias ? rig_output(rig, g.out_c) : NULL;
 
+    /* The same kernels of the reference on absolute values give each
+     * output's sum of |terms|. */
+    g_autofree float *ax = absolute(x, nx);
+    g_autofree float *aw = absolute(w, nw);
+    g_autofree float *abias = absolute(bias, g.out_c);
+    g_autofree float *ady = absolute(dy, ny);
+    g_autofree float *terms_y = g_new(float, ny);
+    g_autofree float *terms_dx = g_new(float, nx);
+    g_autofree float *terms_dw = g_new(float, nw);
+    g_autofree float *terms_dbias = g_new(float, g.out_c);
+
     ref_conv2d_forward(&g, x, w, cc->bias ? bias : NULL, y);
+    ref_conv2d_forward(&g, ax, aw, cc->bias ? abias : NULL, terms_y);
     CALL(rig, conv2d_forward, cc->name, &g, x_mem, w_mem, bias_mem, y_mem);
-    expect_close(rig, "conv2d_forward", cc->name, "y", y_mem, y, ny, TOL_CONV);
+    expect_close_to_terms(rig, "conv2d_forward", cc->name, "y", y_mem, y, terms_y, ny,
+                          (gsize)g.out_h * g.out_w, TOL_CONV);
 
     ref_conv2d_backward_data(&g, dy, w, dx);
+    ref_conv2d_backward_data(&g, ady, aw, terms_dx);
     CALL(rig, conv2d_backward_data, cc->name, &g, dy_mem, w_mem, dx_mem);
-    expect_close(rig, "conv2d_backward_data", cc->name, "dx", dx_mem, dx, nx, TOL_CONV);
+    expect_close_to_terms(rig, "conv2d_backward_data", cc->name, "dx", dx_mem, dx, terms_dx, nx,
+                          (gsize)g.h * g.w, TOL_CONV);
 
     ref_conv2d_backward_filter(&g, x, dy, dw, cc->bias ? dbias : NULL);
+    ref_conv2d_backward_filter(&g, ax, ady, terms_dw, cc->bias ? terms_dbias : NULL);
     CALL(rig, conv2d_backward_filter, cc->name, &g, x_mem, dy_mem, dw_mem, dbias_mem);
-    expect_close(rig, "conv2d_backward_filter", cc->name, "dweights", dw_mem, dw, nw, TOL_CONV);
+    expect_close_to_terms(rig, "conv2d_backward_filter", cc->name, "dweights", dw_mem, dw,
+                          terms_dw, nw, (gsize)g.kh * g.kw, TOL_CONV);
     if (cc->bias)
-        expect_close(rig, "conv2d_backward_filter", cc->name, "dbias", dbias_mem, dbias, g.out_c,
-                     TOL_CONV);
+        expect_close_to_terms(rig, "conv2d_backward_filter", cc->name, "dbias", dbias_mem, dbias,
+                              terms_dbias, g.out_c, 1, TOL_CONV);
 }
 
 /* Each case on a freshly opened backend. */
