@@ -13,13 +13,13 @@
  * Parameters: 0 weight, 1 bias (with bias). MACs per sample:
  * out_c · out_h · out_w · (C / groups) · kh · kw.
  *
- * Inference skips dead taps: kernel rows (columns) that read only padding at
+ * Dead taps are skipped: kernel rows (columns) that read only padding at
  * every output position, as all but the centre of a padded 3x3 kernel do on
- * a 1x1 map. It runs the same convolution with the live rows and columns of
- * the kernel and the padding trimmed to match, on a copy of those weights
- * kept in the node's state until the weights' version (tp-tensor.h) changes.
- * The result is the same sum without its zero terms; MAC counts stay those
- * of the full op.
+ * a 1x1 map. Forward and backward run the same convolution with the live
+ * rows and columns of the kernel and the padding trimmed to match, on a copy
+ * of those weights kept in the node's state until the weights' version
+ * (tp-tensor.h) changes. The result is the same sum without its zero terms;
+ * MAC counts stay those of the full op.
  */
 #include "config.h"
 
@@ -184,33 +184,55 @@ trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0, int *kj1)
     return TRUE;
 }
 
-/* The live taps of the weights [out_c, cg, kh, kw] (g: the full geometry) as
- * a tensor [out_c, cg, ki1 − ki0, kj1 − kj0] in the node's state, made again
- * only when the model's weights have changed since. */
+/* The node's state buffers for dead-tap trimming. */
+enum {
+    LIVE_WEIGHTS, /* [out_c * cg, live taps]: the live taps of the weights */
+    SELECTION,    /* [live taps, kh * kw]: row l has a 1 at live tap l's full index */
+    LIVE_GRADS,   /* [out_c * cg, live taps]: their gradient (training) */
+};
+
+/* The selection matrix of the taps [ki0, ki1) x [kj0, kj1) of a kh x kw kernel
+ * in the node's state: weights · S^T keeps the live taps of each filter, and
+ * (live taps) · S puts them back in place, with zeros for the dead ones. */
 static TpTensor *
-live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *g, int ki0, int ki1,
+tap_selection(TpBackend *backend, int kh, int kw, int ki0, int ki1, int kj0, int kj1,
+              TpOpState *state, GError **error)
+{
+    int live = (ki1 - ki0) * (kj1 - kj0);
+    g_autofree float *s = g_new0(float, (gsize)live * kh * kw);
+    TpTensor *t = tp_op_state_buffer(state, backend, SELECTION, (gsize)live * kh * kw, error);
+
+    if (t == NULL)
+        return NULL;
+    for (int i = ki0, l = 0; i < ki1; i++)
+        for (int j = kj0; j < kj1; j++, l++)
+            s[(gsize)l * kh * kw + i * kw + j] = 1.0f;
+    return tp_tensor_upload(t, s, error) ? t : NULL;
+}
+
+/* The live taps of the weights [out_c, cg, kh, kw] (full: the untrimmed
+ * geometry) as [out_c, cg, ki1 − ki0, kj1 − kj0] in the node's state, made
+ * again (on the backend, by one GEMM with the selection matrix) only when
+ * the weights have changed since. */
+static TpTensor *
+live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *full, int ki0, int ki1,
              int kj0, int kj1, TpOpState *state, GError **error)
 {
     const TpTensor *w = node->params[0];
-    int rows = w->shape[0] * w->shape[1], kh = ki1 - ki0, kw = kj1 - kj0;
-    TpTensor *live = state->derived_version == w->version ? state->buffers[0] : NULL;
-    g_autofree float *all = NULL, *kept = NULL;
+    int rows = w->shape[0] * w->shape[1], taps = full->kh * full->kw;
+    int live = (ki1 - ki0) * (kj1 - kj0);
+    TpTensor *kept = state->derived_version == w->version ? state->buffers[LIVE_WEIGHTS] : NULL;
+    TpTensor *select;
 
-    if (live != NULL)
-        return live;
-    if (!(live = tp_op_state_buffer(state, backend, 0, (gsize)rows * kh * kw, error)) ||
-        !(all = tp_tensor_dup_host(w, error)))
-        return NULL;
-    kept = g_new(float, (gsize)rows * kh * kw);
-    for (int r = 0; r < rows; r++)
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++)
-                kept[((gsize)r * kh + i) * kw + j] =
-                    all[((gsize)r * g->kh + ki0 + i) * g->kw + kj0 + j];
-    if (!tp_tensor_upload(live, kept, error))
+    if (kept != NULL)
+        return kept;
+    if (!(select = tap_selection(backend, full->kh, full->kw, ki0, ki1, kj0, kj1, state, error)) ||
+        !(kept = tp_op_state_buffer(state, backend, LIVE_WEIGHTS, (gsize)rows * live, error)) ||
+        !backend->vt.gemm(backend->self, FALSE, TRUE, rows, live, taps, 1.0f, w->data,
+                          select->data, 0.0f, kept->data, error))
         return NULL;
     state->derived_version = w->version;
-    return live;
+    return kept;
 }
 
 static gboolean
@@ -224,7 +246,7 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
 
     conv_geometry(node, inputs[0], output, &g);
     full = g;
-    if (mode == TP_MODE_EVAL && trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
+    if (trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
         TpTensor *live = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
         if (live == NULL)
             return FALSE;
@@ -234,21 +256,44 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
                                       output->data, error);
 }
 
+/* With dead taps, both gradients come from the trimmed convolution: dead
+ * taps read only padding, so they add nothing to dx and their weight
+ * gradient is 0, which the selection matrix writes. */
 static gboolean
 conv_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
               const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
               TpOpState *state, GError **error)
 {
-    TpConvGeometry g;
+    const float *weights = node->params[0]->data;
+    float *dweights = node->grads[0]->data;
+    float *dbias = node->n_params > 1 ? node->grads[1]->data : NULL;
+    TpConvGeometry g, full;
+    int ki0, ki1, kj0, kj1, rows = 0, live = 0;
+    TpTensor *live_grads = NULL;
 
     conv_geometry(node, inputs[0], output, &g);
+    full = g;
+    if (trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
+        TpTensor *kept = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
+        rows = node->params[0]->shape[0] * node->params[0]->shape[1];
+        live = (ki1 - ki0) * (kj1 - kj0);
+        if (kept == NULL || !(live_grads = tp_op_state_buffer(state, backend, LIVE_GRADS,
+                                                              (gsize)rows * live, error)))
+            return FALSE;
+        weights = kept->data;
+        dweights = live_grads->data;
+    }
     if (dinputs[0] != NULL &&
-        !backend->vt.conv2d_backward_data(backend->self, &g, doutput->data, node->params[0]->data,
+        !backend->vt.conv2d_backward_data(backend->self, &g, doutput->data, weights,
                                           dinputs[0]->data, error))
         return FALSE;
-    return backend->vt.conv2d_backward_filter(
-        backend->self, &g, inputs[0]->data, doutput->data, node->grads[0]->data,
-        node->n_params > 1 ? node->grads[1]->data : NULL, error);
+    if (!backend->vt.conv2d_backward_filter(backend->self, &g, inputs[0]->data, doutput->data,
+                                            dweights, dbias, error))
+        return FALSE;
+    return live_grads == NULL ||
+           backend->vt.gemm(backend->self, FALSE, FALSE, rows, full.kh * full.kw, live, 1.0f,
+                            live_grads->data, state->buffers[SELECTION]->data, 0.0f,
+                            node->grads[0]->data, error);
 }
 
 static guint64

@@ -92,7 +92,7 @@ static const OpCase cases[] = {
                                         .bias = TRUE), 37, 7, 9, 2, TP_MODE_EVAL },
     { "conv no bias batch 1", CONV(.out_channels = 4, .kernel = { 3, 3 }), 3, 7, 9, 1,
       TP_MODE_EVAL },
-    /* Inference runs these on the live taps only (engine/ops/conv.c). */
+    /* These run on the live taps only (engine/ops/conv.c), in both modes. */
     { "conv 3x3 pad 1 on a 1x1 map: only the centre tap is live",
       CONV(.out_channels = 4, .kernel = { 3, 3 }, .pads = { 1, 1, 1, 1 }, .bias = TRUE),
       5, 1, 1, 2, TP_MODE_EVAL },
@@ -102,6 +102,10 @@ static const OpCase cases[] = {
     { "conv 3x3 dilation 2 pad 2 on a 1x1 map: centre live", CONV(.out_channels = 2,
       .kernel = { 3, 3 }, .dilation = { 2, 2 }, .pads = { 2, 2, 2, 2 }, .bias = TRUE),
       2, 1, 1, 2, TP_MODE_EVAL },
+    { "conv 3x3 pad 1 on a 1x1 map, training", CONV(.out_channels = 4, .kernel = { 3, 3 },
+      .pads = { 1, 1, 1, 1 }, .bias = TRUE), 5, 1, 1, 2, TP_MODE_TRAIN },
+    { "conv 5x5 pad 2 on a 2x3 map, training", CONV(.out_channels = 3, .kernel = { 5, 5 },
+      .pads = { 2, 2, 2, 2 }), 2, 2, 3, 2, TP_MODE_TRAIN },
 
     /* Pools */
     { "maxpool 2x2/2", POOL(TP_OP_MAX_POOL, .kernel = { 2, 2 }, .stride = { 2, 2 }),
