@@ -5,7 +5,9 @@
  * in which every BatchNormalization that alone reads a Conv's output is
  * folded into that Conv (σ = sqrt(var + eps)):
  *     W'[f] = W[f] · γ_f / σ_f,      b'_f = (b_f − μ_f) · γ_f / σ_f + β_f
- * Any other BatchNormalization is an error naming it. value_map sends every
+ * Any other BatchNormalization is an error naming it. A Conv with dead kernel
+ * taps (engine/ops/conv.c) is copied with them cut off, kernel and padding,
+ * which changes no output. value_map sends every
  * value of the original model to the copy's; a folded BN's output goes to
  * its Conv's output. The weight splits W⁺ = max(W, 0) and W⁻ = min(W, 0)
  * are made on the host, once, and uploaded.
@@ -103,6 +105,52 @@ struct _TpLrp {
 
 /* ---------------------------------------------------------------- canonization */
 
+static void conv_geometry(const TpModel *m, const TpNode *node, int batch, TpConvGeometry *g);
+
+/* The kernel taps a canonized Conv keeps of the original's: all, or the live
+ * ones when the original has dead taps (tp_conv_trim_dead_taps), so that
+ * every pass over the copy skips the zero terms as the model's own do. */
+typedef struct {
+    int kh, kw;               /* the original kernel */
+    int ki0, ki1, kj0, kj1;   /* the kept taps */
+} Taps;
+
+/* The taps kept of Conv node `node` of model; with dead taps, cuts them from
+ * *attrs (kernel and padding). */
+static Taps
+keep_taps(const TpModel *model, const TpNode *node, TpOpAttrs *attrs)
+{
+    TpConvGeometry g;
+    Taps t = {node->attrs.conv.kernel[0], node->attrs.conv.kernel[1], 0,
+              node->attrs.conv.kernel[0], 0, node->attrs.conv.kernel[1]};
+
+    conv_geometry(model, node, 1, &g);
+    if (tp_conv_trim_dead_taps(&g, &t.ki0, &t.ki1, &t.kj0, &t.kj1)) {
+        attrs->conv.kernel[0] = g.kh;
+        attrs->conv.kernel[1] = g.kw;
+        attrs->conv.pads[0] = g.pad_t;
+        attrs->conv.pads[1] = g.pad_l;
+        attrs->conv.pads[2] = g.pad_b;
+        attrs->conv.pads[3] = g.pad_r;
+    }
+    return t;
+}
+
+/* Uploads the kept taps of host weights [rows, kh, kw] to tensor dst. */
+static gboolean
+upload_taps(TpTensor *dst, const float *w, const Taps *t, GError **error)
+{
+    const int kh = t->ki1 - t->ki0, kw = t->kj1 - t->kj0;
+    const gsize rows = dst->numel / (gsize)(kh * kw);
+    g_autofree float *kept = g_new(float, dst->numel);
+
+    for (gsize r = 0; r < rows; r++)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                kept[(r * kh + i) * kw + j] = w[(r * t->kh + t->ki0 + i) * t->kw + t->kj0 + j];
+    return tp_tensor_upload(dst, kept, error);
+}
+
 /* The node that writes value v > 0 (tp-model.c: node v - 1). */
 static const TpNode *
 producer_of(const TpModel *model, int v)
@@ -110,19 +158,24 @@ producer_of(const TpModel *model, int v)
     return v > 0 ? tp_model_get_node(model, (guint)v - 1) : NULL;
 }
 
-/* Copies parameter p of node i of src to node j of dst (same shape). */
+/* Copies parameter p of node i of src to node j of dst (same shape, or a
+ * Conv's weights cut to taps when taps is not NULL). */
 static gboolean
-copy_param(TpModel *src, guint i, TpModel *dst, guint j, int p, GError **error)
+copy_param(TpModel *src, guint i, TpModel *dst, guint j, int p, const Taps *taps, GError **error)
 {
     g_autofree float *host = tp_tensor_dup_host(tp_model_get_param(src, i, p), error);
+    TpTensor *to = tp_model_get_param(dst, j, p);
 
-    return host != NULL && tp_tensor_upload(tp_model_get_param(dst, j, p), host, error);
+    if (host == NULL)
+        return FALSE;
+    return taps != NULL ? upload_taps(to, host, taps, error) : tp_tensor_upload(to, host, error);
 }
 
 /* Writes the conv node `ci` of src with the BatchNormalization `bi` folded in
- * as node j of dst (which has a bias). */
+ * as node j of dst (which has a bias and keeps `taps` of the kernel). */
 static gboolean
-fold_batch_norm(TpModel *src, guint ci, guint bi, TpModel *dst, guint j, GError **error)
+fold_batch_norm(TpModel *src, guint ci, guint bi, TpModel *dst, guint j, const Taps *taps,
+                GError **error)
 {
     const TpNode *conv = tp_model_get_node(src, ci);
     const TpNode *bn = tp_model_get_node(src, bi);
@@ -152,7 +205,7 @@ fold_batch_norm(TpModel *src, guint ci, guint bi, TpModel *dst, guint j, GError 
             w[(gsize)f * per_filter + i] = (float)(w[(gsize)f * per_filter + i] * k);
         bias[f] = (float)(((b != NULL ? (double)b[f] : 0.0) - mean[f]) * k + beta[f]);
     }
-    return tp_tensor_upload(tp_model_get_param(dst, j, 0), w, error) &&
+    return upload_taps(tp_model_get_param(dst, j, 0), w, taps, error) &&
            tp_tensor_upload(tp_model_get_param(dst, j, 1), bias, error);
 }
 
@@ -186,6 +239,7 @@ canonize(TpModel *model, int *value_map, GError **error)
         int inputs[TP_NODE_MAX_INPUTS] = {0, 0};
         TpOpAttrs attrs = node->attrs;
         guint j = tp_model_get_n_nodes(canon);
+        Taps taps;
         int out;
 
         if (node->op == TP_OP_BATCH_NORM) {
@@ -216,6 +270,8 @@ canonize(TpModel *model, int *value_map, GError **error)
             inputs[k] = value_map[node->inputs[k]];
         if (folded != NULL)
             attrs.conv.bias = TRUE;
+        if (node->op == TP_OP_CONV)
+            taps = keep_taps(model, node, &attrs);
         out = tp_model_add(canon, node->op, node->name, inputs, &attrs, error);
         if (out < 0) {
             g_prefix_error(error, "LRP: canonization: ");
@@ -223,7 +279,7 @@ canonize(TpModel *model, int *value_map, GError **error)
         }
         value_map[node->output] = out;
         if (folded != NULL) {
-            if (!fold_batch_norm(model, i, (guint)folded->output - 1, canon, j, error)) {
+            if (!fold_batch_norm(model, i, (guint)folded->output - 1, canon, j, &taps, error)) {
                 g_prefix_error(error, "LRP: folding " NODE_FMT " into " NODE_FMT ": ",
                                NODE_ARGS(folded), NODE_ARGS(node));
                 return NULL;
@@ -231,7 +287,8 @@ canonize(TpModel *model, int *value_map, GError **error)
             continue;
         }
         for (int p = 0; p < node->n_params; p++) {
-            if (!copy_param(model, i, canon, j, p, error)) {
+            if (!copy_param(model, i, canon, j, p,
+                            node->op == TP_OP_CONV && p == 0 ? &taps : NULL, error)) {
                 g_prefix_error(error, "LRP: copying " NODE_FMT ": ", NODE_ARGS(node));
                 return NULL;
             }

@@ -121,6 +121,14 @@ G_GNUC_INTERNAL gsize tp_shape_numel(const TpShape *shape);
 /* "[3, 32, 32]" for messages (owned by the caller). */
 G_GNUC_INTERNAL char *tp_shape_to_string(const TpShape *shape);
 
+/* Trims the convolution g to its live kernel taps when some are dead (read
+ * only padding at every output position) and the trimmed padding stays >= 0:
+ * the same convolution without its zero terms. Writes the kept taps,
+ * [*ki0, *ki1) x [*kj0, *kj1) of the full kernel; FALSE (g untouched) when
+ * every tap is live or none can be trimmed. (engine/ops/conv.c) */
+G_GNUC_INTERNAL gboolean tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0,
+                                                int *kj1);
+
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */
 G_GNUC_INTERNAL TpTensor *tp_op_state_buffer(TpOpState *state, TpBackend *backend, int i, gsize n,

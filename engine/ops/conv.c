@@ -160,11 +160,8 @@ live_taps(int in, int out, int kernel, int stride, int pad, int dilation, int *l
         (*hi)--;
 }
 
-/* Trims g to its live taps when some are dead and the trimmed padding stays
- * >= 0; writes the kept tap ranges. FALSE when every tap is live (or none
- * can be trimmed). */
-static gboolean
-trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0, int *kj1)
+gboolean
+tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0, int *kj1)
 {
     live_taps(g->h, g->out_h, g->kh, g->stride_h, g->pad_t, g->dil_h, ki0, ki1);
     live_taps(g->w, g->out_w, g->kw, g->stride_w, g->pad_l, g->dil_w, kj0, kj1);
@@ -246,7 +243,7 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
 
     conv_geometry(node, inputs[0], output, &g);
     full = g;
-    if (trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
+    if (tp_conv_trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
         TpTensor *live = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
         if (live == NULL)
             return FALSE;
@@ -273,7 +270,7 @@ conv_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
 
     conv_geometry(node, inputs[0], output, &g);
     full = g;
-    if (trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
+    if (tp_conv_trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
         TpTensor *kept = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
         rows = node->params[0]->shape[0] * node->params[0]->shape[1];
         live = (ki1 - ki0) * (kj1 - kj0);

@@ -340,13 +340,11 @@ END_TEST
 /* ------------------------------------------------------------ LRP-0 */
 
 /* With ε = 0 everywhere on a bias-free ReLU net, started at the logit: R =
- * a ⊙ ∂f_c/∂a at every value, and Σ R at the input is the logit f_c. */
-START_TEST(test_lrp0_gradient_times_input)
+ * a ⊙ ∂f_c/∂a at every value, and Σ R at the input is the logit f_c.
+ * Checked on model (which it frees) and its LRP pass lrp. */
+static void
+check_lrp0(const char *backend_name, TpModel *model, TpLrp *lrp)
 {
-    const char *backend_name = tp_test_backend_name(_i);
-    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name);
-    g_autoptr(TpModel) model = build_chain(backend, FALSE, TRUE);
-    g_autoptr(TpLrp) lrp = lrp_new_ok(model, TP_LRP_RULES_EPSILON, TP_LRP_START_LOGIT, 0.0);
     g_autoptr(GError) error = NULL;
     const int batch = 4, logits = tp_model_get_logits(model);
     const int classes = tp_model_get_shape(model, logits)->dim[0];
@@ -401,7 +399,49 @@ START_TEST(test_lrp0_gradient_times_input)
     g_print("LRP-0, backend %s: worst |R - a*grad| / max|a*grad| %.3g; sum R(input) vs logit "
             "%.3g\n",
             backend_name, worst, worst_sum);
-    tp_model_free(g_steal_pointer(&model));
+    tp_model_free(model);
+}
+
+START_TEST(test_lrp0_gradient_times_input)
+{
+    const char *backend_name = tp_test_backend_name(_i);
+    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name);
+    TpModel *model = build_chain(backend, FALSE, TRUE);
+    g_autoptr(TpLrp) lrp = lrp_new_ok(model, TP_LRP_RULES_EPSILON, TP_LRP_START_LOGIT, 0.0);
+
+    check_lrp0(backend_name, model, lrp);
+}
+END_TEST
+
+/* Convs with dead kernel taps are canonized with them cut off (a 5x5 pad 2
+ * on a 2x3 map keeps kernel rows 1-3; a 3x3 pad 1 on a 1x1 map keeps its
+ * centre), and the relevance is still exactly LRP-0's gradient x input. */
+START_TEST(test_lrp0_dead_taps)
+{
+    const char *backend_name = tp_test_backend_name(_i);
+    g_autoptr(TpBackend) backend = tp_test_backend_open(backend_name);
+    TpModel *model = tp_model_new(backend, 2, 2, 3);
+    g_autoptr(TpLrp) lrp = NULL;
+    const TpNode *wide, *centre;
+    int v;
+
+    v = add_conv(model, "wide", 0, 4, 5, 1, 2, FALSE, 80);
+    v = tp_test_add(model, TP_OP_RELU, "relu1", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+    v = add_conv(model, "centre", v, 5, 3, 1, 1, FALSE, 81);
+    v = tp_test_add(model, TP_OP_RELU, "relu2", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flatten", v, 0, NULL);
+    add_gemm(model, "fc", v, 3, FALSE, 82);
+    lrp = lrp_new_ok(model, TP_LRP_RULES_EPSILON, TP_LRP_START_LOGIT, 0.0);
+    wide = tp_model_get_node(tp_lrp_get_canonized(lrp), 0);
+    centre = tp_model_get_node(tp_lrp_get_canonized(lrp), 3);
+    ck_assert_int_eq(wide->attrs.conv.kernel[0], 3);
+    ck_assert_int_eq(wide->attrs.conv.kernel[1], 5);
+    ck_assert_int_eq(wide->attrs.conv.pads[0], 1);
+    ck_assert_int_eq(centre->attrs.conv.kernel[0], 1);
+    ck_assert_int_eq(centre->attrs.conv.kernel[1], 1);
+    ck_assert_int_eq(centre->attrs.conv.pads[1], 0);
+    check_lrp0(backend_name, model, lrp);
 }
 END_TEST
 
@@ -900,6 +940,7 @@ lrp_suite(void)
     tcase_add_loop_test(tc, test_conservation, 0, nb * (int)G_N_ELEMENTS(conservation_cases));
     tcase_add_loop_test(tc, test_gemm_epsilon_bias, 0, nb);
     tcase_add_loop_test(tc, test_lrp0_gradient_times_input, 0, nb);
+    tcase_add_loop_test(tc, test_lrp0_dead_taps, 0, nb);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("canonization");
