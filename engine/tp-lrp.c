@@ -111,8 +111,8 @@ static void conv_geometry(const TpModel *m, const TpNode *node, int batch, TpCon
  * ones when the original has dead taps (tp_conv_trim_dead_taps), so that
  * every pass over the copy skips the zero terms as the model's own do. */
 typedef struct {
-    int kh, kw;               /* the original kernel */
-    int ki0, ki1, kj0, kj1;   /* the kept taps */
+    int kh, kw;             /* the original kernel */
+    int ki0, ki1, kj0, kj1; /* the kept taps */
 } Taps;
 
 /* The taps kept of Conv node `node` of model; with dead taps, cuts them from
@@ -121,8 +121,8 @@ static Taps
 keep_taps(const TpModel *model, const TpNode *node, TpOpAttrs *attrs)
 {
     TpConvGeometry g;
-    Taps t = {node->attrs.conv.kernel[0], node->attrs.conv.kernel[1], 0,
-              node->attrs.conv.kernel[0], 0, node->attrs.conv.kernel[1]};
+    const int kh = node->attrs.conv.kernel[0], kw = node->attrs.conv.kernel[1];
+    Taps t = {.kh = kh, .kw = kw, .ki1 = kh, .kj1 = kw};
 
     conv_geometry(model, node, 1, &g);
     if (tp_conv_trim_dead_taps(&g, &t.ki0, &t.ki1, &t.kj0, &t.kj1)) {

@@ -70,12 +70,12 @@ typedef struct {
     int blocks, hp, wp;
 } Plan;
 
-/* One parallel step over a chunk of whole images [n0, n0 + nb). */
+/* One parallel step over a chunk of whole images, from n0. */
 typedef struct {
     const Plan *p;
-    int n0, nb;
-    int nt;   /* nb * per_image tiles */
-    gsize ld; /* nt rounded up to LANES: the columns of m */
+    int n0;
+    int nt;               /* the chunk's tiles: per_image per image */
+    gsize ld;             /* nt rounded up to LANES: the columns of m */
     const float *in;      /* the [n, in_c, h, w] input the windows read */
     const float *dout;    /* backward_filter: dy, [n, out_c, out_h, out_w] */
     float *out;           /* forward: [n, out_c, out_h, out_w] */
@@ -92,7 +92,7 @@ typedef struct {
 
 /* ------------------------------------------------------- 1-D transforms */
 
-/* LANES floats, one per tile or filter; arithmetic on it is elementwise. */
+/* LANES floats, one per channel, tile or filter; arithmetic is elementwise. */
 typedef float Lanes __attribute__((vector_size(LANES * sizeof(float))));
 
 /* The transforms are compiled for AVX-512 and AVX2 as well, chosen when the
@@ -197,8 +197,8 @@ lane_origins(const Job *job, gsize b, Origin origin[LANES])
             origin[l] = (Origin){-1, 0, 0};
             continue;
         }
-        origin[l] = (Origin){job->n0 + t / p->per_image, r / p->tiles_w * TILE,
-                             r % p->tiles_w * TILE};
+        origin[l] =
+            (Origin){job->n0 + t / p->per_image, r / p->tiles_w * TILE, r % p->tiles_w * TILE};
     }
 }
 
@@ -257,8 +257,7 @@ transform_input(gpointer data, gsize begin, gsize end)
 
         for (int cb = 0; cb < p->blocks; cb++) {
             const float *window =
-                job->padded +
-                ((((gsize)s * p->blocks + cb) * p->hp + row) * p->wp + col) * LANES;
+                job->padded + ((((gsize)s * p->blocks + cb) * p->hp + row) * p->wp + col) * LANES;
             for (int i = 0; i < WINDOW; i++)
                 for (int j = 0; j < WINDOW; j++)
                     memcpy(&d[i * WINDOW + j], window + ((gsize)i * p->wp + j) * LANES,
@@ -457,9 +456,8 @@ multiply(gpointer data, gsize begin, gsize end)
     for (gsize xi = begin; xi < end; xi++)
         cblas_sgemm(CblasRowMajor, job->transposed ? CblasTrans : CblasNoTrans, CblasTrans,
                     p->out_c, job->nt, p->in_c, 1.0f, job->u + xi * p->out_c * p->in_c,
-                    filter_cols(job),
-                    job->v + xi * job->nt * p->blocks * LANES, p->blocks * LANES, 0.0f,
-                    job->m + xi * p->out_c * job->ld, (int)job->ld);
+                    filter_cols(job), job->v + xi * job->nt * p->blocks * LANES, p->blocks * LANES,
+                    0.0f, job->m + xi * p->out_c * job->ld, (int)job->ld);
 }
 
 /* dU[xi] (+)= dM[xi] · V[xi] for points [begin, end). */
@@ -502,6 +500,13 @@ plan_new(int n, int in_c, int h, int w, int out_c, int out_h, int out_w, int pad
     return p;
 }
 
+/* n rounded up to a whole number of LANES. */
+static gsize
+round_to_lanes(gsize n)
+{
+    return (n + LANES - 1) / LANES * LANES;
+}
+
 /* Images per chunk: as many as CHUNK_BYTES holds, at least MIN_CHUNK_TILES
  * tiles' worth and at least one. */
 static int
@@ -510,7 +515,8 @@ chunk_images(const Plan *p)
     gsize per_image = ((gsize)p->blocks * LANES * (p->hp * p->wp + POINTS * p->per_image) +
                        (gsize)POINTS * p->out_c * p->per_image) *
                       sizeof(float);
-    gsize nb = MAX(CHUNK_BYTES / per_image, (gsize)(MIN_CHUNK_TILES + p->per_image - 1) / p->per_image);
+    gsize nb =
+        MAX(CHUNK_BYTES / per_image, (gsize)(MIN_CHUNK_TILES + p->per_image - 1) / p->per_image);
 
     return (int)CLAMP(nb, 1, (gsize)p->n);
 }
@@ -523,7 +529,7 @@ reserve(CpuBackend *cpu, const Plan *p, int nb, Job *job, GError **error)
     gsize tiles = (gsize)nb * p->per_image;
     gsize padded = (gsize)nb * p->blocks * p->hp * p->wp * LANES;
     gsize v = (gsize)POINTS * tiles * p->blocks * LANES;
-    gsize ld = (tiles + LANES - 1) / LANES * LANES;
+    gsize ld = round_to_lanes(tiles);
 
     if (!cpu_scratch_reserve(&cpu->winograd, (gsize)POINTS * p->out_c * p->in_c, error) ||
         !cpu_scratch_reserve(&cpu->col, padded + v, error) ||
@@ -543,9 +549,8 @@ start_chunk(CpuBackend *cpu, Job *job, int n0, int nb)
     const Plan *p = job->p;
 
     job->n0 = n0;
-    job->nb = nb;
     job->nt = nb * p->per_image;
-    job->ld = ((gsize)job->nt + LANES - 1) / LANES * LANES;
+    job->ld = round_to_lanes((gsize)job->nt);
     cpu_pool_run(cpu->pool, (gsize)nb * p->blocks, 1, pad_input, job);
     cpu_pool_run(cpu->pool, (gsize)job->nt, 1, transform_input, job);
 }
@@ -587,8 +592,8 @@ cpu_winograd_suits(const TpConvGeometry *g)
 }
 
 gboolean
-cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
-                     const float *weights, const float *bias, float *y, GError **error)
+cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *weights,
+                     const float *bias, float *y, GError **error)
 {
     Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
 
@@ -601,8 +606,8 @@ cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float
 {
     /* dx[i] = sum over taps a of dy[i + pad - a] g[a]: a correlation of dy
      * with the flipped filter, padded 2 - pad. */
-    Plan p = plan_new(g->n, g->out_c, g->out_h, g->out_w, g->c, g->h, g->w, 2 - g->pad_t,
-                      2 - g->pad_l);
+    Plan p =
+        plan_new(g->n, g->out_c, g->out_h, g->out_w, g->c, g->h, g->w, 2 - g->pad_t, 2 - g->pad_l);
 
     return run_forward(cpu, &p, dy, weights, TRUE, NULL, dx, error);
 }
