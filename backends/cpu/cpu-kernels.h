@@ -40,6 +40,11 @@ typedef struct {
     /* Winograd convolutions (cpu-winograd.c) keep a chunk's transformed input in
      * col, its products in rows, and the transformed filters here. */
     CpuScratch winograd;
+    /* Tensor memory (cpu-backend.c): every live block's size in floats, and
+     * freed blocks kept for an allocation of the same size. */
+    GMutex memory_lock;
+    GHashTable *live; /* float * -> size */
+    GHashTable *kept; /* size -> GSList of float * */
 } CpuBackend;
 
 /* n floats, 64-byte aligned, uninitialized; free with cpu_free_floats().

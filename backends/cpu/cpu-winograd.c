@@ -82,7 +82,7 @@ typedef struct {
     const float *bias;    /* forward: [out_c] or NULL */
     const float *weights; /* [out_c, in_c, 3, 3], or [in_c, out_c, 3, 3] when transposed */
     gboolean transposed;  /* flip the filters and exchange their channels */
-    float *u;             /* [POINTS, filter rows, filter cols]: U, or dU */
+    float *u;             /* [POINTS, out_c, in_c]: U, or dU */
     float *padded;        /* [nb, blocks, hp, wp, LANES] */
     float *v;             /* [POINTS, nt, blocks * LANES] */
     float *m;             /* [POINTS, out_c, ld] */
@@ -356,41 +356,27 @@ transform_output_gradient(gpointer data, gsize begin, gsize end)
 
 /* ------------------------------------------------------------ filters */
 
-/* The filters as stored: weights is [rows, cols, 3, 3]. */
-static int
-filter_rows(const Job *job)
-{
-    return job->transposed ? job->p->in_c : job->p->out_c;
-}
-
-static int
-filter_cols(const Job *job)
-{
-    return job->transposed ? job->p->out_c : job->p->in_c;
-}
-
-/* U[xi][r][c] = (G g G^T)[xi] for filter rows r in [begin, end), where g is
- * weights[r][c], flipped when transposed. U keeps the filters' own layout;
- * when transposed it is U[xi]^T that maps in_c to out_c. */
+/* U[xi][o][i] = (G g G^T)[xi] for output channels o in [begin, end), where g
+ * is weights[o][i], or weights[i][o] flipped when transposed. */
 VECTOR_CLONES static void
 transform_filters(gpointer data, gsize begin, gsize end)
 {
     const Job *job = data;
-    const int cols = filter_cols(job);
-    const gsize point_stride = (gsize)filter_rows(job) * cols;
+    const Plan *p = job->p;
+    const gsize point_stride = (gsize)p->out_c * p->in_c;
+    const gsize o_stride = job->transposed ? 9 : (gsize)p->in_c * 9;
+    const gsize i_stride = job->transposed ? (gsize)p->out_c * 9 : 9;
     float block[LANES * 9];
     Lanes g[9], t[WINDOW * 3], u[POINTS];
 
-    for (gsize r = begin; r < end; r++) {
-        for (int c0 = 0; c0 < cols; c0 += LANES) {
-            int lanes = MIN(LANES, cols - c0);
-            float *dst = job->u + r * cols + c0;
-            if (lanes == LANES) {
-                memcpy(block, job->weights + (r * cols + c0) * 9, sizeof block);
-            } else {
-                memset(block, 0, sizeof block);
-                memcpy(block, job->weights + (r * cols + c0) * 9, (gsize)lanes * 9 * sizeof(float));
-            }
+    for (gsize o = begin; o < end; o++) {
+        for (int i0 = 0; i0 < p->in_c; i0 += LANES) {
+            int lanes = MIN(LANES, p->in_c - i0);
+            float *dst = job->u + o * p->in_c + i0;
+            for (int l = 0; l < lanes; l++)
+                memcpy(block + l * 9, job->weights + o * o_stride + (i0 + l) * i_stride,
+                       9 * sizeof(float));
+            memset(block + lanes * 9, 0, (gsize)(LANES - lanes) * 9 * sizeof(float));
             for (int tap = 0; tap < 9; tap++) {
                 int from = job->transposed ? 8 - tap : tap;
                 for (int l = 0; l < LANES; l++)
@@ -410,22 +396,22 @@ transform_filters(gpointer data, gsize begin, gsize end)
     }
 }
 
-/* dweights[r][c] = G^T dU[.][r][c] G for filter rows r in [begin, end): the
- * adjoint of transform_filters (never transposed). */
+/* dweights[o][i] = G^T dU[.][o][i] G for output channels o in [begin, end):
+ * the adjoint of transform_filters (not transposed). */
 VECTOR_CLONES static void
 filter_gradients(gpointer data, gsize begin, gsize end)
 {
     const Job *job = data;
-    const int cols = filter_cols(job);
-    const gsize point_stride = (gsize)filter_rows(job) * cols;
+    const Plan *p = job->p;
+    const gsize point_stride = (gsize)p->out_c * p->in_c;
     Lanes du[POINTS], t[3 * WINDOW], dg[9];
 
-    for (gsize r = begin; r < end; r++) {
-        for (int c0 = 0; c0 < cols; c0 += LANES) {
-            int lanes = MIN(LANES, cols - c0);
-            float *dst = job->dweights + (r * cols + c0) * 9;
+    for (gsize o = begin; o < end; o++) {
+        for (int i0 = 0; i0 < p->in_c; i0 += LANES) {
+            int lanes = MIN(LANES, p->in_c - i0);
+            float *dst = job->dweights + (o * p->in_c + i0) * 9;
             for (int xi = 0; xi < POINTS; xi++) {
-                const float *src = job->u + xi * point_stride + r * cols + c0;
+                const float *src = job->u + xi * point_stride + o * p->in_c + i0;
                 if (lanes == LANES) {
                     memcpy(&du[xi], src, sizeof(Lanes));
                 } else {
@@ -454,10 +440,10 @@ multiply(gpointer data, gsize begin, gsize end)
     const Plan *p = job->p;
 
     for (gsize xi = begin; xi < end; xi++)
-        cblas_sgemm(CblasRowMajor, job->transposed ? CblasTrans : CblasNoTrans, CblasTrans,
-                    p->out_c, job->nt, p->in_c, 1.0f, job->u + xi * p->out_c * p->in_c,
-                    filter_cols(job), job->v + xi * job->nt * p->blocks * LANES, p->blocks * LANES,
-                    0.0f, job->m + xi * p->out_c * job->ld, (int)job->ld);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->out_c, job->nt, p->in_c, 1.0f,
+                    job->u + xi * p->out_c * p->in_c, p->in_c,
+                    job->v + xi * job->nt * p->blocks * LANES, p->blocks * LANES, 0.0f,
+                    job->m + xi * p->out_c * job->ld, (int)job->ld);
 }
 
 /* dU[xi] (+)= dM[xi] · V[xi] for points [begin, end). */
@@ -572,7 +558,7 @@ run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weight
 
     if (!reserve(cpu, p, nb, &job, error))
         return FALSE;
-    cpu_pool_run(cpu->pool, (gsize)filter_rows(&job), 1, transform_filters, &job);
+    cpu_pool_run(cpu->pool, (gsize)p->out_c, 1, transform_filters, &job);
     for (int n0 = 0; n0 < p->n; n0 += nb) {
         start_chunk(cpu, &job, n0, MIN(nb, p->n - n0));
         cpu_pool_run(cpu->pool, POINTS, 1, multiply, &job);
@@ -633,6 +619,6 @@ cpu_winograd_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const flo
         cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, transform_output_gradient, &job);
         cpu_pool_run(cpu->pool, POINTS, 1, multiply_gradient, &job);
     }
-    cpu_pool_run(cpu->pool, (gsize)filter_rows(&job), 1, filter_gradients, &job);
+    cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, filter_gradients, &job);
     return TRUE;
 }

@@ -271,6 +271,57 @@ START_TEST(test_memory)
 }
 END_TEST
 
+/* Freeing and allocating again, in sizes that repeat (a backend may reuse
+ * freed blocks): no allocation returns a block that is still live, and every
+ * live block keeps what was uploaded to it. */
+START_TEST(test_memory_reuse)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const gsize sizes[] = {1001, 37, 1001, 1001, 4096, 37};
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        TpBackend *backend = rig->backend;
+        float *mems[3 * G_N_ELEMENTS(sizes)] = {NULL};
+        float *hosts[G_N_ELEMENTS(mems)] = {NULL};
+
+        for (gsize round = 0; round < 3; round++) {
+            for (gsize i = 0; i < G_N_ELEMENTS(sizes); i++) {
+                gsize k = round * G_N_ELEMENTS(sizes) + i, n = sizes[i];
+                g_autoptr(GError) error = NULL;
+
+                hosts[k] = random_floats(n, -1.0f, 1.0f, 200 + (guint32)k);
+                mems[k] = backend->vt.alloc(backend->self, n, &error);
+                ck_assert_msg(mems[k] != NULL, "backend %s: alloc: %s", rig->name,
+                              error ? error->message : "(no error set)");
+                for (gsize j = 0; j < k; j++)
+                    ck_assert_msg(mems[j] != mems[k],
+                                  "backend %s: allocation %" G_GSIZE_FORMAT
+                                  " returned the live block of allocation %" G_GSIZE_FORMAT,
+                                  rig->name, k, j);
+                CALL(rig, upload, "reuse", mems[k], hosts[k], n);
+            }
+            /* free every other block of this round: the next round takes them back */
+            for (gsize i = 0; i < G_N_ELEMENTS(sizes); i += 2) {
+                gsize k = round * G_N_ELEMENTS(sizes) + i;
+                backend->vt.free(backend->self, mems[k]);
+                mems[k] = NULL;
+            }
+        }
+        for (gsize k = 0; k < G_N_ELEMENTS(mems); k++) {
+            gsize n = sizes[k % G_N_ELEMENTS(sizes)];
+            if (mems[k] == NULL)
+                continue;
+            expect_close(rig, "upload + download after reuse", "reuse", "live block", mems[k],
+                         hosts[k], n, TOL_MEMORY);
+            backend->vt.free(backend->self, mems[k]);
+        }
+        for (gsize k = 0; k < G_N_ELEMENTS(hosts); k++)
+            g_free(hosts[k]);
+    }
+}
+END_TEST
+
 /* An allocation no machine can satisfy (2^61 bytes) is an error with
  * TP_BACKEND_ERROR_NO_MEMORY, not a crash, and the backend goes on working. */
 START_TEST(test_out_of_memory)
@@ -1223,6 +1274,7 @@ conformance_suite(void)
 
     tc = tcase_create("memory");
     tcase_add_test(tc, test_memory);
+    tcase_add_test(tc, test_memory_reuse);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(suite, tc);
 
