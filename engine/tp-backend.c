@@ -10,8 +10,8 @@
 
 G_DEFINE_QUARK(tp_backend_error, tp_backend_error)
 
-/* Every member but synchronize is required (the members[] below); the
- * table must reach at least the last of them. */
+/* Every member but synchronize and the prepared-weights trio is required
+ * (the members[] below); the table must reach at least the last of them. */
 #define REQUIRED_END (offsetof(TpBackendVTable, stabilized_divide) + sizeof(gpointer))
 
 static const struct {
@@ -79,6 +79,14 @@ tp_backend_vtable_check(const TpPluginInfo *info, GError **error)
         return FALSE;
     }
     copy_vtable(info, &vt);
+    if ((vt.conv2d_prepared_size == NULL) != (vt.conv2d_prepare == NULL) ||
+        (vt.conv2d_prepare == NULL) != (vt.conv2d_forward_prepared == NULL)) {
+        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
+                    "backend '%s' sets some of conv2d_prepared_size, conv2d_prepare and "
+                    "conv2d_forward_prepared: set all three or none",
+                    info->name);
+        return FALSE;
+    }
     for (gsize i = 0; i < G_N_ELEMENTS(members); i++) {
         gpointer fn;
         memcpy(&fn, (const char *)&vt + members[i].offset, sizeof(fn));
@@ -97,6 +105,12 @@ synchronize_nothing(gpointer self, GError **error)
     return TRUE;
 }
 
+static gsize
+no_prepared_form(gpointer self, const TpConvGeometry *g)
+{
+    return 0;
+}
+
 TpBackend *
 tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
 {
@@ -113,6 +127,8 @@ tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
     copy_vtable(info, &backend->vt);
     if (backend->vt.synchronize == NULL)
         backend->vt.synchronize = synchronize_nothing;
+    if (backend->vt.conv2d_prepared_size == NULL)
+        backend->vt.conv2d_prepared_size = no_prepared_form;
     backend->self = backend->vt.open(params, &local);
     if (backend->self == NULL) {
         g_set_error(error, TP_BACKEND_ERROR,

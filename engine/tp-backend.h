@@ -212,6 +212,23 @@ struct _TpBackendVTable {
      * z = 0 (either sign of zero); epsilon >= 0. y may be r or z. */
     gboolean (*stabilized_divide)(gpointer self, gsize n, const float *r, const float *z,
                                   float epsilon, float *y, GError **error);
+
+    /* (optional: all three or none) Convolution weights in a form of the
+     * backend's own (transformed, reordered), made once and reused while the
+     * weights do not change: the engine keeps it with the node for eval-mode
+     * forwards and prepares it again after each change of the weights.
+     * conv2d_prepared_size() is the floats that form takes for geometry g, 0
+     * when the backend has none for g (the engine then calls conv2d_forward);
+     * it depends on g's fields other than n only. conv2d_prepare() writes it
+     * from weights [out_c, c / groups, kh, kw]. conv2d_forward_prepared() is
+     * conv2d_forward reading it, for a g that differs from prepare()'s at
+     * most in n. Default: no prepared form. */
+    gsize (*conv2d_prepared_size)(gpointer self, const TpConvGeometry *g);
+    gboolean (*conv2d_prepare)(gpointer self, const TpConvGeometry *g, const float *weights,
+                               float *prepared, GError **error);
+    gboolean (*conv2d_forward_prepared)(gpointer self, const TpConvGeometry *g, const float *x,
+                                        const float *prepared, const float *bias, float *y,
+                                        GError **error);
 };
 
 /* The ε0 of stabilized_divide(): what stab(0) is, whatever epsilon. */

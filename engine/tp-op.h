@@ -57,6 +57,9 @@ typedef struct {
     /* The version (TpTensor) of the weights an op's buffers were derived
      * from, so it can keep them until the weights change; 0: none. */
     guint64 derived_version;
+    /* Likewise for a second derived buffer (Conv: the backend's prepared
+     * weights, kept apart from its live taps). */
+    guint64 prepared_version;
 } TpOpState;
 
 typedef struct {

@@ -494,6 +494,32 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
     return TRUE;
 }
 
+/* The prepared form is Winograd's transformed filters, for the geometries
+ * that run Winograd (unless the `prepare` key is false); the others have
+ * none. */
+gsize
+cpu_conv2d_prepared_size(gpointer self, const TpConvGeometry *g)
+{
+    const CpuBackend *cpu = self;
+
+    return cpu->prepare && cpu_winograd_suits(g) ? cpu_winograd_prepared_size(g) : 0;
+}
+
+gboolean
+cpu_conv2d_prepare(gpointer self, const TpConvGeometry *g, const float *weights, float *prepared,
+                   GError **error)
+{
+    cpu_winograd_prepare(self, g, weights, prepared);
+    return TRUE;
+}
+
+gboolean
+cpu_conv2d_forward_prepared(gpointer self, const TpConvGeometry *g, const float *x,
+                            const float *prepared, const float *bias, float *y, GError **error)
+{
+    return cpu_winograd_forward_prepared(self, g, x, prepared, bias, y, error);
+}
+
 gboolean
 cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy,
                          const float *weights, float *dx, GError **error)

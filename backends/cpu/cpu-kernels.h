@@ -35,6 +35,7 @@ typedef struct {
 /* The state behind one open cpu backend (the vtable's `self`). */
 typedef struct {
     CpuPool *pool;   /* the kernels' threads, as many as the `threads` key says */
+    gboolean prepare; /* the `prepare` key: offer prepared Winograd filters */
     CpuScratch col;  /* im2col matrices: [c * kh * kw, nb * out_h * out_w] */
     CpuScratch rows; /* a chunk of y or dy gathered as [out_c, nb * out_h * out_w] */
     /* Winograd convolutions (cpu-winograd.c) keep a chunk's transformed input in
@@ -64,6 +65,12 @@ gboolean cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const 
                                   const float *weights, float *dx, GError **error);
 gboolean cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *x,
                                     const float *dy, float *dweights, float *dbias, GError **error);
+gsize cpu_conv2d_prepared_size(gpointer self, const TpConvGeometry *g);
+gboolean cpu_conv2d_prepare(gpointer self, const TpConvGeometry *g, const float *weights,
+                            float *prepared, GError **error);
+gboolean cpu_conv2d_forward_prepared(gpointer self, const TpConvGeometry *g, const float *x,
+                                     const float *prepared, const float *bias, float *y,
+                                     GError **error);
 
 gboolean cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
                   float alpha, const float *a, const float *b, float beta, float *c,

@@ -82,7 +82,8 @@ typedef struct {
     const float *bias;    /* forward: [out_c] or NULL */
     const float *weights; /* [out_c, in_c, 3, 3], or [in_c, out_c, 3, 3] when transposed */
     gboolean transposed;  /* flip the filters and exchange their channels */
-    float *u;             /* [POINTS, out_c, in_c]: U, or dU */
+    float *u;             /* [POINTS, out_c, in_c]: U as transformed here, or dU */
+    const float *filters; /* the U that multiply() reads: u, or a prepared one */
     float *padded;        /* [nb, blocks, hp, wp, LANES] */
     float *v;             /* [POINTS, nt, blocks * LANES] */
     float *m;             /* [POINTS, out_c, ld] */
@@ -441,7 +442,7 @@ multiply(gpointer data, gsize begin, gsize end)
 
     for (gsize xi = begin; xi < end; xi++)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, p->out_c, job->nt, p->in_c, 1.0f,
-                    job->u + xi * p->out_c * p->in_c, p->in_c,
+                    job->filters + xi * p->out_c * p->in_c, p->in_c,
                     job->v + xi * job->nt * p->blocks * LANES, p->blocks * LANES, 0.0f,
                     job->m + xi * p->out_c * job->ld, (int)job->ld);
 }
@@ -507,21 +508,23 @@ chunk_images(const Plan *p)
     return (int)CLAMP(nb, 1, (gsize)p->n);
 }
 
-/* Reserves U in the backend's winograd scratch, a chunk of nb images' padded
- * input and V in col, and its M in rows; fills job's pointers. */
+/* Reserves U in the backend's winograd scratch (unless the filters come
+ * prepared), a chunk of nb images' padded input and V in col, and its M in
+ * rows; fills job's pointers. */
 static gboolean
-reserve(CpuBackend *cpu, const Plan *p, int nb, Job *job, GError **error)
+reserve(CpuBackend *cpu, const Plan *p, int nb, gboolean prepared, Job *job, GError **error)
 {
     gsize tiles = (gsize)nb * p->per_image;
     gsize padded = (gsize)nb * p->blocks * p->hp * p->wp * LANES;
     gsize v = (gsize)POINTS * tiles * p->blocks * LANES;
     gsize ld = round_to_lanes(tiles);
 
-    if (!cpu_scratch_reserve(&cpu->winograd, (gsize)POINTS * p->out_c * p->in_c, error) ||
+    if ((!prepared &&
+         !cpu_scratch_reserve(&cpu->winograd, (gsize)POINTS * p->out_c * p->in_c, error)) ||
         !cpu_scratch_reserve(&cpu->col, padded + v, error) ||
         !cpu_scratch_reserve(&cpu->rows, (gsize)POINTS * p->out_c * ld, error))
         return FALSE;
-    job->u = cpu->winograd.data;
+    job->u = prepared ? NULL : cpu->winograd.data;
     job->padded = cpu->col.data;
     job->v = cpu->col.data + padded;
     job->m = cpu->rows.data;
@@ -541,10 +544,12 @@ start_chunk(CpuBackend *cpu, Job *job, int n0, int nb)
     cpu_pool_run(cpu->pool, (gsize)job->nt, 1, transform_input, job);
 }
 
-/* The forward algorithm on plan p: out = conv(in, weights) + bias. */
+/* The forward algorithm on plan p: out = conv(in, weights) + bias, with the
+ * filters transformed here, or given as U (prepared, then weights is NULL). */
 static gboolean
 run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weights,
-            gboolean transposed, const float *bias, float *out, GError **error)
+            gboolean transposed, const float *prepared, const float *bias, float *out,
+            GError **error)
 {
     int nb = chunk_images(p);
     Job job = {
@@ -556,9 +561,11 @@ run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weight
         .transposed = transposed,
     };
 
-    if (!reserve(cpu, p, nb, &job, error))
+    if (!reserve(cpu, p, nb, prepared != NULL, &job, error))
         return FALSE;
-    cpu_pool_run(cpu->pool, (gsize)p->out_c, 1, transform_filters, &job);
+    if (prepared == NULL)
+        cpu_pool_run(cpu->pool, (gsize)p->out_c, 1, transform_filters, &job);
+    job.filters = prepared != NULL ? prepared : job.u;
     for (int n0 = 0; n0 < p->n; n0 += nb) {
         start_chunk(cpu, &job, n0, MIN(nb, p->n - n0));
         cpu_pool_run(cpu->pool, POINTS, 1, multiply, &job);
@@ -583,7 +590,32 @@ cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, c
 {
     Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
 
-    return run_forward(cpu, &p, x, weights, FALSE, bias, y, error);
+    return run_forward(cpu, &p, x, weights, FALSE, NULL, bias, y, error);
+}
+
+gsize
+cpu_winograd_prepared_size(const TpConvGeometry *g)
+{
+    return (gsize)POINTS * g->out_c * g->c;
+}
+
+void
+cpu_winograd_prepare(CpuBackend *cpu, const TpConvGeometry *g, const float *weights,
+                     float *prepared)
+{
+    Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
+    Job job = {.p = &p, .weights = weights, .u = prepared};
+
+    cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, transform_filters, &job);
+}
+
+gboolean
+cpu_winograd_forward_prepared(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
+                              const float *prepared, const float *bias, float *y, GError **error)
+{
+    Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
+
+    return run_forward(cpu, &p, x, NULL, FALSE, prepared, bias, y, error);
 }
 
 gboolean
@@ -595,7 +627,7 @@ cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float
     Plan p =
         plan_new(g->n, g->out_c, g->out_h, g->out_w, g->c, g->h, g->w, 2 - g->pad_t, 2 - g->pad_l);
 
-    return run_forward(cpu, &p, dy, weights, TRUE, NULL, dx, error);
+    return run_forward(cpu, &p, dy, weights, TRUE, NULL, NULL, dx, error);
 }
 
 gboolean
@@ -611,7 +643,7 @@ cpu_winograd_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const flo
         .dweights = dweights,
     };
 
-    if (!reserve(cpu, &p, nb, &job, error))
+    if (!reserve(cpu, &p, nb, FALSE, &job, error))
         return FALSE;
     for (int n0 = 0; n0 < p.n; n0 += nb) {
         start_chunk(cpu, &job, n0, MIN(nb, p.n - n0));

@@ -254,6 +254,9 @@ static const TpBackendVTable cuda_vtable = {
     /* .axpby =                    */ cuda_axpby,
     /* .clamp =                    */ cuda_clamp,
     /* .stabilized_divide =        */ cuda_stabilized_divide,
+    /* .conv2d_prepared_size =     */ NULL,
+    /* .conv2d_prepare =           */ NULL,
+    /* .conv2d_forward_prepared =  */ NULL,
 };
 
 static const TpPluginInfo cuda_info = {

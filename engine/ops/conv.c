@@ -20,6 +20,11 @@
  * of those weights kept in the node's state until the weights' version
  * (tp-tensor.h) changes. The result is the same sum without its zero terms;
  * MAC counts stay those of the full op.
+ *
+ * In eval mode, a backend with a prepared form of the weights for the
+ * geometry (tp-backend.h; the cpu backend's Winograd filters) gets it made
+ * once and kept with the node until the weights' version changes; training
+ * frees it.
  */
 #include "config.h"
 
@@ -186,6 +191,7 @@ enum {
     LIVE_WEIGHTS, /* [out_c * cg, live taps]: the live taps of the weights */
     SELECTION,    /* [live taps, kh * kw]: row l has a 1 at live tap l's full index */
     LIVE_GRADS,   /* [out_c * cg, live taps]: their gradient (training) */
+    PREPARED,     /* the backend's prepared weights (eval) */
 };
 
 /* The selection matrix of the taps [ki0, ki1) x [kj0, kj1) of a kh x kw kernel
@@ -232,6 +238,30 @@ live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *full,
     return kept;
 }
 
+/* The backend's prepared form of the weights for g (tp-backend.h) in
+ * *out_prepared, made again only when the weights have changed since; NULL
+ * when the backend has none for g. FALSE only when making it failed. */
+static gboolean
+prepared_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *g,
+                 TpOpState *state, TpTensor **out_prepared, GError **error)
+{
+    const TpTensor *w = node->params[0];
+    gsize n = backend->vt.conv2d_prepared_size(backend->self, g);
+    TpTensor *prepared = state->buffers[PREPARED];
+
+    *out_prepared = NULL;
+    if (n == 0)
+        return TRUE;
+    if (prepared == NULL || prepared->numel != n || state->prepared_version != w->version) {
+        if (!(prepared = tp_op_state_buffer(state, backend, PREPARED, n, error)) ||
+            !backend->vt.conv2d_prepare(backend->self, g, w->data, prepared->data, error))
+            return FALSE;
+        state->prepared_version = w->version;
+    }
+    *out_prepared = prepared;
+    return TRUE;
+}
+
 static gboolean
 conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
              TpMode mode, TpOpState *state, GError **error)
@@ -239,6 +269,7 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
     const float *bias = node->n_params > 1 ? node->params[1]->data : NULL;
     const float *weights = node->params[0]->data;
     TpConvGeometry g, full;
+    TpTensor *prepared = NULL;
     int ki0, ki1, kj0, kj1;
 
     conv_geometry(node, inputs[0], output, &g);
@@ -248,7 +279,16 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
         if (live == NULL)
             return FALSE;
         weights = live->data;
+    } else if (mode == TP_MODE_EVAL) {
+        if (!prepared_weights(node, backend, &g, state, &prepared, error))
+            return FALSE;
+    } else {
+        /* training changes the weights every step: no prepared form to keep */
+        g_clear_pointer(&state->buffers[PREPARED], tp_tensor_free);
     }
+    if (prepared != NULL)
+        return backend->vt.conv2d_forward_prepared(backend->self, &g, inputs[0]->data,
+                                                   prepared->data, bias, output->data, error);
     return backend->vt.conv2d_forward(backend->self, &g, inputs[0]->data, weights, bias,
                                       output->data, error);
 }

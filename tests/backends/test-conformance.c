@@ -468,6 +468,19 @@ check_conv(Rig *rig, const ConvCase *cc)
 
     ref_conv2d_forward(&g, x, w, cc->bias ? bias : NULL, y);
     ref_conv2d_forward(&g, ax, aw, cc->bias ? abias : NULL, terms_y);
+    /* the forward from weights prepared once, where the backend has a
+     * prepared form for g (tp-backend.h); before the plain forward, so that
+     * nothing that one leaves behind can stand in for the prepared form */
+    gsize n_prepared = rig->backend->vt.conv2d_prepared_size(rig->backend->self, &g);
+    if (n_prepared > 0) {
+        float *prepared = rig_output(rig, n_prepared);
+        float *y2_mem = rig_output(rig, ny);
+        CALL(rig, conv2d_prepare, cc->name, &g, w_mem, prepared);
+        CALL(rig, conv2d_forward_prepared, cc->name, &g, x_mem, prepared, bias_mem, y2_mem);
+        expect_close_to_terms(rig, "conv2d_forward_prepared", cc->name, "y", y2_mem, y, terms_y,
+                              ny, (gsize)g.out_h * g.out_w, TOL_CONV);
+    }
+
     CALL(rig, conv2d_forward, cc->name, &g, x_mem, w_mem, bias_mem, y_mem);
     expect_close_to_terms(rig, "conv2d_forward", cc->name, "y", y_mem, y, terms_y, ny,
                           (gsize)g.out_h * g.out_w, TOL_CONV);

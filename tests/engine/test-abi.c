@@ -93,7 +93,10 @@ static const Pin pins[] = {
     PIN(TpBackendVTable, axpby, 240),
     PIN(TpBackendVTable, clamp, 248),
     PIN(TpBackendVTable, stabilized_divide, 256),
-    SIZE(TpBackendVTable, 264),
+    PIN(TpBackendVTable, conv2d_prepared_size, 264),
+    PIN(TpBackendVTable, conv2d_prepare, 272),
+    PIN(TpBackendVTable, conv2d_forward_prepared, 280),
+    SIZE(TpBackendVTable, 288),
 
     PIN(TpDatasetVTable, open, 0),
     PIN(TpDatasetVTable, close, 8),

@@ -92,6 +92,12 @@ static const OpCase cases[] = {
                                         .bias = TRUE), 37, 7, 9, 2, TP_MODE_EVAL },
     { "conv no bias batch 1", CONV(.out_channels = 4, .kernel = { 3, 3 }), 3, 7, 9, 1,
       TP_MODE_EVAL },
+    /* 16 channels in and out, 16 tiles of 4x4: the cpu backend runs these by
+     * Winograd's algorithm, in eval mode on filters prepared once. */
+    { "conv 3x3 pad 1, 16 channels, batch 4", CONV(.out_channels = 16, .kernel = { 3, 3 },
+      .pads = { 1, 1, 1, 1 }, .bias = TRUE), 16, 8, 8, 4, TP_MODE_EVAL },
+    { "conv 3x3 pad 1, 16 channels, batch 4, training", CONV(.out_channels = 16,
+      .kernel = { 3, 3 }, .pads = { 1, 1, 1, 1 }), 16, 8, 8, 4, TP_MODE_TRAIN },
     /* These run on the live taps only (engine/ops/conv.c), in both modes. */
     { "conv 3x3 pad 1 on a 1x1 map: only the centre tap is live",
       CONV(.out_channels = 4, .kernel = { 3, 3 }, .pads = { 1, 1, 1, 1 }, .bias = TRUE),

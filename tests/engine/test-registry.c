@@ -79,6 +79,7 @@ static const struct {
     {"bad-name", TP_PLUGIN_ERROR_INVALID, "plugin name 'Bad Name' is not valid"},
     {"missing-kernel", TP_PLUGIN_ERROR_INVALID, "lacks the required kernel 'gemm'"},
     {"bad-params", TP_PLUGIN_ERROR_INVALID, "parameter 'level', default value"},
+    {"partial-prepared", TP_PLUGIN_ERROR_INVALID, "set all three or none"},
 };
 
 START_TEST(test_broken)

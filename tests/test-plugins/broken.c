@@ -8,6 +8,7 @@
  *   BROKEN_NAME            a name with spaces and capitals
  *   BROKEN_MISSING_KERNEL  gemm is NULL
  *   BROKEN_PARAMS          a parameter whose default is out of its range
+ *   BROKEN_PARTIAL_PREPARED  conv2d_prepare without its two partners
  * The kernels are never called: the loader must reject or accept the file
  * from its descriptor alone. */
 #include "config.h"
@@ -79,6 +80,9 @@ STUB(test_mul, gsize n, const float *a, const float *b, float *y)
 STUB(test_axpby, gsize n, float alpha, const float *x, float beta, float *y)
 STUB(test_clamp, gsize n, const float *x, float lo, float hi, float *y)
 STUB(test_divide, gsize n, const float *r, const float *z, float epsilon, float *y)
+#ifdef BROKEN_PARTIAL_PREPARED
+STUB(test_prepare, const TpConvGeometry *g, const float *weights, float *prepared)
+#endif
 
 static const TpBackendVTable vtable = {
     /* .open = */ test_open,
@@ -118,6 +122,14 @@ static const TpBackendVTable vtable = {
     /* .axpby = */ test_axpby,
     /* .clamp = */ test_clamp,
     /* .stabilized_divide = */ test_divide,
+#ifdef BROKEN_PARTIAL_PREPARED
+    /* .conv2d_prepared_size = */ NULL,
+    /* .conv2d_prepare = */ test_prepare,
+#else
+    /* .conv2d_prepared_size = */ NULL,
+    /* .conv2d_prepare = */ NULL,
+#endif
+    /* .conv2d_forward_prepared = */ NULL,
 };
 
 static const TpParamSpec params[] = {
