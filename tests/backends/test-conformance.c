@@ -322,6 +322,39 @@ START_TEST(test_memory_reuse)
 }
 END_TEST
 
+/* A backend with a `prepare` key (cpu) offers a prepared form for a
+ * 3x3 convolution with 64 channels over 14x14 maps by default, and none with
+ * prepare = false; conv_cases runs the prepared forward itself. */
+START_TEST(test_prepare_key)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const TpConvGeometry g = {.n = 4, .c = 64, .h = 14, .w = 14, .out_c = 64, .out_h = 14,
+                              .out_w = 14, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+                              .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .dil_h = 1,
+                              .dil_w = 1, .groups = 1};
+
+    for (guint b = 0; b < names->len; b++) {
+        const char *name = g_ptr_array_index(names, b);
+        g_autoptr(GError) error = NULL;
+        const TpPlugin *plugin =
+            tp_registry_lookup(tp_test_registry(), TP_PLUGIN_KIND_BACKEND, name, &error);
+        g_autoptr(TpParams) params = tp_params_new(plugin->info->params);
+        g_autoptr(TpBackend) on = NULL;
+        g_autoptr(TpBackend) off = NULL;
+
+        if (!tp_params_set(params, "prepare", "false", NULL)) {
+            g_print("skipped: backend %s has no prepare key\n", name);
+            continue;
+        }
+        off = tp_backend_new(plugin->info, params, &error);
+        on = tp_test_backend_open(name);
+        ck_assert_msg(off != NULL, "backend %s: %s", name, error ? error->message : "?");
+        ck_assert_uint_gt(on->vt.conv2d_prepared_size(on->self, &g), 0);
+        ck_assert_uint_eq(off->vt.conv2d_prepared_size(off->self, &g), 0);
+    }
+}
+END_TEST
+
 /* An allocation no machine can satisfy (2^61 bytes) is an error with
  * TP_BACKEND_ERROR_NO_MEMORY, not a crash, and the backend goes on working. */
 START_TEST(test_out_of_memory)
@@ -394,6 +427,10 @@ static const ConvCase conv_cases[] = {
        1, 256,    3,    3, 100,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "3x3 asymmetric pads 1,2,0,1 (cpu Winograd, partial tiles), n2 c40->33 19x13",
        2,  40,   19,   13,  33,  3,  3,  1,  1,  1,  2,  0,  1,  1,  1,   1,  TRUE },
+    { "first layer: 3x3 dilation 2 pad 2,1,0,2 on one channel, n2 c1->5 9x7",
+       2,   1,    9,    7,   5,  3,  3,  1,  1,  2,  1,  0,  2,  2,  2,   1,  TRUE },
+    { "first layer: 3x3 stride 2 pad 1 on one channel, n3 c1->4 9x8",
+       3,   1,    9,    8,   4,  3,  3,  2,  2,  1,  1,  1,  1,  1,  1,   1, FALSE },
     { "3x5 stride 1 (not Winograd's 3x3), n3 c4->5 9x9",
        3,   4,    9,    9,   5,  3,  5,  1,  1,  1,  2,  1,  2,  1,  1,   1,  TRUE },
     { "3x3 pad 3 (cpu Winograd: outputs that see only padding), n2 c5->17 5x5",
@@ -1288,6 +1325,7 @@ conformance_suite(void)
     tc = tcase_create("memory");
     tcase_add_test(tc, test_memory);
     tcase_add_test(tc, test_memory_reuse);
+    tcase_add_test(tc, test_prepare_key);
     tcase_add_test(tc, test_out_of_memory);
     suite_add_tcase(suite, tc);
 
