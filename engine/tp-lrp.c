@@ -142,8 +142,11 @@ upload_taps(TpTensor *dst, const float *w, const Taps *t, GError **error)
 {
     const int kh = t->ki1 - t->ki0, kw = t->kj1 - t->kj0;
     const gsize rows = dst->numel / (gsize)(kh * kw);
-    g_autofree float *kept = g_new(float, dst->numel);
+    g_autofree float *kept = NULL;
 
+    if (kh == t->kh && kw == t->kw)
+        return tp_tensor_upload(dst, w, error);
+    kept = g_new(float, dst->numel);
     for (gsize r = 0; r < rows; r++)
         for (int i = 0; i < kh; i++)
             for (int j = 0; j < kw; j++)

@@ -132,7 +132,8 @@ cpu_alloc(gpointer self, gsize n, GError **error)
     return mem;
 }
 
-/* Keeps mem for the next allocation of its size. */
+/* Keeps mem for the next allocation of its size. A block this backend did
+ * not hand out, or freed twice, is a programmer error (a critical warning). */
 static void
 cpu_free(gpointer self, float *mem)
 {
@@ -140,8 +141,9 @@ cpu_free(gpointer self, float *mem)
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&cpu->memory_lock);
     gpointer n;
 
-    if (mem == NULL || !g_hash_table_steal_extended(cpu->live, mem, NULL, &n))
+    if (mem == NULL)
         return;
+    g_return_if_fail(g_hash_table_steal_extended(cpu->live, mem, NULL, &n));
     g_hash_table_insert(cpu->kept, n, g_slist_prepend(g_hash_table_lookup(cpu->kept, n), mem));
 }
 
