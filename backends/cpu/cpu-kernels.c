@@ -15,7 +15,9 @@
  *
  * with K = c / groups * kh * kw and P = out_h * out_w. 3x3 stride-1
  * convolutions with enough tiles and channels go to cpu-winograd.c instead,
- * which does a quarter of the multiplications. The gathered
+ * which does a quarter of the multiplications. An eval-mode forward with
+ * few output columns per chunk (batch 1 on small maps) multiplies the
+ * weights packed once (cpu-packed.h) instead of calling sgemm. The gathered
  * [out_c, nb*P] layout differs from NCHW only when nb > 1; a chunk of one
  * sample reads and writes y / dy in place.
  *
@@ -37,6 +39,7 @@
 #include <string.h>
 
 #include "cpu-kernels.h"
+#include "cpu-packed.h"
 #include "cpu-parallel.h"
 #include "cpu-winograd.h"
 
@@ -459,18 +462,18 @@ conv_job(CpuBackend *cpu, const TpConvGeometry *g, int n0, int nb, float *single
     return job;
 }
 
-gboolean
-cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const float *weights,
-                   const float *bias, float *y, GError **error)
+/* The forward by im2col and a GEMM per chunk: with the packed weights when
+ * given and the chunk has few columns (or weights is NULL), else sgemm on
+ * weights. */
+static gboolean
+conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *weights,
+             const float *packed, const float *bias, float *y, GError **error)
 {
-    CpuBackend *cpu = self;
     const gsize out_plane = conv_out_plane(g);
     int nb;
 
     if (g->n == 0 || out_plane == 0)
         return TRUE;
-    if (cpu_winograd_suits(g))
-        return cpu_winograd_forward(cpu, g, x, weights, bias, y, error);
     nb = conv_chunk(g);
     if (!conv_reserve(cpu, g, nb, error))
         return FALSE;
@@ -483,9 +486,12 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
         job.bias = bias;
         job.y = y;
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+        if (packed != NULL && (weights == NULL || job.ld <= CPU_PACKED_MAX_COLUMNS))
+            cpu_packed_gemm(cpu->pool, g->out_c, (int)job.ld, job.k, packed, job.col, job.ld,
+                            job.rows, job.ld);
         /* Split the longer side of each group's output, so that every
          * thread's sgemm keeps a wide shape. */
-        if (job.ld > (gsize)job.ocg)
+        else if (job.ld > (gsize)job.ocg)
             cpu_pool_run(cpu->pool, job.ld, GEMM_GRAIN, forward_gemm_columns, &job);
         else
             cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, forward_gemm, &job);
@@ -494,22 +500,44 @@ cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const
     return TRUE;
 }
 
-/* The prepared form is Winograd's transformed filters, for the geometries
- * that run Winograd (unless the `prepare` key is false); the others have
- * none. */
+gboolean
+cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const float *weights,
+                   const float *bias, float *y, GError **error)
+{
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_forward(self, g, x, weights, bias, y, error);
+    return conv_forward(self, g, x, weights, NULL, bias, y, error);
+}
+
+/* The prepared form (one group only, unless the `prepare` key is false) is
+ * the weights packed for few columns (cpu-packed.h), followed by Winograd's
+ * transformed filters where Winograd fits g, else by the weights as they
+ * are, for the chunks with many columns. */
 gsize
 cpu_conv2d_prepared_size(gpointer self, const TpConvGeometry *g)
 {
     const CpuBackend *cpu = self;
+    gsize packed = cpu_packed_size(g->out_c, g->c * g->kh * g->kw);
 
-    return cpu->prepare && cpu_winograd_suits(g) ? cpu_winograd_prepared_size(g) : 0;
+    if (!cpu->prepare || g->groups != 1)
+        return 0;
+    if (cpu_winograd_fits(g))
+        return packed + cpu_winograd_prepared_size(g);
+    return packed + (gsize)g->out_c * g->c * g->kh * g->kw;
 }
 
 gboolean
 cpu_conv2d_prepare(gpointer self, const TpConvGeometry *g, const float *weights, float *prepared,
                    GError **error)
 {
-    cpu_winograd_prepare(self, g, weights, prepared);
+    int depth = g->c * g->kh * g->kw;
+    float *rest = prepared + cpu_packed_size(g->out_c, depth);
+
+    cpu_packed_pack(g->out_c, depth, weights, prepared);
+    if (cpu_winograd_fits(g))
+        cpu_winograd_prepare(self, g, weights, rest);
+    else
+        memcpy(rest, weights, (gsize)g->out_c * depth * sizeof(float));
     return TRUE;
 }
 
@@ -517,7 +545,14 @@ gboolean
 cpu_conv2d_forward_prepared(gpointer self, const TpConvGeometry *g, const float *x,
                             const float *prepared, const float *bias, float *y, GError **error)
 {
-    return cpu_winograd_forward_prepared(self, g, x, prepared, bias, y, error);
+    const float *rest = prepared + cpu_packed_size(g->out_c, g->c * g->kh * g->kw);
+
+    if (!cpu_winograd_fits(g))
+        return conv_forward(self, g, x, rest, prepared, bias, y, error);
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_forward_prepared(self, g, x, rest, bias, y, error);
+    /* few tiles, hence few columns: the packed form serves alone */
+    return conv_forward(self, g, x, NULL, prepared, bias, y, error);
 }
 
 gboolean

@@ -35,7 +35,7 @@ typedef struct {
 /* The state behind one open cpu backend (the vtable's `self`). */
 typedef struct {
     CpuPool *pool;   /* the kernels' threads, as many as the `threads` key says */
-    gboolean prepare; /* the `prepare` key: offer prepared Winograd filters */
+    gboolean prepare; /* the `prepare` key: offer prepared convolution weights */
     CpuScratch col;  /* im2col matrices: [c * kh * kw, nb * out_h * out_w] */
     CpuScratch rows; /* a chunk of y or dy gathered as [out_c, nb * out_h * out_w] */
     /* Winograd convolutions (cpu-winograd.c) keep a chunk's transformed input in

@@ -37,12 +37,12 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "cpu-vector.h"
 #include "cpu-winograd.h"
 
 #define TILE 4    /* outputs per tile side */
 #define WINDOW 6  /* inputs per tile side: TILE + 3 - 1 */
 #define POINTS 36 /* WINDOW * WINDOW */
-#define LANES 16  /* values transformed together */
 
 /* Budget for a chunk's scratch; a chunk is whole images, at least
  * MIN_CHUNK_TILES tiles so that each sgemm keeps a wide shape. */
@@ -92,20 +92,6 @@ typedef struct {
 } Job;
 
 /* ------------------------------------------------------- 1-D transforms */
-
-/* LANES floats, one per channel, tile or filter; arithmetic is elementwise. */
-typedef float Lanes __attribute__((vector_size(LANES * sizeof(float))));
-
-/* The transforms are compiled for AVX-512 and AVX2 as well, chosen when the
- * plugin is loaded by what the processor has. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-#endif
-#ifndef VECTOR_CLONES
-#define VECTOR_CLONES
-#endif
 
 /* Each reads in[0], in[is], ... and writes out[0], out[os], ... */
 
@@ -575,13 +561,18 @@ run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weight
 }
 
 gboolean
+cpu_winograd_fits(const TpConvGeometry *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 && g->dil_h == 1 &&
+           g->dil_w == 1 && g->groups == 1 && g->c >= MIN_CHANNELS && g->out_c >= MIN_CHANNELS;
+}
+
+gboolean
 cpu_winograd_suits(const TpConvGeometry *g)
 {
     gsize tiles = (gsize)g->n * ((g->out_h + TILE - 1) / TILE) * ((g->out_w + TILE - 1) / TILE);
 
-    return g->kh == 3 && g->kw == 3 && g->stride_h == 1 && g->stride_w == 1 && g->dil_h == 1 &&
-           g->dil_w == 1 && g->groups == 1 && tiles >= MIN_TILES && g->c >= MIN_CHANNELS &&
-           g->out_c >= MIN_CHANNELS;
+    return cpu_winograd_fits(g) && tiles >= MIN_TILES;
 }
 
 gboolean

@@ -19,8 +19,12 @@
 G_BEGIN_DECLS
 
 /* TRUE when g is a 3x3 convolution with stride 1, dilation 1 and one group
- * (any padding), over enough output tiles that the transforms pay: the
- * forward pass and both backward passes take the same decision. */
+ * (any padding) with enough channels in and out that the transforms pay. */
+gboolean cpu_winograd_fits(const TpConvGeometry *g);
+
+/* TRUE when g fits and has enough output tiles (g->n included) that the
+ * transforms pay: the forward pass and both backward passes take the same
+ * decision. */
 gboolean cpu_winograd_suits(const TpConvGeometry *g);
 
 gboolean cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
@@ -28,7 +32,8 @@ gboolean cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const fl
 gboolean cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float *dy,
                                     const float *weights, float *dx, GError **error);
 /* The filters transformed once (U) for repeated forwards: its size in
- * floats, and U from weights. For a g that cpu_winograd_suits(). */
+ * floats, and U from weights. For a g that cpu_winograd_fits(); the
+ * prepared forward for one that cpu_winograd_suits(). */
 gsize cpu_winograd_prepared_size(const TpConvGeometry *g);
 void cpu_winograd_prepare(CpuBackend *cpu, const TpConvGeometry *g, const float *weights,
                           float *prepared);

@@ -435,6 +435,8 @@ static const ConvCase conv_cases[] = {
        3,   4,    9,    9,   5,  3,  5,  1,  1,  1,  2,  1,  2,  1,  1,   1,  TRUE },
     { "3x3 pad 3 (cpu Winograd: outputs that see only padding), n2 c5->17 5x5",
        2,   5,    5,    5,  17,  3,  3,  1,  1,  3,  3,  3,  3,  1,  1,   1, FALSE },
+    { "VGG-like 3x3 pad 1 at batch 1 (cpu packed weights, 49 columns), n1 c64->40 7x7",
+       1,  64,    7,    7,  40,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "VGG-like 3x3 pad 1 at batch 64 (cpu Winograd), n64 c64->128 3x3",
       64,  64,    3,    3, 128,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1, FALSE },
 };
