@@ -81,7 +81,7 @@ runner_step(Runner *r, double *out_ms, GError **error)
             return FALSE;
     } else {
         TpTensor *y;
-        if (!tp_model_forward(model, r->images, r->batch, TP_MODE_EVAL, error))
+        if (!tp_model_forward(model, r->images, r->batch, TP_MODE_INFER, error))
             return FALSE;
         y = tp_model_get_value(model, tp_model_get_output(model));
         if (r->output == NULL)

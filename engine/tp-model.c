@@ -12,6 +12,10 @@
  * scratch tensor (one per input slot, sized for the largest value read more
  * than once) and are added. Once shapes are known, steps allocate nothing on
  * the backend.
+ *
+ * Fusion. A TP_MODE_INFER forward runs a Conv and the BatchNormalization
+ * that alone reads it as one folded Conv (engine/ops/conv.c) and skips the
+ * normalization node; backward then refuses, as the Conv's output is stale.
  */
 #include "config.h"
 
@@ -571,6 +575,23 @@ tp_model_set_profile(TpModel *model, double *forward_ms, double *backward_ms)
     model->profile[1] = backward_ms;
 }
 
+/* In TP_MODE_INFER, the BatchNormalization node that a Conv node i can run
+ * folded into itself: the next node, when it is the only reader of the
+ * Conv's output; else NULL. */
+static const TpNode *
+foldable_batch_norm(const TpModel *model, guint i)
+{
+    const TpNode *node = &entry_at(model, i)->node, *next;
+
+    if (node->op != TP_OP_CONV || i + 1 >= model->nodes->len)
+        return NULL;
+    next = &entry_at(model, i + 1)->node;
+    if (next->op != TP_OP_BATCH_NORM || next->inputs[0] != node->output ||
+        g_array_index(model->n_reads, int, node->output) != 1)
+        return NULL;
+    return next;
+}
+
 /* Plans the tape for `batch` samples (see the top of the file), uploads the
  * input and runs every node. On failure the tape is invalid (backward and
  * loss refuse it) until the next successful forward. */
@@ -582,7 +603,8 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
     g_return_val_if_fail(model != NULL, FALSE);
     g_return_val_if_fail(input != NULL, FALSE);
     g_return_val_if_fail(batch > 0, FALSE);
-    g_return_val_if_fail(mode == TP_MODE_EVAL || mode == TP_MODE_TRAIN, FALSE);
+    g_return_val_if_fail(mode == TP_MODE_EVAL || mode == TP_MODE_TRAIN || mode == TP_MODE_INFER,
+                         FALSE);
     g_return_val_if_fail(error == NULL || *error == NULL, FALSE);
 
     model->batch = 0;
@@ -613,19 +635,28 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
         TpNode *node = &entry->node;
         TpTensor *in[TP_NODE_MAX_INPUTS] = {NULL, NULL};
         gint64 start = g_get_monotonic_time();
+        const TpNode *norm = mode == TP_MODE_INFER ? foldable_batch_norm(model, i) : NULL;
+        gboolean ok;
 
         for (int k = 0; k < node->n_inputs; k++)
             in[k] = g_ptr_array_index(model->values, node->inputs[k]);
         entry->state.mode = mode;
         if (mode == TP_MODE_TRAIN)
             entry->state.seed = dropout_seed(model->seed, draw, i);
-        if (!entry->klass->forward(node, model->backend, in,
-                                   g_ptr_array_index(model->values, node->output), mode,
-                                   &entry->state, error) ||
-            !profile_node(model, 0, i, start, error)) {
+        if (norm != NULL)
+            ok = tp_conv_forward_folded(node, norm, model->backend, in[0],
+                                        g_ptr_array_index(model->values, norm->output),
+                                        &entry->state, error);
+        else
+            ok = entry->klass->forward(node, model->backend, in,
+                                       g_ptr_array_index(model->values, node->output), mode,
+                                       &entry->state, error);
+        if (!ok || !profile_node(model, 0, i, start, error)) {
             g_prefix_error(error, NODE_FMT ": forward: ", NODE_ARGS(node));
             goto fail;
         }
+        if (norm != NULL)
+            i++; /* the normalization ran folded into the Conv */
     }
     model->mode = mode;
     return TRUE;
@@ -793,6 +824,12 @@ backward(TpModel *model, int from, gboolean keep_values, GError **error)
         g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_STATE,
                     "backward: no forward pass since the model was built or changed: call "
                     "tp_model_forward() first");
+        return FALSE;
+    }
+    if (model->mode == TP_MODE_INFER) {
+        g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_STATE,
+                    "backward: the last forward was in TP_MODE_INFER, which keeps no tape: "
+                    "run it in TP_MODE_EVAL or TP_MODE_TRAIN");
         return FALSE;
     }
     if (!GRAD_VALID(model, from)) {

@@ -41,7 +41,7 @@ typedef struct {
     gboolean trainable[TP_NODE_MAX_PARAMS]; /* FALSE: updated by forward, not by SGD */
 } TpOpSignature;
 
-#define TP_OP_MAX_BUFFERS 5
+#define TP_OP_MAX_BUFFERS 7
 
 /* Runtime state of one node, kept by the model beside the node and handed to
  * forward() and backward(). Freed with the model. */
@@ -54,12 +54,19 @@ typedef struct {
      * must not depend on the batch (BatchNorm: saved mean and inverse
      * standard deviation, constants for eval-mode backward). */
     TpTensor *buffers[TP_OP_MAX_BUFFERS];
-    /* The version (TpTensor) of the weights an op's buffers were derived
-     * from, so it can keep them until the weights change; 0: none. */
+    /* The weights (a parameter, or a buffer made from one) an op's buffers
+     * were derived from, and their version (tp-tensor.h) then, so it can keep
+     * them until the weights change; NULL: none. */
+    const TpTensor *derived_from;
     guint64 derived_version;
     /* Likewise for a second derived buffer (Conv: the backend's prepared
      * weights, kept apart from its live taps). */
+    const TpTensor *prepared_from;
     guint64 prepared_version;
+    /* Conv in TP_MODE_INFER: the sum of the versions of its parameters and
+     * of the folded BatchNormalization's when its folded weights were made
+     * (versions only grow, so any change raises the sum); 0: none. */
+    guint64 folded_version;
 } TpOpState;
 
 typedef struct {
@@ -131,6 +138,13 @@ G_GNUC_INTERNAL char *tp_shape_to_string(const TpShape *shape);
  * every tap is live or none can be trimmed. (engine/ops/conv.c) */
 G_GNUC_INTERNAL gboolean tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0,
                                                 int *kj1);
+
+/* Runs Conv node `conv` in TP_MODE_INFER with the BatchNormalization node
+ * `norm` (which alone reads its output) folded into its weights and bias:
+ * writes norm's output y from x. (engine/ops/conv.c) */
+G_GNUC_INTERNAL gboolean tp_conv_forward_folded(const TpNode *conv, const TpNode *norm,
+                                                TpBackend *backend, const TpTensor *x,
+                                                TpTensor *y, TpOpState *state, GError **error);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

@@ -565,7 +565,7 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
         }
-        if (!tp_model_forward(r->base, images, batch, TP_MODE_EVAL, error))
+        if (!tp_model_forward(r->base, images, batch, TP_MODE_INFER, error))
             return FALSE;
         y = tp_model_get_value(r->base, tp_model_get_logits(r->base));
         logits = g_renew(float, logits, y->numel);

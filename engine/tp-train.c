@@ -572,7 +572,7 @@ tp_evaluate(TpModel *model, TpLoader *loader, GError **error)
             break;
         }
         if (!check_labels(labels, batch, classes, error) ||
-            !tp_model_forward(model, images, batch, TP_MODE_EVAL, error))
+            !tp_model_forward(model, images, batch, TP_MODE_INFER, error))
             return NULL;
         logits = host_logits(model, &buffer, &capacity, &n, error);
         if (logits == NULL)

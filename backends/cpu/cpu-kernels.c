@@ -23,9 +23,9 @@
  *
  * Threads: OpenBLAS runs single-threaded; the backend's pool
  * (cpu-parallel.h) splits every kernel over its threads instead: GEMMs along
- * the longer side of their output (each part a single-threaded sgemm), im2col and
- * col2im by input channel, batch norm by channel, pooling by plane, and
- * elementwise kernels by index range. Parts never write the same memory, so
+ * the longer side of their output (each part a single-threaded sgemm) or by
+ * sample (WIDE_PLANE), im2col and col2im by input channel, batch norm by
+ * channel, pooling by plane, and elementwise kernels by index range. Parts never write the same memory, so
  * results do not depend on the thread count.
  *
  * Reductions that decide accuracy (batch-norm statistics, the loss, bias
@@ -61,6 +61,12 @@
  * or twice it, lose the gain). */
 #define SMALL_GEMM_COLUMNS 64
 #define SMALL_GEMM_MNK 1000000
+
+/* A chunk of several samples whose output planes have at least WIDE_PLANE
+ * pixels runs one sgemm per sample, writing y in place instead of gathered
+ * rows that are then scattered (measured: VGG-11's first layer at batch 64,
+ * 1.3x faster; 1.7x at 45% width). */
+#define WIDE_PLANE 256
 
 /* ------------------------------------------------------------------ memory */
 
@@ -375,6 +381,29 @@ forward_gemm_columns(gpointer data, gsize begin, gsize end)
     }
 }
 
+/* Samples [begin, end) of the chunk: each sample's y = W_g · its columns of
+ * col_g for every group, written in place, plus the bias. */
+static void
+forward_gemm_samples(gpointer data, gsize begin, gsize end)
+{
+    const ConvJob *job = data;
+    const gsize out_plane = conv_out_plane(job->g);
+
+    for (gsize s = begin; s < end; s++) {
+        float *y = job->y + ((gsize)job->n0 + s) * job->g->out_c * out_plane;
+        for (int gi = 0; gi < job->g->groups; gi++) {
+            gsize o = (gsize)gi * job->ocg;
+            sgemm(FALSE, FALSE, job->ocg, (int)out_plane, job->k, 1.0f,
+                  job->weights + o * job->k, job->k,
+                  job->col + (gsize)gi * job->k * job->ld + s * out_plane, (int)job->ld, 0.0f,
+                  y + o * out_plane, (int)out_plane);
+        }
+        for (int o = 0; job->bias != NULL && o < job->g->out_c; o++)
+            for (gsize p = 0; p < out_plane; p++)
+                y[o * out_plane + p] += job->bias[o];
+    }
+}
+
 /* col rows r0 .. r0 + nr of group gi = (W_g^T · dy_g) rows. */
 static void
 backward_data_step(const ConvJob *job, int gi, int r0, int nr)
@@ -486,15 +515,20 @@ conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const flo
         job.bias = bias;
         job.y = y;
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
-        if (packed != NULL && (weights == NULL || job.ld <= CPU_PACKED_MAX_COLUMNS))
+        if (packed != NULL && (weights == NULL || job.ld <= CPU_PACKED_MAX_COLUMNS)) {
             cpu_packed_gemm(cpu->pool, g->out_c, (int)job.ld, job.k, packed, job.col, job.ld,
                             job.rows, job.ld);
-        /* Split the longer side of each group's output, so that every
-         * thread's sgemm keeps a wide shape. */
-        else if (job.ld > (gsize)job.ocg)
+        } else if (cur > 1 && out_plane >= WIDE_PLANE) {
+            /* in place: nothing gathered to scatter */
+            cpu_pool_run(cpu->pool, (gsize)cur, 1, forward_gemm_samples, &job);
+            continue;
+        } else if (job.ld > (gsize)job.ocg) {
+            /* Split the longer side of each group's output, so that every
+             * thread's sgemm keeps a wide shape. */
             cpu_pool_run(cpu->pool, job.ld, GEMM_GRAIN, forward_gemm_columns, &job);
-        else
+        } else {
             cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, forward_gemm, &job);
+        }
         cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
     }
     return TRUE;

@@ -103,7 +103,7 @@ batch_norm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inpu
                          node->params[RUNNING_MEAN]->data, node->params[RUNNING_VAR]->data};
 
     batch_norm_geometry(node, inputs[0], &g);
-    if (mode == TP_MODE_EVAL)
+    if (mode != TP_MODE_TRAIN)
         return backend->vt.batch_norm_forward_eval(backend->self, &g, inputs[0]->data, p[SCALE],
                                                    p[BIAS], p[RUNNING_MEAN], p[RUNNING_VAR],
                                                    output->data, error);
@@ -172,7 +172,7 @@ batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inp
     g_return_val_if_fail(dinputs[0] != NULL, FALSE);
 
     batch_norm_geometry(node, inputs[0], &g);
-    if (state->mode == TP_MODE_EVAL)
+    if (state->mode != TP_MODE_TRAIN)
         return batch_norm_backward_eval(node, backend, &g, inputs[0], doutput, dinputs[0], state,
                                         error);
     return backend->vt.batch_norm_backward(

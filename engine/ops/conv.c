@@ -21,10 +21,15 @@
  * (tp-tensor.h) changes. The result is the same sum without its zero terms;
  * MAC counts stay those of the full op.
  *
- * In eval mode, a backend with a prepared form of the weights for the
- * geometry (tp-backend.h; the cpu backend's Winograd filters) gets it made
- * once and kept with the node until the weights' version changes; training
- * frees it.
+ * Outside training, a backend with a prepared form of the weights for the
+ * geometry (tp-backend.h; the cpu backend's packed weights and Winograd
+ * filters) gets it made once and kept with the node until the weights'
+ * version changes; training frees it.
+ *
+ * In TP_MODE_INFER the model runs a Conv whose output only a
+ * BatchNormalization reads through tp_conv_forward_folded(): the
+ * normalization folded into a copy of the weights and a bias (kept until a
+ * parameter of either node changes), one pass over the output instead of two.
  */
 #include "config.h"
 
@@ -186,12 +191,15 @@ tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0, int *kj1
     return TRUE;
 }
 
-/* The node's state buffers for dead-tap trimming. */
+/* The node's state buffers. */
 enum {
-    LIVE_WEIGHTS, /* [out_c * cg, live taps]: the live taps of the weights */
-    SELECTION,    /* [live taps, kh * kw]: row l has a 1 at live tap l's full index */
-    LIVE_GRADS,   /* [out_c * cg, live taps]: their gradient (training) */
-    PREPARED,     /* the backend's prepared weights (eval) */
+    LIVE_WEIGHTS,   /* [out_c * cg, live taps]: the live taps of the weights */
+    SELECTION,      /* [live taps, kh * kw]: row l has a 1 at live tap l's full index */
+    LIVE_GRADS,     /* [out_c * cg, live taps]: their gradient (training) */
+    PREPARED,       /* the backend's prepared weights (eval) */
+    FOLDED_WEIGHTS, /* [out_c * cg * kh * kw]: the weights with a BatchNormalization folded in */
+    FOLDED_BIAS,    /* [out_c]: their bias */
+    ZEROS,          /* [out_c]: 0, for folding */
 };
 
 /* The selection matrix of the taps [ki0, ki1) x [kj0, kj1) of a kh x kw kernel
@@ -213,18 +221,19 @@ tap_selection(TpBackend *backend, int kh, int kw, int ki0, int ki1, int kj0, int
     return tp_tensor_upload(t, s, error) ? t : NULL;
 }
 
-/* The live taps of the weights [out_c, cg, kh, kw] (full: the untrimmed
+/* The live taps of the weights w [out_c, cg, kh, kw] (full: the untrimmed
  * geometry) as [out_c, cg, ki1 − ki0, kj1 − kj0] in the node's state, made
  * again (on the backend, by one GEMM with the selection matrix) only when
  * the weights have changed since. */
 static TpTensor *
-live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *full, int ki0, int ki1,
+live_weights(TpBackend *backend, const TpTensor *w, const TpConvGeometry *full, int ki0, int ki1,
              int kj0, int kj1, TpOpState *state, GError **error)
 {
-    const TpTensor *w = node->params[0];
-    int rows = w->shape[0] * w->shape[1], taps = full->kh * full->kw;
+    int rows = full->out_c * (full->c / full->groups), taps = full->kh * full->kw;
     int live = (ki1 - ki0) * (kj1 - kj0);
-    TpTensor *kept = state->derived_version == w->version ? state->buffers[LIVE_WEIGHTS] : NULL;
+    TpTensor *kept = state->derived_from == w && state->derived_version == w->version
+                         ? state->buffers[LIVE_WEIGHTS]
+                         : NULL;
     TpTensor *select;
 
     if (kept != NULL)
@@ -234,63 +243,127 @@ live_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *full,
         !backend->vt.gemm(backend->self, FALSE, TRUE, rows, live, taps, 1.0f, w->data,
                           select->data, 0.0f, kept->data, error))
         return NULL;
+    state->derived_from = w;
     state->derived_version = w->version;
     return kept;
 }
 
-/* The backend's prepared form of the weights for g (tp-backend.h) in
+/* The backend's prepared form of the weights w for g (tp-backend.h) in
  * *out_prepared, made again only when the weights have changed since; NULL
  * when the backend has none for g. FALSE only when making it failed. */
 static gboolean
-prepared_weights(const TpNode *node, TpBackend *backend, const TpConvGeometry *g,
-                 TpOpState *state, TpTensor **out_prepared, GError **error)
+prepared_weights(TpBackend *backend, const TpTensor *w, const TpConvGeometry *g, TpOpState *state,
+                 TpTensor **out_prepared, GError **error)
 {
-    const TpTensor *w = node->params[0];
     gsize n = backend->vt.conv2d_prepared_size(backend->self, g);
     TpTensor *prepared = state->buffers[PREPARED];
 
     *out_prepared = NULL;
     if (n == 0)
         return TRUE;
-    if (prepared == NULL || prepared->numel != n || state->prepared_version != w->version) {
+    if (prepared == NULL || prepared->numel != n || state->prepared_from != w ||
+        state->prepared_version != w->version) {
         if (!(prepared = tp_op_state_buffer(state, backend, PREPARED, n, error)) ||
             !backend->vt.conv2d_prepare(backend->self, g, w->data, prepared->data, error))
             return FALSE;
+        state->prepared_from = w;
         state->prepared_version = w->version;
     }
     *out_prepared = prepared;
     return TRUE;
 }
 
+/* y from x with weights w (the node's, or folded ones) and bias (or NULL),
+ * skipping dead taps, from the prepared weights outside training. */
 static gboolean
-conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
-             TpMode mode, TpOpState *state, GError **error)
+forward_with(const TpNode *node, TpBackend *backend, const TpTensor *w, const float *bias,
+             const TpTensor *x, TpTensor *y, TpMode mode, TpOpState *state, GError **error)
 {
-    const float *bias = node->n_params > 1 ? node->params[1]->data : NULL;
-    const float *weights = node->params[0]->data;
+    const float *weights = w->data;
     TpConvGeometry g, full;
     TpTensor *prepared = NULL;
     int ki0, ki1, kj0, kj1;
 
-    conv_geometry(node, inputs[0], output, &g);
+    conv_geometry(node, x, y, &g);
     full = g;
     if (tp_conv_trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
-        TpTensor *live = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
+        TpTensor *live = live_weights(backend, w, &full, ki0, ki1, kj0, kj1, state, error);
         if (live == NULL)
             return FALSE;
         weights = live->data;
-    } else if (mode == TP_MODE_EVAL) {
-        if (!prepared_weights(node, backend, &g, state, &prepared, error))
+    } else if (mode != TP_MODE_TRAIN) {
+        if (!prepared_weights(backend, w, &g, state, &prepared, error))
             return FALSE;
-    } else {
-        /* training changes the weights every step: no prepared form to keep */
-        g_clear_pointer(&state->buffers[PREPARED], tp_tensor_free);
     }
     if (prepared != NULL)
-        return backend->vt.conv2d_forward_prepared(backend->self, &g, inputs[0]->data,
-                                                   prepared->data, bias, output->data, error);
-    return backend->vt.conv2d_forward(backend->self, &g, inputs[0]->data, weights, bias,
-                                      output->data, error);
+        return backend->vt.conv2d_forward_prepared(backend->self, &g, x->data, prepared->data,
+                                                   bias, y->data, error);
+    return backend->vt.conv2d_forward(backend->self, &g, x->data, weights, bias, y->data, error);
+}
+
+static gboolean
+conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
+             TpMode mode, TpOpState *state, GError **error)
+{
+    if (mode == TP_MODE_TRAIN) {
+        /* training changes the weights every step: nothing derived for
+         * inference is worth keeping */
+        g_clear_pointer(&state->buffers[PREPARED], tp_tensor_free);
+        g_clear_pointer(&state->buffers[FOLDED_WEIGHTS], tp_tensor_free);
+        g_clear_pointer(&state->buffers[FOLDED_BIAS], tp_tensor_free);
+        g_clear_pointer(&state->buffers[ZEROS], tp_tensor_free);
+        state->folded_version = 0;
+    }
+    return forward_with(node, backend, node->params[0],
+                        node->n_params > 1 ? node->params[1]->data : NULL, inputs[0], output,
+                        mode, state, error);
+}
+
+/* Folding the normalization's per-channel affine map, y = a · x + c with
+ * a = scale / sqrt(var + eps) and c = bias − a · mean, into the Conv:
+ * W'[o] = a[o] · W[o] and b'[o] = a[o] · (b[o] − mean[o]) + bias[o], both
+ * computed by the backend's eval-mode normalization (on W as [1, out_c, K]
+ * with a zero mean and bias, and on b). Made again when any parameter of
+ * either node has changed. */
+gboolean
+tp_conv_forward_folded(const TpNode *conv, const TpNode *norm, TpBackend *backend,
+                       const TpTensor *x, TpTensor *y, TpOpState *state, GError **error)
+{
+    const TpTensor *w = conv->params[0];
+    const float *scale = norm->params[0]->data, *shift = norm->params[1]->data;
+    const float *mean = norm->params[2]->data, *var = norm->params[3]->data;
+    int out_c = w->shape[0];
+    guint64 version = 0;
+    TpTensor *folded, *bias, *zeros;
+
+    for (int i = 0; i < conv->n_params; i++)
+        version += conv->params[i]->version;
+    for (int i = 0; i < norm->n_params; i++)
+        version += norm->params[i]->version;
+    if (state->folded_version != version) {
+        TpBatchNormGeometry rows = {
+            .n = 1, .c = out_c, .hw = (int)(w->numel / (gsize)out_c),
+            .epsilon = norm->attrs.batch_norm.epsilon};
+        TpBatchNormGeometry channels = {
+            .n = 1, .c = out_c, .hw = 1, .epsilon = norm->attrs.batch_norm.epsilon};
+
+        if (!(folded = tp_op_state_buffer(state, backend, FOLDED_WEIGHTS, w->numel, error)) ||
+            !(bias = tp_op_state_buffer(state, backend, FOLDED_BIAS, (gsize)out_c, error)) ||
+            !(zeros = tp_op_state_buffer(state, backend, ZEROS, (gsize)out_c, error)) ||
+            !tp_tensor_fill(zeros, 0.0f, error) ||
+            !backend->vt.batch_norm_forward_eval(backend->self, &rows, w->data, scale,
+                                                 zeros->data, zeros->data, var, folded->data,
+                                                 error) ||
+            !backend->vt.batch_norm_forward_eval(
+                backend->self, &channels, conv->n_params > 1 ? conv->params[1]->data : zeros->data,
+                scale, shift, mean, var, bias->data, error))
+            return FALSE;
+        tp_tensor_touch(folded);
+        tp_tensor_touch(bias);
+        state->folded_version = version;
+    }
+    return forward_with(conv, backend, state->buffers[FOLDED_WEIGHTS],
+                        state->buffers[FOLDED_BIAS]->data, x, y, TP_MODE_INFER, state, error);
 }
 
 /* With dead taps, both gradients come from the trimmed convolution: dead
@@ -311,7 +384,8 @@ conv_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
     conv_geometry(node, inputs[0], output, &g);
     full = g;
     if (tp_conv_trim_dead_taps(&g, &ki0, &ki1, &kj0, &kj1)) {
-        TpTensor *kept = live_weights(node, backend, &full, ki0, ki1, kj0, kj1, state, error);
+        TpTensor *kept =
+            live_weights(backend, node->params[0], &full, ki0, ki1, kj0, kj1, state, error);
         rows = node->params[0]->shape[0] * node->params[0]->shape[1];
         live = (ki1 - ki0) * (kj1 - kj0);
         if (kept == NULL || !(live_grads = tp_op_state_buffer(state, backend, LIVE_GRADS,

@@ -33,7 +33,7 @@ static gboolean
 dropout_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
                 TpMode mode, TpOpState *state, GError **error)
 {
-    if (mode == TP_MODE_EVAL)
+    if (mode != TP_MODE_TRAIN)
         return backend->vt.copy(backend->self, output->data, inputs[0]->data, output->numel, error);
     return backend->vt.dropout_forward(backend->self, output->numel, node->attrs.dropout.ratio,
                                        state->seed, inputs[0]->data, output->data, error);
@@ -46,7 +46,7 @@ dropout_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
 {
     if (dinputs[0] == NULL)
         return TRUE;
-    if (state->mode == TP_MODE_EVAL)
+    if (state->mode != TP_MODE_TRAIN)
         return backend->vt.copy(backend->self, dinputs[0]->data, doutput->data, doutput->numel,
                                 error);
     return backend->vt.dropout_backward(backend->self, doutput->numel, node->attrs.dropout.ratio,

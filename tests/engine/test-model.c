@@ -589,6 +589,78 @@ END_TEST
 
 /* ------------------------------------------------------------ loss */
 
+/* The logits and the first normalization's output of the last forward. */
+static void
+infer_values(TpModel *model, float **out_logits, float **out_norm)
+{
+    *out_logits = tp_tensor_dup_host(tp_model_get_value(model, tp_model_get_logits(model)), NULL);
+    *out_norm = tp_tensor_dup_host(tp_model_get_value(model, N_BN1 + 1), NULL);
+}
+
+/* Sets every element of node i's parameter p to value. */
+static void
+set_param(TpModel *model, guint i, int p, float value)
+{
+    g_autoptr(GError) error = NULL;
+
+    ck_assert(tp_tensor_fill(tp_model_get_param(model, i, p), value, &error));
+}
+
+/* TP_MODE_INFER runs conv1 with bn1 and conv2 with bn2 folded in: the same
+ * logits and normalized values as TP_MODE_EVAL (to rounding), again after
+ * each kind of parameter changes (the fold is redone), and no backward. */
+START_TEST(test_infer)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
+    g_autoptr(TpModel) model = build_cnn(backend);
+    g_autoptr(GError) error = NULL;
+    const int batch = 4;
+    g_autofree float *x = cnn_input(batch, 5);
+    gsize n_logits = (gsize)batch * CNN_CLASSES, n_norm = (gsize)batch * 8 * CNN_H * CNN_W;
+    /* one change per parameter kind that the fold reads, then a training
+     * forward (new running statistics) */
+    const struct {
+        guint node;
+        int param;
+        float value;
+    } changes[] = {
+        {N_CONV1, 0, 0.1f},  {N_CONV1, 1, -0.2f}, {N_BN1, 0, 1.5f}, {N_BN1, 1, 0.3f},
+        {N_BN1, 2, 0.25f},   {N_BN1, 3, 3.0f},    {N_CONV2, 0, -0.05f}, {N_BN2, 3, 0.5f},
+    };
+
+    for (gsize c = 0; c <= G_N_ELEMENTS(changes) + 1; c++) {
+        g_autofree float *want_logits = NULL, *want_norm = NULL;
+        g_autofree float *got_logits = NULL, *got_norm = NULL;
+
+        if (c > 0 && c <= G_N_ELEMENTS(changes))
+            set_param(model, changes[c - 1].node, changes[c - 1].param, changes[c - 1].value);
+        if (c == G_N_ELEMENTS(changes) + 1)
+            cnn_loss(model, x, batch);
+        /* INFER right after the change, then EVAL: what the fold made from
+         * the last INFER's parameters must not serve */
+        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
+                      error ? error->message : "");
+        infer_values(model, &got_logits, &got_norm);
+        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_EVAL, &error), "%s",
+                      error ? error->message : "");
+        infer_values(model, &want_logits, &want_norm);
+        tp_test_assert_close(got_norm, want_norm, n_norm, 1e-5, 1e-5, "bn1 output, folded");
+        tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, folded");
+        /* and INFER again, so that the next change follows an INFER */
+        g_clear_pointer(&got_logits, g_free);
+        g_clear_pointer(&got_norm, g_free);
+        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
+                      error ? error->message : "");
+        infer_values(model, &got_logits, &got_norm);
+        tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, again");
+    }
+
+    ck_assert_ptr_nonnull(tp_model_ensure_grad(model, tp_model_get_logits(model), &error));
+    ck_assert(!tp_model_backward(model, tp_model_get_logits(model), &error));
+    assert_error(error, TP_MODEL_ERROR_STATE, NEEDLES("TP_MODE_INFER"));
+}
+END_TEST
+
 START_TEST(test_loss_reference)
 {
     g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
@@ -729,6 +801,7 @@ main(void)
     tcase_add_loop_test(tc, test_memory_plan, 0, n);
     tcase_add_loop_test(tc, test_backward_params, 0, n);
     tcase_add_loop_test(tc, test_errors, 0, n);
+    tcase_add_loop_test(tc, test_infer, 0, n);
     tcase_add_loop_test(tc, test_loss_reference, 0, n);
     tcase_add_loop_test(tc, test_count_vgg, 0, n);
     tcase_add_loop_test(tc, test_count_lenet, 0, n);
