@@ -10,8 +10,9 @@
 
 G_DEFINE_QUARK(tp_backend_error, tp_backend_error)
 
-/* Every member but synchronize and the prepared-weights trio is required
- * (the members[] below); the table must reach at least the last of them. */
+/* Every member but synchronize, the prepared-weights trio and
+ * conv2d_forward_relu is required (the members[] below); the table must
+ * reach at least the last of them. */
 #define REQUIRED_END (offsetof(TpBackendVTable, stabilized_divide) + sizeof(gpointer))
 
 static const struct {

@@ -229,6 +229,14 @@ struct _TpBackendVTable {
     gboolean (*conv2d_forward_prepared)(gpointer self, const TpConvGeometry *g, const float *x,
                                         const float *prepared, const float *bias, float *y,
                                         GError **error);
+
+    /* (optional) conv2d_forward, or conv2d_forward_prepared when prepared is
+     * not NULL (weights is then NULL), followed by relu_forward on y, in one
+     * pass over y: the engine calls it for a Conv whose output only a Relu
+     * reads, in inference. Default: the two calls. */
+    gboolean (*conv2d_forward_relu)(gpointer self, const TpConvGeometry *g, const float *x,
+                                    const float *weights, const float *prepared, const float *bias,
+                                    float *y, GError **error);
 };
 
 /* The ε0 of stabilized_divide(): what stab(0) is, whatever epsilon. */

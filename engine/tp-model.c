@@ -13,9 +13,10 @@
  * than once) and are added. Once shapes are known, steps allocate nothing on
  * the backend.
  *
- * Fusion. A TP_MODE_INFER forward runs a Conv and the BatchNormalization
- * that alone reads it as one folded Conv (engine/ops/conv.c) and skips the
- * normalization node; backward then refuses, as the Conv's output is stale.
+ * Fusion. A TP_MODE_INFER forward runs a Conv, the BatchNormalization
+ * that alone reads it and the Relu that alone reads that as one Conv
+ * (engine/ops/conv.c), skipping the nodes it fused; backward then refuses,
+ * as the values between are stale.
  */
 #include "config.h"
 
@@ -575,21 +576,38 @@ tp_model_set_profile(TpModel *model, double *forward_ms, double *backward_ms)
     model->profile[1] = backward_ms;
 }
 
-/* In TP_MODE_INFER, the BatchNormalization node that a Conv node i can run
- * folded into itself: the next node, when it is the only reader of the
- * Conv's output; else NULL. */
+/* The node after node i when it is the only reader of node i's output and
+ * has op type `op`; else NULL. */
 static const TpNode *
-foldable_batch_norm(const TpModel *model, guint i)
+sole_reader(const TpModel *model, guint i, TpOpType op)
 {
     const TpNode *node = &entry_at(model, i)->node, *next;
 
-    if (node->op != TP_OP_CONV || i + 1 >= model->nodes->len)
+    if (i + 1 >= model->nodes->len)
         return NULL;
     next = &entry_at(model, i + 1)->node;
-    if (next->op != TP_OP_BATCH_NORM || next->inputs[0] != node->output ||
+    if (next->op != op || next->inputs[0] != node->output ||
         g_array_index(model->n_reads, int, node->output) != 1)
         return NULL;
     return next;
+}
+
+/* In TP_MODE_INFER, what Conv node i runs fused with (see TP_MODE_INFER):
+ * *out_norm, the BatchNormalization after it (or NULL), and *out_relu, the
+ * Relu after that (or NULL). The number of nodes fused into node i. */
+static guint
+fusion(const TpModel *model, guint i, const TpNode **out_norm, const TpNode **out_relu)
+{
+    guint last = i;
+
+    *out_norm = *out_relu = NULL;
+    if (entry_at(model, i)->node.op != TP_OP_CONV)
+        return 0;
+    if ((*out_norm = sole_reader(model, last, TP_OP_BATCH_NORM)) != NULL)
+        last++;
+    if ((*out_relu = sole_reader(model, last, TP_OP_RELU)) != NULL)
+        last++;
+    return last - i;
 }
 
 /* Plans the tape for `batch` samples (see the top of the file), uploads the
@@ -635,7 +653,8 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
         TpNode *node = &entry->node;
         TpTensor *in[TP_NODE_MAX_INPUTS] = {NULL, NULL};
         gint64 start = g_get_monotonic_time();
-        const TpNode *norm = mode == TP_MODE_INFER ? foldable_batch_norm(model, i) : NULL;
+        const TpNode *norm, *relu;
+        guint fused = mode == TP_MODE_INFER ? fusion(model, i, &norm, &relu) : 0;
         gboolean ok;
 
         for (int k = 0; k < node->n_inputs; k++)
@@ -643,10 +662,10 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
         entry->state.mode = mode;
         if (mode == TP_MODE_TRAIN)
             entry->state.seed = dropout_seed(model->seed, draw, i);
-        if (norm != NULL)
-            ok = tp_conv_forward_folded(node, norm, model->backend, in[0],
-                                        g_ptr_array_index(model->values, norm->output),
-                                        &entry->state, error);
+        if (fused > 0)
+            ok = tp_conv_forward_fused(node, norm, relu != NULL, model->backend, in[0],
+                                       g_ptr_array_index(model->values, node->output + (int)fused),
+                                       &entry->state, error);
         else
             ok = entry->klass->forward(node, model->backend, in,
                                        g_ptr_array_index(model->values, node->output), mode,
@@ -655,8 +674,7 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
             g_prefix_error(error, NODE_FMT ": forward: ", NODE_ARGS(node));
             goto fail;
         }
-        if (norm != NULL)
-            i++; /* the normalization ran folded into the Conv */
+        i += fused; /* the ops that ran fused into the Conv */
     }
     model->mode = mode;
     return TRUE;

@@ -55,9 +55,9 @@ typedef enum {
     TP_MODE_TRAIN, /* BatchNorm uses batch statistics and updates running ones; Dropout drops */
     /* EVAL for a caller that reads only the output and the logits: a Conv
      * whose output only a BatchNormalization reads runs as one Conv with the
-     * normalization folded into its weights and bias, writing the
-     * normalization's output; the Conv's own output is then left unspecified,
-     * and no backward may follow. */
+     * normalization folded into its weights and bias, and a Relu that alone
+     * reads the result is applied as the Conv writes it. The values between
+     * are then left unspecified, and no backward may follow. */
     TP_MODE_INFER,
 } TpMode;
 
@@ -168,8 +168,8 @@ gboolean tp_model_param_is_trainable(const TpModel *model, guint index, int i);
 void tp_model_set_seed(TpModel *model, guint64 seed);
 
 /* Runs all ops on a batch of `batch` samples, input in host memory
- * ([batch, C, H, W] floats). Every value stays on the tape, except the
- * outputs of Convs fused in TP_MODE_INFER. */
+ * ([batch, C, H, W] floats). Every value stays on the tape, except those
+ * inside the ops fused in TP_MODE_INFER. */
 gboolean tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode,
                           GError **error);
 

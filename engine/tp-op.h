@@ -139,12 +139,13 @@ G_GNUC_INTERNAL char *tp_shape_to_string(const TpShape *shape);
 G_GNUC_INTERNAL gboolean tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int *ki1, int *kj0,
                                                 int *kj1);
 
-/* Runs Conv node `conv` in TP_MODE_INFER with the BatchNormalization node
- * `norm` (which alone reads its output) folded into its weights and bias:
- * writes norm's output y from x. (engine/ops/conv.c) */
-G_GNUC_INTERNAL gboolean tp_conv_forward_folded(const TpNode *conv, const TpNode *norm,
-                                                TpBackend *backend, const TpTensor *x,
-                                                TpTensor *y, TpOpState *state, GError **error);
+/* Runs Conv node `conv` in TP_MODE_INFER fused with the ops that follow it
+ * and alone read its result: the BatchNormalization node `norm` (or NULL)
+ * folded into its weights and bias, then a Relu when `relu`. Writes the
+ * last fused op's output y from x. (engine/ops/conv.c) */
+G_GNUC_INTERNAL gboolean tp_conv_forward_fused(const TpNode *conv, const TpNode *norm,
+                                               gboolean relu, TpBackend *backend, const TpTensor *x,
+                                               TpTensor *y, TpOpState *state, GError **error);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

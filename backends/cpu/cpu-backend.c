@@ -219,6 +219,7 @@ static const TpBackendVTable cpu_vtable = {
     /* .conv2d_prepared_size =     */ cpu_conv2d_prepared_size,
     /* .conv2d_prepare =           */ cpu_conv2d_prepare,
     /* .conv2d_forward_prepared =  */ cpu_conv2d_forward_prepared,
+    /* .conv2d_forward_relu =      */ cpu_conv2d_forward_relu,
 };
 
 static const TpPluginInfo cpu_info = {

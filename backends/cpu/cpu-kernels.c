@@ -25,8 +25,9 @@
  * (cpu-parallel.h) splits every kernel over its threads instead: GEMMs along
  * the longer side of their output (each part a single-threaded sgemm) or by
  * sample (WIDE_PLANE), im2col and col2im by input channel, batch norm by
- * channel, pooling by plane, and elementwise kernels by index range. Parts never write the same memory, so
- * results do not depend on the thread count.
+ * channel, pooling by plane, and elementwise kernels by index range. Parts
+ * never write the same memory, so results do not depend on the thread
+ * count.
  *
  * Reductions that decide accuracy (batch-norm statistics, the loss, bias
  * gradients, column sums) are accumulated in double.
@@ -196,7 +197,8 @@ typedef struct {
     /* [out_c, ld]: the chunk's y (forward) or dy (backward) as rows; when
      * nb = 1, the sample's own block of y or dy, read or written in place */
     float *rows;
-    float beta;  /* backward_filter: 0 on the first chunk, then 1 */
+    float beta;    /* backward_filter: 0 on the first chunk, then 1 */
+    gboolean relu; /* forward: y = max(y, 0) after the bias */
 } ConvJob;
 
 /* Unfolds input channels [begin, end) of the chunk into col (see the top of
@@ -308,25 +310,35 @@ gather_rows(gpointer data, gsize begin, gsize end)
                    out_plane * sizeof(float));
 }
 
-/* y = rows for output channels [begin, end), adding the bias (if any); in
- * place when rows is y (a chunk of one sample). */
+/* dst[p] = src[p] + b for n floats, then max(, 0) with relu; dst may be src. */
+static void
+finish_plane(const float *src, float b, gboolean relu, gsize n, float *dst)
+{
+    if (relu) {
+        for (gsize p = 0; p < n; p++) {
+            float v = src[p] + b;
+            dst[p] = v > 0.0f ? v : 0.0f;
+        }
+    } else if (src != dst || b != 0.0f) {
+        for (gsize p = 0; p < n; p++)
+            dst[p] = src[p] + b;
+    }
+}
+
+/* y = rows for output channels [begin, end), adding the bias (if any) and
+ * applying the relu (if asked); in place when rows is y (a chunk of one
+ * sample). */
 static void
 scatter_rows(gpointer data, gsize begin, gsize end)
 {
     const ConvJob *job = data;
     const gsize out_plane = conv_out_plane(job->g);
 
-    for (gsize o = begin; o < end; o++) {
-        float b = job->bias != NULL ? job->bias[o] : 0.0f;
-        for (int s = 0; s < job->nb; s++) {
-            const float *src = job->rows + o * job->ld + s * out_plane;
-            float *dst = job->y + ((gsize)(job->n0 + s) * job->g->out_c + o) * out_plane;
-            if (src == dst && b == 0.0f)
-                continue;
-            for (gsize p = 0; p < out_plane; p++)
-                dst[p] = src[p] + b;
-        }
-    }
+    for (gsize o = begin; o < end; o++)
+        for (int s = 0; s < job->nb; s++)
+            finish_plane(job->rows + o * job->ld + s * out_plane,
+                         job->bias != NULL ? job->bias[o] : 0.0f, job->relu, out_plane,
+                         job->y + ((gsize)(job->n0 + s) * job->g->out_c + o) * out_plane);
 }
 
 /* The rows [begin, end) of a range that stacks `per` rows per group, cut
@@ -382,7 +394,7 @@ forward_gemm_columns(gpointer data, gsize begin, gsize end)
 }
 
 /* Samples [begin, end) of the chunk: each sample's y = W_g · its columns of
- * col_g for every group, written in place, plus the bias. */
+ * col_g for every group, written in place, plus the bias (and the relu). */
 static void
 forward_gemm_samples(gpointer data, gsize begin, gsize end)
 {
@@ -393,14 +405,13 @@ forward_gemm_samples(gpointer data, gsize begin, gsize end)
         float *y = job->y + ((gsize)job->n0 + s) * job->g->out_c * out_plane;
         for (int gi = 0; gi < job->g->groups; gi++) {
             gsize o = (gsize)gi * job->ocg;
-            sgemm(FALSE, FALSE, job->ocg, (int)out_plane, job->k, 1.0f,
-                  job->weights + o * job->k, job->k,
-                  job->col + (gsize)gi * job->k * job->ld + s * out_plane, (int)job->ld, 0.0f,
-                  y + o * out_plane, (int)out_plane);
+            sgemm(FALSE, FALSE, job->ocg, (int)out_plane, job->k, 1.0f, job->weights + o * job->k,
+                  job->k, job->col + (gsize)gi * job->k * job->ld + s * out_plane, (int)job->ld,
+                  0.0f, y + o * out_plane, (int)out_plane);
         }
-        for (int o = 0; job->bias != NULL && o < job->g->out_c; o++)
-            for (gsize p = 0; p < out_plane; p++)
-                y[o * out_plane + p] += job->bias[o];
+        for (int o = 0; o < job->g->out_c; o++)
+            finish_plane(y + o * out_plane, job->bias != NULL ? job->bias[o] : 0.0f, job->relu,
+                         out_plane, y + o * out_plane);
     }
 }
 
@@ -493,10 +504,10 @@ conv_job(CpuBackend *cpu, const TpConvGeometry *g, int n0, int nb, float *single
 
 /* The forward by im2col and a GEMM per chunk: with the packed weights when
  * given and the chunk has few columns (or weights is NULL), else sgemm on
- * weights. */
+ * weights; with relu, y = max(y, 0) as well. */
 static gboolean
 conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *weights,
-             const float *packed, const float *bias, float *y, GError **error)
+             const float *packed, const float *bias, gboolean relu, float *y, GError **error)
 {
     const gsize out_plane = conv_out_plane(g);
     int nb;
@@ -513,6 +524,7 @@ conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const flo
         job.x = x;
         job.weights = weights;
         job.bias = bias;
+        job.relu = relu;
         job.y = y;
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
         if (packed != NULL && (weights == NULL || job.ld <= CPU_PACKED_MAX_COLUMNS)) {
@@ -532,15 +544,6 @@ conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const flo
         cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
     }
     return TRUE;
-}
-
-gboolean
-cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const float *weights,
-                   const float *bias, float *y, GError **error)
-{
-    if (cpu_winograd_suits(g))
-        return cpu_winograd_forward(self, g, x, weights, bias, y, error);
-    return conv_forward(self, g, x, weights, NULL, bias, y, error);
 }
 
 /* The prepared form (one group only, unless the `prepare` key is false) is
@@ -575,18 +578,47 @@ cpu_conv2d_prepare(gpointer self, const TpConvGeometry *g, const float *weights,
     return TRUE;
 }
 
+/* conv2d_forward from weights, or from prepared (then weights is NULL),
+ * with relu as conv2d_forward_relu. */
+static gboolean
+convolve(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *weights,
+         const float *prepared, const float *bias, gboolean relu, float *y, GError **error)
+{
+    const float *rest;
+
+    if (prepared == NULL)
+        return cpu_winograd_suits(g)
+                   ? cpu_winograd_forward(cpu, g, x, weights, NULL, bias, relu, y, error)
+                   : conv_forward(cpu, g, x, weights, NULL, bias, relu, y, error);
+    rest = prepared + cpu_packed_size(g->out_c, g->c * g->kh * g->kw);
+    if (!cpu_winograd_fits(g))
+        return conv_forward(cpu, g, x, rest, prepared, bias, relu, y, error);
+    if (cpu_winograd_suits(g))
+        return cpu_winograd_forward(cpu, g, x, NULL, rest, bias, relu, y, error);
+    /* few tiles, hence few columns: the packed form serves alone */
+    return conv_forward(cpu, g, x, NULL, prepared, bias, relu, y, error);
+}
+
+gboolean
+cpu_conv2d_forward(gpointer self, const TpConvGeometry *g, const float *x, const float *weights,
+                   const float *bias, float *y, GError **error)
+{
+    return convolve(self, g, x, weights, NULL, bias, FALSE, y, error);
+}
+
 gboolean
 cpu_conv2d_forward_prepared(gpointer self, const TpConvGeometry *g, const float *x,
                             const float *prepared, const float *bias, float *y, GError **error)
 {
-    const float *rest = prepared + cpu_packed_size(g->out_c, g->c * g->kh * g->kw);
+    return convolve(self, g, x, NULL, prepared, bias, FALSE, y, error);
+}
 
-    if (!cpu_winograd_fits(g))
-        return conv_forward(self, g, x, rest, prepared, bias, y, error);
-    if (cpu_winograd_suits(g))
-        return cpu_winograd_forward_prepared(self, g, x, rest, bias, y, error);
-    /* few tiles, hence few columns: the packed form serves alone */
-    return conv_forward(self, g, x, NULL, prepared, bias, y, error);
+gboolean
+cpu_conv2d_forward_relu(gpointer self, const TpConvGeometry *g, const float *x,
+                        const float *weights, const float *prepared, const float *bias, float *y,
+                        GError **error)
+{
+    return convolve(self, g, x, weights, prepared, bias, TRUE, y, error);
 }
 
 gboolean

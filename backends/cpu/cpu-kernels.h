@@ -71,6 +71,9 @@ gboolean cpu_conv2d_prepare(gpointer self, const TpConvGeometry *g, const float 
 gboolean cpu_conv2d_forward_prepared(gpointer self, const TpConvGeometry *g, const float *x,
                                      const float *prepared, const float *bias, float *y,
                                      GError **error);
+gboolean cpu_conv2d_forward_relu(gpointer self, const TpConvGeometry *g, const float *x,
+                                 const float *weights, const float *prepared, const float *bias,
+                                 float *y, GError **error);
 
 gboolean cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
                   float alpha, const float *a, const float *b, float beta, float *c,

@@ -80,6 +80,7 @@ typedef struct {
     const float *dout;    /* backward_filter: dy, [n, out_c, out_h, out_w] */
     float *out;           /* forward: [n, out_c, out_h, out_w] */
     const float *bias;    /* forward: [out_c] or NULL */
+    gboolean relu;        /* forward: max(out, 0) */
     const float *weights; /* [out_c, in_c, 3, 3], or [in_c, out_c, 3, 3] when transposed */
     gboolean transposed;  /* flip the filters and exchange their channels */
     float *u;             /* [POINTS, out_c, in_c]: U as transformed here, or dU */
@@ -273,7 +274,8 @@ gather_block(const float *plane, int h, int w, int row, int col, int size, Lanes
         }
 }
 
-/* The output tiles of channels [begin, end) from M, plus the bias. */
+/* The output tiles of channels [begin, end) from M, plus the bias, then
+ * max(, 0) with relu. */
 VECTOR_CLONES static void
 transform_output(gpointer data, gsize begin, gsize end)
 {
@@ -300,8 +302,10 @@ transform_output(gpointer data, gsize begin, gsize end)
                              (gsize)o->row * p->out_w + o->col;
                 int rows = MIN(TILE, p->out_h - o->row), cols = MIN(TILE, p->out_w - o->col);
                 for (int i = 0; i < rows; i++)
-                    for (int j = 0; j < cols; j++)
-                        dst[(gsize)i * p->out_w + j] = y[i * TILE + j][l] + bias;
+                    for (int j = 0; j < cols; j++) {
+                        float v = y[i * TILE + j][l] + bias;
+                        dst[(gsize)i * p->out_w + j] = job->relu && !(v > 0.0f) ? 0.0f : v;
+                    }
             }
         }
     }
@@ -530,12 +534,13 @@ start_chunk(CpuBackend *cpu, Job *job, int n0, int nb)
     cpu_pool_run(cpu->pool, (gsize)job->nt, 1, transform_input, job);
 }
 
-/* The forward algorithm on plan p: out = conv(in, weights) + bias, with the
- * filters transformed here, or given as U (prepared, then weights is NULL). */
+/* The forward algorithm on plan p: out = conv(in, weights) + bias (then
+ * max(, 0) with relu), with the filters transformed here, or given as U
+ * (prepared, then weights is NULL). */
 static gboolean
 run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weights,
-            gboolean transposed, const float *prepared, const float *bias, float *out,
-            GError **error)
+            gboolean transposed, const float *prepared, const float *bias, gboolean relu,
+            float *out, GError **error)
 {
     int nb = chunk_images(p);
     Job job = {
@@ -543,6 +548,7 @@ run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weight
         .in = in,
         .out = out,
         .bias = bias,
+        .relu = relu,
         .weights = weights,
         .transposed = transposed,
     };
@@ -577,11 +583,12 @@ cpu_winograd_suits(const TpConvGeometry *g)
 
 gboolean
 cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *weights,
-                     const float *bias, float *y, GError **error)
+                     const float *prepared, const float *bias, gboolean relu, float *y,
+                     GError **error)
 {
     Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
 
-    return run_forward(cpu, &p, x, weights, FALSE, NULL, bias, y, error);
+    return run_forward(cpu, &p, x, weights, FALSE, prepared, bias, relu, y, error);
 }
 
 gsize
@@ -601,15 +608,6 @@ cpu_winograd_prepare(CpuBackend *cpu, const TpConvGeometry *g, const float *weig
 }
 
 gboolean
-cpu_winograd_forward_prepared(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
-                              const float *prepared, const float *bias, float *y, GError **error)
-{
-    Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
-
-    return run_forward(cpu, &p, x, NULL, FALSE, prepared, bias, y, error);
-}
-
-gboolean
 cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float *dy,
                            const float *weights, float *dx, GError **error)
 {
@@ -618,7 +616,7 @@ cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float
     Plan p =
         plan_new(g->n, g->out_c, g->out_h, g->out_w, g->c, g->h, g->w, 2 - g->pad_t, 2 - g->pad_l);
 
-    return run_forward(cpu, &p, dy, weights, TRUE, NULL, NULL, dx, error);
+    return run_forward(cpu, &p, dy, weights, TRUE, NULL, NULL, FALSE, dx, error);
 }
 
 gboolean

@@ -27,19 +27,18 @@ gboolean cpu_winograd_fits(const TpConvGeometry *g);
  * decision. */
 gboolean cpu_winograd_suits(const TpConvGeometry *g);
 
+/* conv2d_forward from weights, or from the filters transformed once
+ * (prepared, then weights is NULL); with relu, y = max(y, 0) as well. */
 gboolean cpu_winograd_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
-                              const float *weights, const float *bias, float *y, GError **error);
+                              const float *weights, const float *prepared, const float *bias,
+                              gboolean relu, float *y, GError **error);
 gboolean cpu_winograd_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float *dy,
                                     const float *weights, float *dx, GError **error);
 /* The filters transformed once (U) for repeated forwards: its size in
- * floats, and U from weights. For a g that cpu_winograd_fits(); the
- * prepared forward for one that cpu_winograd_suits(). */
+ * floats, and U from weights. For a g that cpu_winograd_fits(). */
 gsize cpu_winograd_prepared_size(const TpConvGeometry *g);
 void cpu_winograd_prepare(CpuBackend *cpu, const TpConvGeometry *g, const float *weights,
                           float *prepared);
-gboolean cpu_winograd_forward_prepared(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
-                                       const float *prepared, const float *bias, float *y,
-                                       GError **error);
 /* dweights only; the caller computes dbias. */
 gboolean cpu_winograd_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
                                       const float *dy, float *dweights, GError **error);

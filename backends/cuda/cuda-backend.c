@@ -257,6 +257,7 @@ static const TpBackendVTable cuda_vtable = {
     /* .conv2d_prepared_size =     */ NULL,
     /* .conv2d_prepare =           */ NULL,
     /* .conv2d_forward_prepared =  */ NULL,
+    /* .conv2d_forward_relu =      */ NULL,
 };
 
 static const TpPluginInfo cuda_info = {

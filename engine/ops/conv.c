@@ -26,10 +26,11 @@
  * filters) gets it made once and kept with the node until the weights'
  * version changes; training frees it.
  *
- * In TP_MODE_INFER the model runs a Conv whose output only a
- * BatchNormalization reads through tp_conv_forward_folded(): the
- * normalization folded into a copy of the weights and a bias (kept until a
- * parameter of either node changes), one pass over the output instead of two.
+ * In TP_MODE_INFER the model runs a Conv fused with the BatchNormalization
+ * and Relu that follow it through tp_conv_forward_fused(): the normalization
+ * folded into a copy of the weights and a bias (kept until a parameter of
+ * either node changes), the Relu applied by the backend as it writes the
+ * output (conv2d_forward_relu), one pass over the output instead of three.
  */
 #include "config.h"
 
@@ -274,15 +275,19 @@ prepared_weights(TpBackend *backend, const TpTensor *w, const TpConvGeometry *g,
 }
 
 /* y from x with weights w (the node's, or folded ones) and bias (or NULL),
- * skipping dead taps, from the prepared weights outside training. */
+ * then max(y, 0) when relu, skipping dead taps, from the prepared weights
+ * outside training. */
 static gboolean
 forward_with(const TpNode *node, TpBackend *backend, const TpTensor *w, const float *bias,
-             const TpTensor *x, TpTensor *y, TpMode mode, TpOpState *state, GError **error)
+             gboolean relu, const TpTensor *x, TpTensor *y, TpMode mode, TpOpState *state,
+             GError **error)
 {
-    const float *weights = w->data;
+    const TpBackendVTable *vt = &backend->vt;
+    const float *weights = w->data, *prepared_data;
     TpConvGeometry g, full;
     TpTensor *prepared = NULL;
     int ki0, ki1, kj0, kj1;
+    gboolean ok;
 
     conv_geometry(node, x, y, &g);
     full = g;
@@ -295,10 +300,17 @@ forward_with(const TpNode *node, TpBackend *backend, const TpTensor *w, const fl
         if (!prepared_weights(backend, w, &g, state, &prepared, error))
             return FALSE;
     }
+    prepared_data = prepared != NULL ? prepared->data : NULL;
+    if (relu && vt->conv2d_forward_relu != NULL)
+        return vt->conv2d_forward_relu(backend->self, &g, x->data,
+                                       prepared != NULL ? NULL : weights, prepared_data, bias,
+                                       y->data, error);
     if (prepared != NULL)
-        return backend->vt.conv2d_forward_prepared(backend->self, &g, x->data, prepared->data,
-                                                   bias, y->data, error);
-    return backend->vt.conv2d_forward(backend->self, &g, x->data, weights, bias, y->data, error);
+        ok = vt->conv2d_forward_prepared(backend->self, &g, x->data, prepared_data, bias, y->data,
+                                         error);
+    else
+        ok = vt->conv2d_forward(backend->self, &g, x->data, weights, bias, y->data, error);
+    return ok && (!relu || vt->relu_forward(backend->self, y->numel, y->data, y->data, error));
 }
 
 static gboolean
@@ -315,7 +327,7 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
         state->folded_version = 0;
     }
     return forward_with(node, backend, node->params[0],
-                        node->n_params > 1 ? node->params[1]->data : NULL, inputs[0], output,
+                        node->n_params > 1 ? node->params[1]->data : NULL, FALSE, inputs[0], output,
                         mode, state, error);
 }
 
@@ -325,9 +337,8 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
  * computed by the backend's eval-mode normalization (on W as [1, out_c, K]
  * with a zero mean and bias, and on b). Made again when any parameter of
  * either node has changed. */
-gboolean
-tp_conv_forward_folded(const TpNode *conv, const TpNode *norm, TpBackend *backend,
-                       const TpTensor *x, TpTensor *y, TpOpState *state, GError **error)
+static gboolean
+fold(const TpNode *conv, const TpNode *norm, TpBackend *backend, TpOpState *state, GError **error)
 {
     const TpTensor *w = conv->params[0];
     const float *scale = norm->params[0]->data, *shift = norm->params[1]->data;
@@ -340,30 +351,43 @@ tp_conv_forward_folded(const TpNode *conv, const TpNode *norm, TpBackend *backen
         version += conv->params[i]->version;
     for (int i = 0; i < norm->n_params; i++)
         version += norm->params[i]->version;
-    if (state->folded_version != version) {
-        TpBatchNormGeometry rows = {
-            .n = 1, .c = out_c, .hw = (int)(w->numel / (gsize)out_c),
-            .epsilon = norm->attrs.batch_norm.epsilon};
-        TpBatchNormGeometry channels = {
-            .n = 1, .c = out_c, .hw = 1, .epsilon = norm->attrs.batch_norm.epsilon};
+    if (state->folded_version == version)
+        return TRUE;
 
-        if (!(folded = tp_op_state_buffer(state, backend, FOLDED_WEIGHTS, w->numel, error)) ||
-            !(bias = tp_op_state_buffer(state, backend, FOLDED_BIAS, (gsize)out_c, error)) ||
-            !(zeros = tp_op_state_buffer(state, backend, ZEROS, (gsize)out_c, error)) ||
-            !tp_tensor_fill(zeros, 0.0f, error) ||
-            !backend->vt.batch_norm_forward_eval(backend->self, &rows, w->data, scale,
-                                                 zeros->data, zeros->data, var, folded->data,
-                                                 error) ||
-            !backend->vt.batch_norm_forward_eval(
-                backend->self, &channels, conv->n_params > 1 ? conv->params[1]->data : zeros->data,
-                scale, shift, mean, var, bias->data, error))
-            return FALSE;
-        tp_tensor_touch(folded);
-        tp_tensor_touch(bias);
-        state->folded_version = version;
-    }
-    return forward_with(conv, backend, state->buffers[FOLDED_WEIGHTS],
-                        state->buffers[FOLDED_BIAS]->data, x, y, TP_MODE_INFER, state, error);
+    TpBatchNormGeometry rows = {.n = 1,
+                                .c = out_c,
+                                .hw = (int)(w->numel / (gsize)out_c),
+                                .epsilon = norm->attrs.batch_norm.epsilon};
+    TpBatchNormGeometry channels = {
+        .n = 1, .c = out_c, .hw = 1, .epsilon = norm->attrs.batch_norm.epsilon};
+
+    if (!(folded = tp_op_state_buffer(state, backend, FOLDED_WEIGHTS, w->numel, error)) ||
+        !(bias = tp_op_state_buffer(state, backend, FOLDED_BIAS, (gsize)out_c, error)) ||
+        !(zeros = tp_op_state_buffer(state, backend, ZEROS, (gsize)out_c, error)) ||
+        !tp_tensor_fill(zeros, 0.0f, error) ||
+        !backend->vt.batch_norm_forward_eval(backend->self, &rows, w->data, scale, zeros->data,
+                                             zeros->data, var, folded->data, error) ||
+        !backend->vt.batch_norm_forward_eval(
+            backend->self, &channels, conv->n_params > 1 ? conv->params[1]->data : zeros->data,
+            scale, shift, mean, var, bias->data, error))
+        return FALSE;
+    tp_tensor_touch(folded);
+    tp_tensor_touch(bias);
+    state->folded_version = version;
+    return TRUE;
+}
+
+gboolean
+tp_conv_forward_fused(const TpNode *conv, const TpNode *norm, gboolean relu, TpBackend *backend,
+                      const TpTensor *x, TpTensor *y, TpOpState *state, GError **error)
+{
+    if (norm == NULL)
+        return forward_with(conv, backend, conv->params[0],
+                            conv->n_params > 1 ? conv->params[1]->data : NULL, relu, x, y,
+                            TP_MODE_INFER, state, error);
+    return fold(conv, norm, backend, state, error) &&
+           forward_with(conv, backend, state->buffers[FOLDED_WEIGHTS],
+                        state->buffers[FOLDED_BIAS]->data, relu, x, y, TP_MODE_INFER, state, error);
 }
 
 /* With dead taps, both gradients come from the trimmed convolution: dead

@@ -524,6 +524,25 @@ check_conv(Rig *rig, const ConvCase *cc)
                               ny, (gsize)g.out_h * g.out_w, TOL_CONV);
     }
 
+    /* the forward with the relu fused (optional), from the weights and from
+     * the prepared form; |relu(a) - relu(b)| <= |a - b| keeps the bound */
+    if (rig->backend->vt.conv2d_forward_relu != NULL) {
+        g_autofree float *y_relu = g_new(float, ny);
+        float *y3_mem = rig_output(rig, ny);
+        for (gsize i = 0; i < ny; i++)
+            y_relu[i] = y[i] > 0.0f ? y[i] : 0.0f;
+        CALL(rig, conv2d_forward_relu, cc->name, &g, x_mem, w_mem, NULL, bias_mem, y3_mem);
+        expect_close_to_terms(rig, "conv2d_forward_relu", cc->name, "y", y3_mem, y_relu, terms_y,
+                              ny, (gsize)g.out_h * g.out_w, TOL_CONV);
+        if (n_prepared > 0) {
+            float *prepared = rig_output(rig, n_prepared);
+            CALL(rig, conv2d_prepare, cc->name, &g, w_mem, prepared);
+            CALL(rig, conv2d_forward_relu, cc->name, &g, x_mem, NULL, prepared, bias_mem, y3_mem);
+            expect_close_to_terms(rig, "conv2d_forward_relu (prepared)", cc->name, "y", y3_mem,
+                                  y_relu, terms_y, ny, (gsize)g.out_h * g.out_w, TOL_CONV);
+        }
+    }
+
     CALL(rig, conv2d_forward, cc->name, &g, x_mem, w_mem, bias_mem, y_mem);
     expect_close_to_terms(rig, "conv2d_forward", cc->name, "y", y_mem, y, terms_y, ny,
                           (gsize)g.out_h * g.out_w, TOL_CONV);

@@ -96,7 +96,8 @@ static const Pin pins[] = {
     PIN(TpBackendVTable, conv2d_prepared_size, 264),
     PIN(TpBackendVTable, conv2d_prepare, 272),
     PIN(TpBackendVTable, conv2d_forward_prepared, 280),
-    SIZE(TpBackendVTable, 288),
+    PIN(TpBackendVTable, conv2d_forward_relu, 288),
+    SIZE(TpBackendVTable, 296),
 
     PIN(TpDatasetVTable, open, 0),
     PIN(TpDatasetVTable, close, 8),

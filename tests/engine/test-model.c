@@ -589,12 +589,12 @@ END_TEST
 
 /* ------------------------------------------------------------ loss */
 
-/* The logits and the first normalization's output of the last forward. */
+/* The logits and the first Relu's output of the last forward. */
 static void
-infer_values(TpModel *model, float **out_logits, float **out_norm)
+infer_values(TpModel *model, float **out_logits, float **out_relu)
 {
     *out_logits = tp_tensor_dup_host(tp_model_get_value(model, tp_model_get_logits(model)), NULL);
-    *out_norm = tp_tensor_dup_host(tp_model_get_value(model, N_BN1 + 1), NULL);
+    *out_relu = tp_tensor_dup_host(tp_model_get_value(model, N_RELU1 + 1), NULL);
 }
 
 /* Sets every element of node i's parameter p to value. */
@@ -606,9 +606,10 @@ set_param(TpModel *model, guint i, int p, float value)
     ck_assert(tp_tensor_fill(tp_model_get_param(model, i, p), value, &error));
 }
 
-/* TP_MODE_INFER runs conv1 with bn1 and conv2 with bn2 folded in: the same
- * logits and normalized values as TP_MODE_EVAL (to rounding), again after
- * each kind of parameter changes (the fold is redone), and no backward. */
+/* TP_MODE_INFER runs conv1 with bn1 folded in and relu1 fused, and conv2
+ * with bn2 folded in: the same logits and relu1 output as TP_MODE_EVAL (to
+ * rounding), again after each kind of parameter changes (the fold is
+ * redone), and no backward. */
 START_TEST(test_infer)
 {
     g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
@@ -616,7 +617,7 @@ START_TEST(test_infer)
     g_autoptr(GError) error = NULL;
     const int batch = 4;
     g_autofree float *x = cnn_input(batch, 5);
-    gsize n_logits = (gsize)batch * CNN_CLASSES, n_norm = (gsize)batch * 8 * CNN_H * CNN_W;
+    gsize n_logits = (gsize)batch * CNN_CLASSES, n_relu = (gsize)batch * 8 * CNN_H * CNN_W;
     /* one change per parameter kind that the fold reads, then a training
      * forward (new running statistics) */
     const struct {
@@ -624,13 +625,13 @@ START_TEST(test_infer)
         int param;
         float value;
     } changes[] = {
-        {N_CONV1, 0, 0.1f},  {N_CONV1, 1, -0.2f}, {N_BN1, 0, 1.5f}, {N_BN1, 1, 0.3f},
-        {N_BN1, 2, 0.25f},   {N_BN1, 3, 3.0f},    {N_CONV2, 0, -0.05f}, {N_BN2, 3, 0.5f},
+        {N_CONV1, 0, 0.1f}, {N_CONV1, 1, -0.2f}, {N_BN1, 0, 1.5f},     {N_BN1, 1, 0.3f},
+        {N_BN1, 2, 0.25f},  {N_BN1, 3, 3.0f},    {N_CONV2, 0, -0.05f}, {N_BN2, 3, 0.5f},
     };
 
     for (gsize c = 0; c <= G_N_ELEMENTS(changes) + 1; c++) {
-        g_autofree float *want_logits = NULL, *want_norm = NULL;
-        g_autofree float *got_logits = NULL, *got_norm = NULL;
+        g_autofree float *want_logits = NULL, *want_relu = NULL;
+        g_autofree float *got_logits = NULL, *got_relu = NULL;
 
         if (c > 0 && c <= G_N_ELEMENTS(changes))
             set_param(model, changes[c - 1].node, changes[c - 1].param, changes[c - 1].value);
@@ -640,19 +641,33 @@ START_TEST(test_infer)
          * the last INFER's parameters must not serve */
         ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
                       error ? error->message : "");
-        infer_values(model, &got_logits, &got_norm);
+        infer_values(model, &got_logits, &got_relu);
         ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_EVAL, &error), "%s",
                       error ? error->message : "");
-        infer_values(model, &want_logits, &want_norm);
-        tp_test_assert_close(got_norm, want_norm, n_norm, 1e-5, 1e-5, "bn1 output, folded");
+        infer_values(model, &want_logits, &want_relu);
+        tp_test_assert_close(got_relu, want_relu, n_relu, 1e-5, 1e-5, "relu1 output, fused");
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, folded");
         /* and INFER again, so that the next change follows an INFER */
         g_clear_pointer(&got_logits, g_free);
-        g_clear_pointer(&got_norm, g_free);
+        g_clear_pointer(&got_relu, g_free);
         ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
                       error ? error->message : "");
-        infer_values(model, &got_logits, &got_norm);
+        infer_values(model, &got_logits, &got_relu);
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, again");
+    }
+
+    /* the engine's default for a backend without conv2d_forward_relu */
+    {
+        g_autofree float *want_logits = NULL, *want_relu = NULL;
+        g_autofree float *got_logits = NULL, *got_relu = NULL;
+
+        infer_values(model, &want_logits, &want_relu);
+        backend->vt.conv2d_forward_relu = NULL;
+        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
+                      error ? error->message : "");
+        infer_values(model, &got_logits, &got_relu);
+        tp_test_assert_close(got_relu, want_relu, n_relu, 1e-5, 1e-5, "relu1 output, default");
+        tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, default");
     }
 
     ck_assert_ptr_nonnull(tp_model_ensure_grad(model, tp_model_get_logits(model), &error));

@@ -130,6 +130,7 @@ static const TpBackendVTable vtable = {
     /* .conv2d_prepare = */ NULL,
 #endif
     /* .conv2d_forward_prepared = */ NULL,
+    /* .conv2d_forward_relu = */ NULL,
 };
 
 static const TpParamSpec params[] = {
