@@ -315,11 +315,13 @@ const TpCommand tp_cmd_bench = {
     /* .summary = */ "Measure a model's inference or training speed",
     /* .parameters = */ "MODEL.onnx",
     /* .description = */
-    "Times eval-mode forward passes (or, with --train, training steps) of seeded random images\n"
+    "Times inference forward passes (or, with --train, training steps) of seeded random images\n"
     "after warm-up runs, and prints the median and 90th-percentile time and the throughput for\n"
-    "each batch size, then the process's peak resident memory. --layers adds the time of each\n"
-    "layer and its GFLOP/s (a training step counts 3 passes: forward, data and weight\n"
-    "gradients); --score adds the time each criterion takes to score one batch.\n\n"
+    "each batch size, then the process's peak resident memory. Inference runs each Conv fused\n"
+    "with the BatchNormalization and Relu that alone read its output. --layers adds the time of\n"
+    "each layer (a fused op's in its Conv's row) and its GFLOP/s (a training step counts 3\n"
+    "passes: forward, data and weight gradients); --score adds the time each criterion takes to\n"
+    "score one batch.\n\n"
     "Examples:\n"
     "  taskprune bench footwear.onnx --batch 1 --runs 200\n"
     "  taskprune bench base.onnx --train --batch 64 --layers\n"
