@@ -881,11 +881,15 @@ backward(TpModel *model, int from, gboolean keep_values, GError **error)
 
         for (int k = 0; k < node->n_inputs; k++) {
             int v = node->inputs[k];
-            TpTensor *grad = grad_tensor(model, v, error);
+            TpTensor *grad;
 
-            if (grad == NULL)
-                goto fail_node;
             in[k] = g_ptr_array_index(model->values, v);
+            /* Training wants no gradient of the input (value 0); only
+             * BatchNorm must compute one (tp-op.h). */
+            if (v == 0 && !keep_values && node->op != TP_OP_BATCH_NORM)
+                continue;
+            if ((grad = grad_tensor(model, v, error)) == NULL)
+                goto fail_node;
             g_array_index(model->needed, gboolean, v) = TRUE;
             if (!GRAD_VALID(model, v)) {
                 din[k] = grad; /* first contribution: written in place */

@@ -200,7 +200,8 @@ gboolean tp_model_loss(TpModel *model, const gint32 *labels, float smoothing, do
 gboolean tp_model_backward(TpModel *model, int from, GError **error);
 
 /* The same, for training: fills the gradient of every trainable parameter,
- * and keeps no value's gradient (tp_model_get_grad() returns NULL for each
+ * computes none of the input (unless a BatchNormalization reads it), and
+ * keeps no value's gradient (tp_model_get_grad() returns NULL for each
  * afterwards). Each value's gradient shares memory with others while the
  * pass needs it, so a training step holds far fewer activation-sized
  * buffers than tp_model_backward() (which criteria need). */

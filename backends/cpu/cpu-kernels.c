@@ -442,6 +442,27 @@ backward_filter_step(const ConvJob *job, int gi, int r0, int nr)
           job->dweights + o * job->k, job->k);
 }
 
+/* dW rows r0 .. r0 + nr of group gi (+)= the sum over the chunk's samples
+ * of dy_s rows · (col_g's columns of sample s)^T, reading dy in place. */
+static void
+backward_filter_samples_step(const ConvJob *job, int gi, int r0, int nr)
+{
+    const gsize out_plane = conv_out_plane(job->g);
+    gsize o = (gsize)gi * job->ocg + r0;
+
+    for (int s = 0; s < job->nb; s++)
+        sgemm(FALSE, TRUE, nr, job->k, (int)out_plane, 1.0f,
+              job->dy + ((gsize)(job->n0 + s) * job->g->out_c + o) * out_plane, (int)out_plane,
+              job->col + (gsize)gi * job->k * job->ld + s * out_plane, (int)job->ld,
+              s == 0 ? job->beta : 1.0f, job->dweights + o * job->k, job->k);
+}
+
+static void
+backward_filter_samples(gpointer data, gsize begin, gsize end)
+{
+    for_group_rows(data, begin, end, ((ConvJob *)data)->ocg, backward_filter_samples_step);
+}
+
 static void
 backward_filter_gemm(gpointer data, gsize begin, gsize end)
 {
@@ -684,6 +705,12 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
         job.dy = dy;
         job.dweights = dweights;
         job.beta = n0 == 0 ? 0.0f : 1.0f;
+        if (cur > 1 && out_plane >= WIDE_PLANE) {
+            /* dy read in place, sample by sample: nothing gathered */
+            cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, backward_filter_samples, &job);
+            continue;
+        }
         if (cur > 1)
             cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
         cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
@@ -1070,6 +1097,18 @@ pool_divisor(const TpPoolGeometry *g, int h0, int h1, int w0, int w1)
     return MAX(h1 - h0, 0) * MAX(w1 - w0, 0);
 }
 
+/* 2x2 windows at stride 2 with no padding (VGG's and most CNNs' pooling):
+ * every window lies inside the plane, so the max kernels take it directly
+ * instead of working out each window (VGG-11's pools at batch 64: 4x faster
+ * forward, 1.3x backward, which the memory traffic bounds). */
+static gboolean
+max_2x2(const TpPoolGeometry *g)
+{
+    return g->mode == TP_POOL_MAX && g->kh == 2 && g->kw == 2 && g->stride_h == 2 &&
+           g->stride_w == 2 && g->pad_t == 0 && g->pad_l == 0 && 2 * g->out_h <= g->h &&
+           2 * g->out_w <= g->w;
+}
+
 /* A pooling kernel's arguments, split by (sample, channel) plane. */
 typedef struct {
     const TpPoolGeometry *g;
@@ -1084,19 +1123,13 @@ pool_forward_planes(gpointer data, gsize begin, gsize end)
     const TpPoolGeometry *g = job->g;
     const gsize plane = (gsize)g->h * g->w;
     const gsize out_plane = (gsize)g->out_h * g->out_w;
-
-    /* 2x2 windows at stride 2 with no padding (VGG's and most CNNs' pooling)
-     * lie inside the plane: the same maxima, in the same order, without
-     * working out each window. */
-    const gboolean max_2x2 = g->mode == TP_POOL_MAX && g->kh == 2 && g->kw == 2 &&
-                             g->stride_h == 2 && g->stride_w == 2 && g->pad_t == 0 &&
-                             g->pad_l == 0 && 2 * g->out_h <= g->h && 2 * g->out_w <= g->w;
+    const gboolean fast = max_2x2(g);
 
     for (gsize nc = begin; nc < end; nc++) {
         const float *src = job->x + nc * plane;
         float *dst = job->out + nc * out_plane;
 
-        for (int oh = 0; oh < g->out_h && max_2x2; oh++) {
+        for (int oh = 0; oh < g->out_h && fast; oh++) {
             const float *r0 = src + (gsize)2 * oh * g->w, *r1 = r0 + g->w;
             float *out = dst + (gsize)oh * g->out_w;
             for (int ow = 0; ow < g->out_w; ow++) {
@@ -1108,7 +1141,7 @@ pool_forward_planes(gpointer data, gsize begin, gsize end)
                 out[ow] = m;
             }
         }
-        for (int oh = 0; oh < g->out_h && !max_2x2; oh++) {
+        for (int oh = 0; oh < g->out_h && !fast; oh++) {
             for (int ow = 0; ow < g->out_w; ow++) {
                 int h0, h1, w0, w1;
                 pool_window(g, oh, ow, &h0, &h1, &w0, &w1);
@@ -1141,6 +1174,41 @@ cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float
     return TRUE;
 }
 
+/* Max pooling backward over 2x2 windows at stride 2 (max_2x2()) for planes
+ * [begin, end): each window's dy to its first cell, in row-major order,
+ * that holds the max, zeros elsewhere. */
+static void
+pool_backward_max_2x2(const PoolJob *job, gsize begin, gsize end)
+{
+    const TpPoolGeometry *g = job->g;
+    const gsize plane = (gsize)g->h * g->w;
+    const gsize out_plane = (gsize)g->out_h * g->out_w;
+
+    for (gsize nc = begin; nc < end; nc++) {
+        const float *xs = job->x + nc * plane;
+        const float *ys = job->y + nc * out_plane, *dys = job->dy + nc * out_plane;
+        float *dxs = job->out + nc * plane;
+
+        /* the rows and columns past the last window get no gradient */
+        if (2 * g->out_h < g->h || 2 * g->out_w < g->w)
+            memset(dxs, 0, plane * sizeof(float));
+        for (int oh = 0; oh < g->out_h; oh++) {
+            const float *x0 = xs + (gsize)2 * oh * g->w, *x1 = x0 + g->w;
+            float *d0 = dxs + (gsize)2 * oh * g->w, *d1 = d0 + g->w;
+            for (int ow = 0; ow < g->out_w; ow++) {
+                float m = ys[oh * g->out_w + ow], v = dys[oh * g->out_w + ow];
+                gboolean a = x0[2 * ow] == m, b = !a && x0[2 * ow + 1] == m;
+                gboolean c = !a && !b && x1[2 * ow] == m;
+                gboolean d = !a && !b && !c && x1[2 * ow + 1] == m;
+                d0[2 * ow] = a ? v : 0.0f;
+                d0[2 * ow + 1] = b ? v : 0.0f;
+                d1[2 * ow] = c ? v : 0.0f;
+                d1[2 * ow + 1] = d ? v : 0.0f;
+            }
+        }
+    }
+}
+
 static void
 pool_backward_planes(gpointer data, gsize begin, gsize end)
 {
@@ -1150,6 +1218,10 @@ pool_backward_planes(gpointer data, gsize begin, gsize end)
     const gsize out_plane = (gsize)g->out_h * g->out_w;
     const float *y = job->y, *dy = job->dy;
 
+    if (max_2x2(g)) {
+        pool_backward_max_2x2(job, begin, end);
+        return;
+    }
     memset(job->out + begin * plane, 0, (end - begin) * plane * sizeof(float));
     for (gsize nc = begin; nc < end; nc++) {
         const float *xs = job->x + nc * plane;

@@ -957,6 +957,8 @@ static const PoolCase pool_cases[] = {
     /*mode   n    c   h    w  kh  kw  sh  sw  pt  pl  pb  pr   ceil   incl      lo     hi   ties */
     { "max 2x2 stride 2, floor, n3 c3 7x9",
       MAX_,  3,   3,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0, FALSE, FALSE,  -1.0f,  1.0f, FALSE },
+    { "max 2x2 stride 2, 8x7 (last column in no window), ties (first max gets dy)",
+      MAX_,  2,   5,  8,   7,  2,  2,  2,  2,  0,  0,  0,  0, FALSE, FALSE,   0.0f,  1.0f,  TRUE },
     { "max 2x2 stride 2, ceil: last window hangs over the edge",
       MAX_,  3,   3,  7,   9,  2,  2,  2,  2,  0,  0,  0,  0,  TRUE, FALSE,  -1.0f,  1.0f, FALSE },
     { "max 3x3 stride 2 pad 1, ceil, 8x10, negative data (pad = -inf)",

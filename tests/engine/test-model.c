@@ -298,6 +298,17 @@ END_TEST
 /* A backend that counts allocations: the real one with alloc wrapped. */
 static float *(*real_alloc)(gpointer self, gsize n, GError **error);
 static int n_allocs;
+static gboolean (*real_backward_data)(gpointer self, const TpConvGeometry *g, const float *dy,
+                                      const float *weights, float *dx, GError **error);
+static int n_backward_data;
+
+static gboolean
+counting_backward_data(gpointer self, const TpConvGeometry *g, const float *dy,
+                       const float *weights, float *dx, GError **error)
+{
+    n_backward_data++;
+    return real_backward_data(self, g, dy, weights, dx, error);
+}
 static gsize n_floats;
 
 static float *
@@ -423,7 +434,8 @@ step_floats(TpBackend *counting, gboolean keep_values, GArray **out_grads)
 }
 
 /* tp_model_backward_params: the same parameter gradients, bit for bit, from
- * fewer allocated floats, and nothing allocated once the plan is made. */
+ * fewer allocated floats and no gradient of the input, and nothing allocated
+ * once the plan is made. */
 START_TEST(test_backward_params)
 {
     g_autoptr(TpBackend) real = tp_test_backend_open(tp_test_backend_name(_i));
@@ -438,8 +450,13 @@ START_TEST(test_backward_params)
 
     real_alloc = real->vt.alloc;
     counting.vt.alloc = counting_alloc;
+    real_backward_data = real->vt.conv2d_backward_data;
+    counting.vt.conv2d_backward_data = counting_backward_data;
+    n_backward_data = 0;
     floats_kept = step_floats(&counting, TRUE, &kept);
+    ck_assert_int_eq(n_backward_data, 2); /* conv1's dx is the input's gradient */
     floats_transient = step_floats(&counting, FALSE, &transient);
+    ck_assert_int_eq(n_backward_data, 3); /* training wants no input gradient */
     ck_assert_uint_eq(kept->len, transient->len);
     ck_assert_msg(memcmp(kept->data, transient->data, kept->len * sizeof(float)) == 0,
                   "the parameter gradients differ");
@@ -466,6 +483,23 @@ START_TEST(test_backward_params)
     for (int v = 0; v <= N_NODES - 1; v++)
         ck_assert_msg(tp_model_get_grad(model, v) != NULL, "value %d has no gradient", v);
     g_clear_pointer(&sgd, tp_sgd_free);
+    g_clear_pointer(&model, tp_model_free);
+
+    /* A BatchNormalization reading the input computes its gradient anyway
+     * (its backward needs somewhere to write it). */
+    TpOpAttrs fc = {.gemm = {.out_features = CNN_CLASSES, .bias = TRUE}};
+    int v;
+    model = tp_model_new(real, CNN_C, CNN_H, CNN_W);
+    v = tp_test_add(model, TP_OP_BATCH_NORM, "bn0", 0, 0, NULL);
+    v = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", v, 0, NULL);
+    v = tp_test_add(model, TP_OP_FLATTEN, "flat", v, 0, NULL);
+    tp_test_add(model, TP_OP_GEMM, "fc", v, 0, &fc);
+    tp_test_randomize_model(model, SEED);
+    ck_assert_msg(tp_model_forward(model, x, 4, TP_MODE_TRAIN, &error) &&
+                      tp_model_loss(model, cnn_labels, 0.0f, NULL, &error) &&
+                      tp_model_backward_params(model, tp_model_get_logits(model), &error),
+                  "%s", error ? error->message : "");
+    ck_assert_ptr_nonnull(tp_model_get_param_grad(model, 0, 0));
     g_clear_pointer(&model, tp_model_free);
 }
 END_TEST
