@@ -320,6 +320,8 @@ conv_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, Tp
     if (mode == TP_MODE_TRAIN) {
         /* training changes the weights every step: nothing derived for
          * inference is worth keeping */
+        if (state->derived_from == state->buffers[FOLDED_WEIGHTS])
+            state->derived_from = NULL; /* live taps of folded weights */
         g_clear_pointer(&state->buffers[PREPARED], tp_tensor_free);
         g_clear_pointer(&state->buffers[FOLDED_WEIGHTS], tp_tensor_free);
         g_clear_pointer(&state->buffers[FOLDED_BIAS], tp_tensor_free);

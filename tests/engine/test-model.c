@@ -690,6 +690,33 @@ START_TEST(test_infer)
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, again");
     }
 
+    /* a Conv with dead taps (3x3 on a 1x1 map), folded, after a change */
+    {
+        g_autoptr(TpModel) deep = tp_model_new(backend, 6, 1, 1);
+        TpOpAttrs conv = {.conv = {.out_channels = 7, .kernel = {3, 3}, .pads = {1, 1, 1, 1}}};
+        TpOpAttrs fc = {.gemm = {.out_features = CNN_CLASSES, .bias = TRUE}};
+        g_autofree float *x6 = g_new(float, (gsize)batch * 6);
+        int v;
+
+        v = tp_test_add(deep, TP_OP_CONV, "conv", 0, 0, &conv);
+        v = tp_test_add(deep, TP_OP_BATCH_NORM, "bn", v, 0, NULL);
+        v = tp_test_add(deep, TP_OP_RELU, "relu", v, 0, NULL);
+        v = tp_test_add(deep, TP_OP_FLATTEN, "flat", v, 0, NULL);
+        tp_test_add(deep, TP_OP_GEMM, "fc", v, 0, &fc);
+        tp_test_randomize_model(deep, SEED);
+        tp_test_fill_uniform(x6, (gsize)batch * 6, -2.0f, 2.0f, 8);
+        for (int c = 0; c < 2; c++) {
+            g_autofree float *want = NULL, *got = NULL;
+            if (c == 1)
+                set_param(deep, 1, 3, 4.0f);
+            ck_assert(tp_model_forward(deep, x6, batch, TP_MODE_INFER, &error));
+            got = tp_tensor_dup_host(tp_model_get_value(deep, tp_model_get_output(deep)), NULL);
+            ck_assert(tp_model_forward(deep, x6, batch, TP_MODE_EVAL, &error));
+            want = tp_tensor_dup_host(tp_model_get_value(deep, tp_model_get_output(deep)), NULL);
+            tp_test_assert_close(got, want, n_logits, 1e-5, 1e-5, "dead taps, folded");
+        }
+    }
+
     /* the engine's default for a backend without conv2d_forward_relu */
     {
         g_autofree float *want_logits = NULL, *want_relu = NULL;
