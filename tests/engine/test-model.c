@@ -623,10 +623,16 @@ END_TEST
 
 /* ------------------------------------------------------------ loss */
 
-/* The logits and the first Relu's output of the last forward. */
+/* A forward of the CNN in mode, and host copies of its logits and of the
+ * first Relu's output. */
 static void
-infer_values(TpModel *model, float **out_logits, float **out_relu)
+forward_values(TpModel *model, const float *x, int batch, TpMode mode, float **out_logits,
+               float **out_relu)
 {
+    g_autoptr(GError) error = NULL;
+
+    ck_assert_msg(tp_model_forward(model, x, batch, mode, &error), "%s",
+                  error ? error->message : "");
     *out_logits = tp_tensor_dup_host(tp_model_get_value(model, tp_model_get_logits(model)), NULL);
     *out_relu = tp_tensor_dup_host(tp_model_get_value(model, N_RELU1 + 1), NULL);
 }
@@ -673,20 +679,14 @@ START_TEST(test_infer)
             cnn_loss(model, x, batch);
         /* INFER right after the change, then EVAL: what the fold made from
          * the last INFER's parameters must not serve */
-        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
-                      error ? error->message : "");
-        infer_values(model, &got_logits, &got_relu);
-        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_EVAL, &error), "%s",
-                      error ? error->message : "");
-        infer_values(model, &want_logits, &want_relu);
+        forward_values(model, x, batch, TP_MODE_INFER, &got_logits, &got_relu);
+        forward_values(model, x, batch, TP_MODE_EVAL, &want_logits, &want_relu);
         tp_test_assert_close(got_relu, want_relu, n_relu, 1e-5, 1e-5, "relu1 output, fused");
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, folded");
         /* and INFER again, so that the next change follows an INFER */
         g_clear_pointer(&got_logits, g_free);
         g_clear_pointer(&got_relu, g_free);
-        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
-                      error ? error->message : "");
-        infer_values(model, &got_logits, &got_relu);
+        forward_values(model, x, batch, TP_MODE_INFER, &got_logits, &got_relu);
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, again");
     }
 
@@ -722,11 +722,9 @@ START_TEST(test_infer)
         g_autofree float *want_logits = NULL, *want_relu = NULL;
         g_autofree float *got_logits = NULL, *got_relu = NULL;
 
-        infer_values(model, &want_logits, &want_relu);
+        forward_values(model, x, batch, TP_MODE_EVAL, &want_logits, &want_relu);
         backend->vt.conv2d_forward_relu = NULL;
-        ck_assert_msg(tp_model_forward(model, x, batch, TP_MODE_INFER, &error), "%s",
-                      error ? error->message : "");
-        infer_values(model, &got_logits, &got_relu);
+        forward_values(model, x, batch, TP_MODE_INFER, &got_logits, &got_relu);
         tp_test_assert_close(got_relu, want_relu, n_relu, 1e-5, 1e-5, "relu1 output, default");
         tp_test_assert_close(got_logits, want_logits, n_logits, 1e-5, 1e-5, "logits, default");
     }
