@@ -69,6 +69,65 @@ typedef struct {
     guint64 folded_version;
 } TpOpState;
 
+/* How an op's output channels relate to its inputs' (tp-units.c builds the
+ * channel spaces pruning cuts from these). */
+typedef enum {
+    TP_CHANNELS_KEEP = 1, /* the output is indexed as input 0's channels */
+    TP_CHANNELS_JOIN,     /* the output and every input share one indexing (Add) */
+    TP_CHANNELS_NEW,      /* a fresh indexing: the op produces each output channel from
+                           * all of its input's channels (Conv, Gemm) */
+} TpChannelKind;
+
+typedef struct {
+    TpChannelKind kind;
+    /* KEEP and JOIN: the output's first-dimension entries per channel are its
+     * input's times block (Flatten of [C, H, W]: H·W); 0 or 1: the same. */
+    int block;
+    /* NEW: channels mix only within groups, so cutting one would unbalance
+     * the groups (a grouped, not depthwise, Conv). */
+    gboolean grouped;
+    /* NEW: a fully connected producer (Gemm), pruned only with prune_linear
+     * and never mixed with convolutions in one space. */
+    gboolean linear;
+    /* The op reads all its input's channels jointly (Softmax): a removed one
+     * would still change the others, so its input's space is never cut. */
+    gboolean couples;
+    /* A layer whose outputs criteria score (Conv, depthwise too, and Gemm):
+     * tp_units_get_unit_value() and tp_units_get_batch_norm() follow it. */
+    gboolean layer;
+} TpChannelRule;
+
+/* The relevance rule of an op (tp-lrp.c has the formulas). */
+typedef enum {
+    TP_OP_LRP_NONE,    /* no rule: an error on the path to the logits */
+    TP_OP_LRP_PASS,    /* R_in = R (Relu, Dropout, Flatten) */
+    TP_OP_LRP_WINNER,  /* winner takes all: max-pool backward of R */
+    TP_OP_LRP_AVERAGE, /* ε-proportional through an average pooling */
+    TP_OP_LRP_SUM,     /* ε-proportional over the summed inputs (Add) */
+    TP_OP_LRP_CONV,    /* a convolution, by the rule set (composite: z^B at the
+                        * model input, z⁺ elsewhere) */
+    TP_OP_LRP_DENSE,   /* fully connected, by the rule set (composite: ε) */
+} TpOpLrpRule;
+
+/* The sign of an op's output, as far as LRP can use it. */
+typedef enum {
+    TP_OP_SIGN_ANY,    /* may be negative */
+    TP_OP_SIGN_NONNEG, /* never negative (Relu) */
+    TP_OP_SIGN_INPUTS, /* never negative when no input is (pooling, Add, ...) */
+} TpOpSign;
+
+/* The ONNX node an op's export() completes (tp-onnx-export.c): attributes
+ * and constant inputs appended after the node's values and parameters. */
+typedef struct _TpOnnxNodeWriter TpOnnxNodeWriter;
+
+G_GNUC_INTERNAL void tp_onnx_writer_int(TpOnnxNodeWriter *w, const char *name, gint64 value);
+G_GNUC_INTERNAL void tp_onnx_writer_ints(TpOnnxNodeWriter *w, const char *name, const int *values,
+                                         int count);
+G_GNUC_INTERNAL void tp_onnx_writer_float(TpOnnxNodeWriter *w, const char *name, float value);
+/* Appends a float32 scalar initializer "<node>.<suffix>" as the next input. */
+G_GNUC_INTERNAL void tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix,
+                                                 float value);
+
 typedef struct {
     /* The ONNX op type ("Conv", "BatchNormalization", ...). */
     const char *name;
@@ -103,6 +162,31 @@ typedef struct {
     /* Multiply-accumulates per sample (METHOD.md §3), from the per-sample
      * input and output shapes; NULL for ops that count none. */
     guint64 (*macs)(const TpNode *node, const TpShape *input, const TpShape *output);
+
+    /* The ONNX names of the parameters, in order (initializers are exported
+     * as "<node>.<name>"); NULL past n_params. */
+    const char *param_names[TP_NODE_MAX_PARAMS];
+
+    /* Writes the node's ONNX attributes (and constant inputs) to w; NULL
+     * for ops that have none. */
+    void (*export)(const TpNode *node, TpOnnxNodeWriter *w);
+
+    /* The channel rule of node, whose input 0 has per-sample shape input:
+     * writes *out_rule (arriving zeroed). */
+    void (*channels)(const TpNode *node, const TpShape *input, TpChannelRule *out_rule);
+
+    /* Pruning: the node cut to the kept entries `in` of its input 0's first
+     * dimension and `out` of its output's (GArrays of int; NULL: all kept).
+     * Writes the smaller node's attributes to *attrs (node's on entry) and,
+     * per parameter p, the kept rows (first dimension) to rows[p] and
+     * columns (second dimension) to cols[p] (NULL on entry: all). NULL for
+     * ops with neither parameters nor channel counts in their attributes. */
+    void (*cut)(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+                TpOpAttrs *attrs, const GArray **rows, const GArray **cols);
+
+    /* Its relevance rule, and the sign of its output. */
+    TpOpLrpRule lrp_rule;
+    TpOpSign sign;
 } TpOpClass;
 
 /* The classes, one per file under engine/ops/. */
@@ -146,6 +230,21 @@ G_GNUC_INTERNAL gboolean tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int
 G_GNUC_INTERNAL gboolean tp_conv_forward_fused(const TpNode *conv, const TpNode *norm,
                                                gboolean relu, TpBackend *backend, const TpTensor *x,
                                                TpTensor *y, TpOpState *state, GError **error);
+
+/* The convolution geometry of Conv node for `batch` samples of per-sample
+ * input in and output out. (engine/ops/conv.c) */
+G_GNUC_INTERNAL void tp_conv_geometry(const TpNode *node, int batch, const TpShape *in,
+                                      const TpShape *out, TpConvGeometry *g);
+
+/* The pooling geometry of a MaxPool, AveragePool or GlobalAveragePool node
+ * for `batch` samples of per-sample input in and output out.
+ * (engine/ops/pool.c) */
+G_GNUC_INTERNAL void tp_pool_geometry(const TpNode *node, int batch, const TpShape *in,
+                                      const TpShape *out, TpPoolGeometry *g);
+
+/* The channel rule of ops whose output keeps input 0's channels. */
+G_GNUC_INTERNAL void tp_op_channels_keep(const TpNode *node, const TpShape *input,
+                                         TpChannelRule *out_rule);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

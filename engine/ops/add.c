@@ -49,6 +49,13 @@ add_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
     return TRUE;
 }
 
+/* Channel c of both inputs is channel c of the sum. */
+static void
+add_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_JOIN;
+}
+
 const TpOpClass tp_op_add = {
     /* .name = */ "Add",
     /* .n_inputs = */ 2,
@@ -56,4 +63,10 @@ const TpOpClass tp_op_add = {
     /* .forward = */ add_forward,
     /* .backward = */ add_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ add_channels,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_SUM,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

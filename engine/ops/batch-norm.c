@@ -181,6 +181,21 @@ batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inp
         node->grads[SCALE]->data, node->grads[BIAS]->data, error);
 }
 
+static void
+batch_norm_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_float(w, "epsilon", node->attrs.batch_norm.epsilon);
+    tp_onnx_writer_float(w, "momentum", node->attrs.batch_norm.momentum);
+}
+
+/* Every parameter is per channel of the input. */
+static void
+batch_norm_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+               TpOpAttrs *attrs, const GArray **rows, const GArray **cols)
+{
+    rows[0] = rows[1] = rows[2] = rows[3] = in;
+}
+
 const TpOpClass tp_op_batch_norm = {
     /* .name = */ "BatchNormalization",
     /* .n_inputs = */ 1,
@@ -188,4 +203,10 @@ const TpOpClass tp_op_batch_norm = {
     /* .forward = */ batch_norm_forward,
     /* .backward = */ batch_norm_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {"scale", "bias", "mean", "var"},
+    /* .export = */ batch_norm_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ batch_norm_cut,
+    /* .lrp_rule = */ TP_OP_LRP_NONE, /* folded into its Conv first (tp-lrp.c) */
+    /* .sign = */ TP_OP_SIGN_ANY,
 };

@@ -53,6 +53,13 @@ dropout_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
                                         state->seed, doutput->data, dinputs[0]->data, error);
 }
 
+/* The ratio is an input since opset 12. */
+static void
+dropout_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_scalar_input(w, "ratio", node->attrs.dropout.ratio);
+}
+
 const TpOpClass tp_op_dropout = {
     /* .name = */ "Dropout",
     /* .n_inputs = */ 1,
@@ -60,4 +67,10 @@ const TpOpClass tp_op_dropout = {
     /* .forward = */ dropout_forward,
     /* .backward = */ dropout_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ dropout_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_PASS,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

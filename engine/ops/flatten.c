@@ -42,6 +42,20 @@ flatten_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
     return backend->vt.copy(backend->self, dinputs[0]->data, doutput->data, doutput->numel, error);
 }
 
+static void
+flatten_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_int(w, "axis", 1);
+}
+
+/* Channel c of [C, H, W] becomes the H·W features c·H·W … (c+1)·H·W − 1. */
+static void
+flatten_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_KEEP;
+    out_rule->block = input->ndim == 3 ? input->dim[1] * input->dim[2] : 1;
+}
+
 const TpOpClass tp_op_flatten = {
     /* .name = */ "Flatten",
     /* .n_inputs = */ 1,
@@ -49,4 +63,10 @@ const TpOpClass tp_op_flatten = {
     /* .forward = */ flatten_forward,
     /* .backward = */ flatten_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ flatten_export,
+    /* .channels = */ flatten_channels,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_PASS,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

@@ -82,6 +82,33 @@ gemm_macs(const TpNode *node, const TpShape *input, const TpShape *output)
     return (guint64)input->dim[0] * (guint64)output->dim[0];
 }
 
+/* The weight is stored [out, in]. */
+static void
+gemm_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_int(w, "transB", 1);
+}
+
+static void
+gemm_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_NEW;
+    out_rule->linear = TRUE;
+    out_rule->layer = TRUE;
+}
+
+/* Weight rows and bias by the output's features, weight columns by the
+ * input's. */
+static void
+gemm_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+         TpOpAttrs *attrs, const GArray **rows, const GArray **cols)
+{
+    if (out != NULL)
+        attrs->gemm.out_features = (int)out->len;
+    rows[0] = rows[1] = out;
+    cols[0] = in;
+}
+
 const TpOpClass tp_op_gemm = {
     /* .name = */ "Gemm",
     /* .n_inputs = */ 1,
@@ -89,4 +116,10 @@ const TpOpClass tp_op_gemm = {
     /* .forward = */ gemm_forward,
     /* .backward = */ gemm_backward,
     /* .macs = */ gemm_macs,
+    /* .param_names = */ {"weight", "bias"},
+    /* .export = */ gemm_export,
+    /* .channels = */ gemm_channels,
+    /* .cut = */ gemm_cut,
+    /* .lrp_rule = */ TP_OP_LRP_DENSE,
+    /* .sign = */ TP_OP_SIGN_ANY,
 };

@@ -115,20 +115,20 @@ global_pool_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig
     return TRUE;
 }
 
-/* The kernel geometry of any of the three ops for input x and output y. */
-static void
-pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGeometry *g)
+void
+tp_pool_geometry(const TpNode *node, int batch, const TpShape *in, const TpShape *out,
+                 TpPoolGeometry *g)
 {
     const TpPoolAttrs *a = &node->attrs.pool;
 
     *g = (TpPoolGeometry){
         .mode = node->op == TP_OP_MAX_POOL ? TP_POOL_MAX : TP_POOL_AVERAGE,
-        .n = x->shape[0],
-        .c = x->shape[1],
-        .h = x->shape[2],
-        .w = x->shape[3],
-        .out_h = y->shape[2],
-        .out_w = y->shape[3],
+        .n = batch,
+        .c = in->dim[0],
+        .h = in->dim[1],
+        .w = in->dim[2],
+        .out_h = out->dim[1],
+        .out_w = out->dim[2],
         .stride_h = 1,
         .stride_w = 1,
     };
@@ -146,6 +146,16 @@ pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGe
     g->pad_b = a->pads[2];
     g->pad_r = a->pads[3];
     g->count_include_pad = a->count_include_pad;
+}
+
+/* The kernel geometry for input x [n, c, h, w] and output y. */
+static void
+pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGeometry *g)
+{
+    TpShape in = {3, {x->shape[1], x->shape[2], x->shape[3]}};
+    TpShape out = {3, {y->shape[1], y->shape[2], y->shape[3]}};
+
+    tp_pool_geometry(node, x->shape[0], &in, &out, g);
 }
 
 static gboolean
@@ -172,6 +182,19 @@ pool_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
                                        doutput->data, dinputs[0]->data, error);
 }
 
+static void
+window_pool_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    const TpPoolAttrs *pool = &node->attrs.pool;
+
+    tp_onnx_writer_ints(w, "kernel_shape", pool->kernel, 2);
+    tp_onnx_writer_ints(w, "strides", pool->stride, 2);
+    tp_onnx_writer_ints(w, "pads", pool->pads, 4);
+    tp_onnx_writer_int(w, "ceil_mode", pool->ceil_mode);
+    if (node->op == TP_OP_AVERAGE_POOL)
+        tp_onnx_writer_int(w, "count_include_pad", pool->count_include_pad);
+}
+
 const TpOpClass tp_op_max_pool = {
     /* .name = */ "MaxPool",
     /* .n_inputs = */ 1,
@@ -179,6 +202,12 @@ const TpOpClass tp_op_max_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ window_pool_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_WINNER,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };
 
 const TpOpClass tp_op_average_pool = {
@@ -188,6 +217,12 @@ const TpOpClass tp_op_average_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ window_pool_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };
 
 const TpOpClass tp_op_global_average_pool = {
@@ -197,4 +232,10 @@ const TpOpClass tp_op_global_average_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

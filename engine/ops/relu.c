@@ -41,4 +41,10 @@ const TpOpClass tp_op_relu = {
     /* .forward = */ relu_forward,
     /* .backward = */ relu_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_PASS,
+    /* .sign = */ TP_OP_SIGN_NONNEG,
 };

@@ -46,6 +46,20 @@ softmax_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
                                         output->data, doutput->data, dinputs[0]->data, error);
 }
 
+static void
+softmax_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_int(w, "axis", -1);
+}
+
+/* Every output depends on every input feature. */
+static void
+softmax_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_KEEP;
+    out_rule->couples = TRUE;
+}
+
 const TpOpClass tp_op_softmax = {
     /* .name = */ "Softmax",
     /* .n_inputs = */ 1,
@@ -53,4 +67,10 @@ const TpOpClass tp_op_softmax = {
     /* .forward = */ softmax_forward,
     /* .backward = */ softmax_backward,
     /* .macs = */ NULL,
+    /* .param_names = */ {NULL},
+    /* .export = */ softmax_export,
+    /* .channels = */ softmax_channels,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_NONE, /* only a final Softmax, which LRP skips */
+    /* .sign = */ TP_OP_SIGN_NONNEG,
 };
