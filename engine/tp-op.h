@@ -116,6 +116,74 @@ typedef enum {
     TP_OP_SIGN_INPUTS, /* never negative when no input is (pooling, Add, ...) */
 } TpOpSign;
 
+/* The ONNX node an op's import() reads (tp-onnx.c), and what it may ask of
+ * it. Every failure sets error in TP_ONNX_ERROR naming the op and node. */
+typedef struct _TpOnnxReader TpOnnxReader;
+
+/* A constant input (an initializer or a Constant node's value), on the host:
+ * float32 (f) or int64 (i64) data. Borrowed from the reader. */
+typedef struct {
+    int ndim;
+    gint64 dims[8];
+    gsize numel;
+    float *f;    /* float32 data, or NULL */
+    gint64 *i64; /* int64 data, or NULL */
+} TpOnnxConst;
+
+/* Refuses every attribute not in the NULL-terminated list known, and any
+ * output but the first. Call it first. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_attrs(TpOnnxReader *r, const char *const *known,
+                                              GError **error);
+G_GNUC_INTERNAL gboolean tp_onnx_reader_has_attr(TpOnnxReader *r, const char *name);
+/* An int or float attribute, or fallback when absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_int(TpOnnxReader *r, const char *name, gint64 fallback,
+                                            gint64 *out, GError **error);
+G_GNUC_INTERNAL gboolean tp_onnx_reader_float(TpOnnxReader *r, const char *name, float fallback,
+                                              float *out, GError **error);
+/* An ints attribute of exactly count values, each in [min, G_MAXINT / 2],
+ * into out; out untouched when absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_ints(TpOnnxReader *r, const char *name, int count,
+                                             int min, int *out, GError **error);
+/* Applies the auto_pad attribute (NOTSET, VALID, SAME_UPPER, SAME_LOWER) of
+ * a 2-D window over input in to pads (top, left, bottom, right). */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_auto_pad(TpOnnxReader *r, const TpShape *in,
+                                                 const int *kernel, const int *stride,
+                                                 const int *dilation, int *pads, GError **error);
+/* The zero padding (top, left, bottom, right) of a Pad before input 0 that
+ * the importer left for this node to absorb, or NULL. */
+G_GNUC_INTERNAL const int *tp_onnx_reader_folded_pads(TpOnnxReader *r);
+/* The default opset of the model. */
+G_GNUC_INTERNAL gint64 tp_onnx_reader_opset(TpOnnxReader *r);
+
+/* The engine value behind input i, which must be an activation. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_value(TpOnnxReader *r, int i, int *out, GError **error);
+/* The per-sample shape of engine value v. */
+G_GNUC_INTERNAL const TpShape *tp_onnx_reader_shape(TpOnnxReader *r, int v);
+/* Float32 constant input i, which must be an initializer or a Constant;
+ * *out NULL without error when optional and absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_param(TpOnnxReader *r, int i, gboolean optional,
+                                              const TpOnnxConst **out, GError **error);
+/* Input i when it is present and a constant of any type, else NULL. */
+G_GNUC_INTERNAL const TpOnnxConst *tp_onnx_reader_constant(TpOnnxReader *r, int i);
+/* TRUE when input i is named (present); its name, or NULL. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_has_input(TpOnnxReader *r, int i);
+G_GNUC_INTERNAL const char *tp_onnx_reader_input_name(TpOnnxReader *r, int i);
+/* Checks that constant c, named what in messages, has exactly dims. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_check_dims(TpOnnxReader *r, const char *what,
+                                                   const TpOnnxConst *c, int ndim,
+                                                   const gint64 *dims, GError **error);
+/* A host array of n floats that lives until the node is added (for
+ * parameters the op computes from constants). */
+G_GNUC_INTERNAL float *tp_onnx_reader_alloc(TpOnnxReader *r, gsize n);
+/* Makes the node's output the existing value v: no op is added (a Flatten of
+ * an already flat value). */
+G_GNUC_INTERNAL void tp_onnx_reader_alias(TpOnnxReader *r, int v);
+/* Sets error: "<OpType> node '<name>': <message>"; returns FALSE. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_error(TpOnnxReader *r, GError **error, int code,
+                                              const char *format, ...) G_GNUC_PRINTF(4, 5);
+/* "[1, 2, 3]" for messages (owned by the caller). */
+G_GNUC_INTERNAL char *tp_onnx_dims_to_string(int ndim, const gint64 *dims);
+
 /* The ONNX node an op's export() completes (tp-onnx-export.c): attributes
  * and constant inputs appended after the node's values and parameters. */
 typedef struct _TpOnnxNodeWriter TpOnnxNodeWriter;
@@ -162,6 +230,14 @@ typedef struct {
     /* Multiply-accumulates per sample (METHOD.md §3), from the per-sample
      * input and output shapes; NULL for ops that count none. */
     guint64 (*macs)(const TpNode *node, const TpShape *input, const TpShape *output);
+
+    /* ONNX import of a node of this op type: reads it through r and writes
+     * the attributes to *attrs (arriving zeroed), the engine values it reads
+     * to inputs[] and the host data of its parameters to params[] (NULL:
+     * the parameter keeps its initial value); or calls tp_onnx_reader_alias().
+     * NULL: the op is not read from ONNX under its own name. */
+    gboolean (*import)(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                       GError **error);
 
     /* The ONNX names of the parameters, in order (initializers are exported
      * as "<node>.<name>"); NULL past n_params. */

@@ -27,6 +27,7 @@
 
 #include <math.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 enum {
@@ -196,6 +197,38 @@ batch_norm_cut(const TpNode *node, const TpShape *input, const GArray *in, const
     rows[0] = rows[1] = rows[2] = rows[3] = in;
 }
 
+/* ONNX: the inference form, X, scale, B, mean, var (each [C]). */
+static gboolean
+batch_norm_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                  GError **error)
+{
+    static const char *const known[] = {"epsilon", "momentum",        "spatial", "training_mode",
+                                        "is_test", "consumed_inputs", NULL};
+    static const char *const names[] = {"scale", "bias", "mean", "var"};
+    gint64 spatial, training;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_float(r, "epsilon", 1e-5f, &attrs->batch_norm.epsilon, error) ||
+        !tp_onnx_reader_float(r, "momentum", 0.9f, &attrs->batch_norm.momentum, error) ||
+        !tp_onnx_reader_int(r, "spatial", 1, &spatial, error) ||
+        !tp_onnx_reader_int(r, "training_mode", 0, &training, error))
+        return FALSE;
+    if (spatial != 1 || training != 0)
+        return tp_onnx_reader_error(
+            r, error, TP_ONNX_ERROR_UNSUPPORTED,
+            "only the inference form (spatial = 1, training_mode = 0) is supported");
+    gint64 channels = tp_onnx_reader_shape(r, inputs[0])->dim[0];
+    for (int i = 0; i < 4; i++) {
+        const TpOnnxConst *p;
+
+        if (!tp_onnx_reader_param(r, i + 1, FALSE, &p, error) ||
+            !tp_onnx_reader_check_dims(r, names[i], p, 1, &channels, error))
+            return FALSE;
+        params[i] = p->f;
+    }
+    return TRUE;
+}
+
 const TpOpClass tp_op_batch_norm = {
     /* .name = */ "BatchNormalization",
     /* .n_inputs = */ 1,
@@ -203,6 +236,7 @@ const TpOpClass tp_op_batch_norm = {
     /* .forward = */ batch_norm_forward,
     /* .backward = */ batch_norm_backward,
     /* .macs = */ NULL,
+    /* .import = */ batch_norm_import,
     /* .param_names = */ {"scale", "bias", "mean", "var"},
     /* .export = */ batch_norm_export,
     /* .channels = */ tp_op_channels_keep,

@@ -34,6 +34,7 @@
  */
 #include "config.h"
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 /* One output size, or -1 if the dilated kernel does not fit the padded input. */
@@ -502,6 +503,63 @@ conv_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArra
     rows[0] = rows[1] = out;
 }
 
+/* ONNX: X, W [out_c, in_c / group, kh, kw] and an optional B; a zero Pad
+ * before it is folded into its padding. */
+static gboolean
+conv_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
+{
+    static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
+                                        "group",        "auto_pad", NULL};
+    TpConvAttrs *conv = &attrs->conv;
+    const TpOnnxConst *w, *b;
+    const int *folded;
+    gint64 group;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_param(r, 1, FALSE, &w, error) ||
+        !tp_onnx_reader_param(r, 2, TRUE, &b, error) ||
+        !tp_onnx_reader_int(r, "group", 1, &group, error))
+        return FALSE;
+    const TpShape *in = tp_onnx_reader_shape(r, inputs[0]);
+    if (w->ndim != 4 || in->ndim != 3)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "only 2-D convolutions of [N, C, H, W] inputs are supported");
+    if (group < 1 || group > in->dim[0])
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                    "group %" G_GINT64_FORMAT " is invalid for %d input channels",
+                                    group, in->dim[0]);
+    gint64 want[4] = {w->dims[0], in->dim[0] / group, w->dims[2], w->dims[3]};
+    if (!tp_onnx_reader_check_dims(r, "weight", w, 4, want, error))
+        return FALSE;
+    conv->out_channels = (int)w->dims[0];
+    conv->kernel[0] = (int)w->dims[2];
+    conv->kernel[1] = (int)w->dims[3];
+    conv->stride[0] = conv->stride[1] = 1;
+    conv->dilation[0] = conv->dilation[1] = 1;
+    conv->groups = (int)group;
+    int kernel[2] = {conv->kernel[0], conv->kernel[1]};
+    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 0, kernel, error) ||
+        !tp_onnx_reader_ints(r, "strides", 2, 0, conv->stride, error) ||
+        !tp_onnx_reader_ints(r, "pads", 4, 0, conv->pads, error) ||
+        !tp_onnx_reader_ints(r, "dilations", 2, 0, conv->dilation, error) ||
+        !tp_onnx_reader_auto_pad(r, in, conv->kernel, conv->stride, conv->dilation, conv->pads,
+                                 error))
+        return FALSE;
+    folded = tp_onnx_reader_folded_pads(r);
+    for (int i = 0; folded != NULL && i < 4; i++)
+        conv->pads[i] += folded[i];
+    if (kernel[0] != conv->kernel[0] || kernel[1] != conv->kernel[1])
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                    "kernel_shape [%d, %d] disagrees with the weight's [%d, %d]",
+                                    kernel[0], kernel[1], conv->kernel[0], conv->kernel[1]);
+    if (b != NULL && !tp_onnx_reader_check_dims(r, "bias", b, 1, w->dims, error))
+        return FALSE;
+    conv->bias = b != NULL;
+    params[0] = w->f;
+    params[1] = b != NULL ? b->f : NULL;
+    return TRUE;
+}
+
 const TpOpClass tp_op_conv = {
     /* .name = */ "Conv",
     /* .n_inputs = */ 1,
@@ -509,6 +567,7 @@ const TpOpClass tp_op_conv = {
     /* .forward = */ conv_forward,
     /* .backward = */ conv_backward,
     /* .macs = */ conv_macs,
+    /* .import = */ conv_import,
     /* .param_names = */ {"weight", "bias"},
     /* .export = */ conv_export,
     /* .channels = */ conv_channels,

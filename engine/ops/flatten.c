@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 static gboolean
@@ -56,6 +57,28 @@ flatten_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_ru
     out_rule->block = input->ndim == 3 ? input->dim[1] * input->dim[2] : 1;
 }
 
+/* ONNX: axis 1 only; a value that is flat already passes through. */
+static gboolean
+flatten_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+               GError **error)
+{
+    static const char *const known[] = {"axis", NULL};
+    gint64 axis;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_int(r, "axis", 1, &axis, error))
+        return FALSE;
+    const TpShape *in = tp_onnx_reader_shape(r, inputs[0]);
+    if (axis < 0) /* counted from the end of [N, per-sample dims] */
+        axis += 1 + in->ndim;
+    if (axis != 1)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "axis %" G_GINT64_FORMAT " is not supported (only 1)", axis);
+    if (in->ndim == 1)
+        tp_onnx_reader_alias(r, inputs[0]);
+    return TRUE;
+}
+
 const TpOpClass tp_op_flatten = {
     /* .name = */ "Flatten",
     /* .n_inputs = */ 1,
@@ -63,6 +86,7 @@ const TpOpClass tp_op_flatten = {
     /* .forward = */ flatten_forward,
     /* .backward = */ flatten_backward,
     /* .macs = */ NULL,
+    /* .import = */ flatten_import,
     /* .param_names = */ {NULL},
     /* .export = */ flatten_export,
     /* .channels = */ flatten_channels,
