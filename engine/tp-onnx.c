@@ -48,6 +48,16 @@ const_free(gpointer data)
     g_free(c);
 }
 
+static Const *
+const_dup(const Const *c)
+{
+    Const *copy = g_memdup2(c, sizeof *c);
+
+    copy->f = c->f != NULL ? g_memdup2(c->f, sizeof(float) * MAX(c->numel, 1)) : NULL;
+    copy->i64 = c->i64 != NULL ? g_memdup2(c->i64, sizeof(gint64) * MAX(c->numel, 1)) : NULL;
+    return copy;
+}
+
 /* Sets an error about node: "Conv node 'conv1': ...". */
 G_GNUC_PRINTF(4, 5)
 static gboolean
@@ -715,10 +725,18 @@ static gboolean
 import_identity(Importer *im, const Onnx__NodeProto *node, GError **error)
 {
     static const char *const known[] = {NULL};
+    const char *name = input_name(node, 0);
+    const Const *c = name != NULL ? g_hash_table_lookup(im->consts, name) : NULL;
     int x;
 
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error))
+    if (!check_attrs(node, known, error) || !check_outputs(node, error))
+        return FALSE;
+    if (c != NULL) {
+        /* PyTorch's exporter shares equal initializers through Identity. */
+        g_hash_table_insert(im->consts, node->output[0], const_dup(c));
+        return TRUE;
+    }
+    if (!get_value(im, node, 0, &x, error))
         return FALSE;
     set_output(im, node, x);
     return TRUE;
@@ -926,9 +944,74 @@ create_model(Importer *im, TpBackend *backend, GError **error)
     return TRUE;
 }
 
+/* How many nodes of one unsupported op type, and the first. */
+typedef struct {
+    const char *op_type;
+    guint count;
+    const Onnx__NodeProto *first;
+} Unsupported;
+
+/* TRUE when some op class (engine/ops/) or a rewrite imports op_type. */
+static gboolean
+is_supported(const char *op_type)
+{
+    for (int op = 0; op < TP_N_OPS; op++) {
+        const TpOpClass *klass = tp_op_class_get((TpOpType)op);
+        if (klass->import != NULL && g_strcmp0(klass->name, op_type) == 0)
+            return TRUE;
+    }
+    for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
+        if (g_strcmp0(rewrites[j].op_type, op_type) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* Refuses a graph with op types taskprune does not import, listing every
+ * one with its node count and first node, in the order they first appear. */
+static gboolean
+check_supported(Importer *im, GError **error)
+{
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(Unsupported));
+    g_autoptr(GString) list = NULL;
+    guint n_nodes = 0;
+
+    for (gsize i = 0; i < im->graph->n_node; i++) {
+        const Onnx__NodeProto *node = im->graph->node[i];
+        Unsupported *u = NULL;
+
+        if (is_supported(node->op_type))
+            continue;
+        for (guint k = 0; u == NULL && k < found->len; k++)
+            if (g_strcmp0(g_array_index(found, Unsupported, k).op_type, node->op_type) == 0)
+                u = &g_array_index(found, Unsupported, k);
+        if (u == NULL) {
+            Unsupported fresh = {node->op_type, 0, node};
+            g_array_append_val(found, fresh);
+            u = &g_array_index(found, Unsupported, found->len - 1);
+        }
+        u->count++;
+        n_nodes++;
+    }
+    if (found->len == 0)
+        return TRUE;
+    list = g_string_new(NULL);
+    for (guint k = 0; k < found->len; k++) {
+        const Unsupported *u = &g_array_index(found, Unsupported, k);
+        g_string_append_printf(list, "%s%s (%u node%s; first: %s node '%s')", k ? ", " : "",
+                               u->op_type, u->count, u->count == 1 ? "" : "s", u->op_type,
+                               u->first->name && *u->first->name ? u->first->name : "(unnamed)");
+    }
+    g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                "%u node%s of %u op type%s not supported by taskprune: %s", n_nodes,
+                n_nodes == 1 ? "" : "s", found->len, found->len == 1 ? " is" : "s are", list->str);
+    return FALSE;
+}
+
 static gboolean
 import_graph(Importer *im, GError **error)
 {
+    if (!check_supported(im, error))
+        return FALSE;
     for (gsize i = 0; i < im->graph->n_node; i++) {
         const Onnx__NodeProto *node = im->graph->node[i];
         ImportFunc import = NULL;
@@ -947,9 +1030,6 @@ import_graph(Importer *im, GError **error)
         for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
             if (g_strcmp0(rewrites[j].op_type, node->op_type) == 0)
                 import = rewrites[j].import;
-        if (engine_op < 0 && import == NULL)
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "the op is not supported by taskprune");
         if (engine_op >= 0 ? !import_op(im, node, (TpOpType)engine_op, error)
                            : !import(im, node, error))
             return FALSE;
