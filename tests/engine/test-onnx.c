@@ -475,6 +475,64 @@ break_attribute(Onnx__ModelProto *proto, GPtrArray *arena)
     proto->graph->node[4]->attribute[0]->name = (char *)"storage_hint";
 }
 
+/* ONNX's fields are optional: protobuf-c leaves an absent name NULL. */
+static void
+break_unnamed_initializer(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    initializer(proto, "conv1.bias")->name = NULL;
+}
+
+static void
+break_unnamed_input(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->input[0]->name = NULL;
+}
+
+static void
+break_unnamed_output(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->output[0]->name = NULL;
+}
+
+static void
+break_unnamed_attribute(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[0]->attribute[1]->name = NULL;
+}
+
+static void
+break_no_op_type(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[3]->op_type = NULL;
+}
+
+/* conv1's attributes are kernel_shape, strides, pads, dilations, group. */
+static void
+break_stride_zero(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[0]->attribute[1]->ints[1] = 0;
+}
+
+static void
+break_stride_zero_same(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    Onnx__AttributeProto *pads = proto->graph->node[0]->attribute[2];
+
+    break_stride_zero(proto, arena);
+    pads->name = (char *)"auto_pad";
+    pads->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    pads->n_ints = 0;
+    pads->has_s = TRUE;
+    pads->s.data = (guint8 *)"SAME_UPPER";
+    pads->s.len = strlen("SAME_UPPER");
+}
+
+static void
+break_duplicate_name(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[3]->name = proto->graph->node[0]->name;
+}
+
 static const struct {
     Breakage apply;
     const char *expect[3];
@@ -490,6 +548,15 @@ static const struct {
     {break_opset, {"opset 18 is not supported"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_bn_training, {"BatchNormalization node 'bn1'", "output 1"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_attribute, {"MaxPool node 'maxpool'", "'storage_hint'"}, TP_ONNX_ERROR_UNSUPPORTED},
+    {break_unnamed_initializer, {"initializer 1 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_input, {"graph input 0 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_output, {"graph output 0 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_attribute, {"Conv node 'conv1'", "attribute 1 has no name"},
+     TP_ONNX_ERROR_INVALID},
+    {break_no_op_type, {"the op type of node 3 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_stride_zero, {"Conv node 'conv1'", "'strides' holds 0"}, TP_ONNX_ERROR_INVALID},
+    {break_stride_zero_same, {"Conv node 'conv1'", "'strides' holds 0"}, TP_ONNX_ERROR_INVALID},
+    {break_duplicate_name, {"Conv node 'conv1'", "same name"}, TP_ONNX_ERROR_INVALID},
 };
 
 START_TEST(test_malformed)
