@@ -273,6 +273,49 @@ START_TEST(test_round_trip_zoo)
 }
 END_TEST
 
+/* Export writes unique node and weight names whatever the model's names
+ * are (two Convs named alike, an explicit name equal to a generated one), and
+ * a model without ops; each imports again and computes the same outputs. */
+START_TEST(test_round_trip_names)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
+    g_autofree char *dir = tp_test_make_temp_dir();
+    g_autofree char *path = g_build_filename(dir, "m.onnx", NULL);
+    TpOpAttrs a;
+    float input[2 * 2 * 5 * 5];
+    gsize n1, n2;
+
+    for (int variant = 0; variant < 2; variant++) {
+        g_autoptr(TpModel) model = tp_model_new(backend, 2, 5, 5);
+        g_autoptr(GError) error = NULL;
+        if (variant == 0) {
+            memset(&a, 0, sizeof(a));
+            a.conv = (TpConvAttrs){2, {3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, TRUE};
+            int x = tp_test_add(model, TP_OP_CONV, "conv", 0, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, "conv", x, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, NULL, x, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, "Conv_2", x, 0, &a);
+            tp_test_add(model, TP_OP_RELU, "conv.weight", x, 0, NULL);
+            for (guint i = 0; i < 4; i++)
+                for (int p = 0; p < 2; p++) {
+                    TpTensor *t = tp_model_get_param(model, i, p);
+                    g_autofree float *host = g_new(float, t->numel);
+                    tp_test_fill_uniform(host, t->numel, -1.0f, 1.0f, 10 * i + p);
+                    ck_assert(tp_tensor_upload(t, host, NULL));
+                }
+        }
+        ck_assert_msg(tp_onnx_save(model, path, &error), "%s", error ? error->message : "");
+        g_autoptr(TpModel) back = load(backend, path);
+        ck_assert_uint_eq(tp_model_get_n_nodes(back), tp_model_get_n_nodes(model));
+        tp_test_fill_uniform(input, G_N_ELEMENTS(input), -1.0f, 1.0f, 3);
+        g_autofree float *y1 = run(model, input, 2, &n1);
+        g_autofree float *y2 = run(back, input, 2, &n2);
+        ck_assert(n1 == n2 && memcmp(y1, y2, n1 * sizeof(float)) == 0);
+    }
+    tp_test_remove_dir(dir);
+}
+END_TEST
+
 /* PyTorch's models survive a round trip through taskprune bit-exactly too. */
 START_TEST(test_round_trip_torch)
 {
@@ -758,6 +801,7 @@ main(void)
     tcase_add_loop_test(tc, test_round_trip, 0, n);
     tcase_add_loop_test(tc, test_round_trip_torch, 0, n);
     tcase_add_loop_test(tc, test_round_trip_zoo, 0, n);
+    tcase_add_loop_test(tc, test_round_trip_names, 0, n);
     tcase_add_loop_test(tc, test_save_error, 0, n);
     tcase_add_loop_test(tc, test_corrupt, 0, n);
     tcase_add_loop_test(tc, test_malformed, 0, G_N_ELEMENTS(breakages));
