@@ -19,6 +19,7 @@ typedef struct {
     GPtrArray *arena;
     GPtrArray *nodes;        /* Onnx__NodeProto */
     GPtrArray *initializers; /* Onnx__TensorProto */
+    GHashTable *names;       /* node and initializer names used so far */
 } Exporter;
 
 static gpointer
@@ -49,6 +50,20 @@ keep_array(Exporter *ex, GPtrArray *array)
     return keep(ex, g_memdup2(array->pdata, sizeof(gpointer) * MAX(array->len, 1)));
 }
 
+/* base, or base_2, base_3, ... when that is taken: node and initializer
+ * names stay unique whatever the engine's node names are (two nodes may
+ * share one, or an explicit name may equal a generated one). */
+static char *
+unique_name(Exporter *ex, const char *base)
+{
+    char *name = keep(ex, g_strdup(base));
+
+    for (int k = 2; g_hash_table_contains(ex->names, name); k++)
+        name = keep_printf(ex, "%s_%d", base, k);
+    g_hash_table_add(ex->names, name);
+    return name;
+}
+
 static char *
 value_name(Exporter *ex, int value)
 {
@@ -73,7 +88,7 @@ new_attribute(Exporter *ex, const char *name)
 /* The node export_node() is writing, for an op class's export(). */
 struct _TpOnnxNodeWriter {
     Exporter *ex;
-    const TpNode *node;
+    Onnx__NodeProto *proto; /* its name is the node's unique one */
     GPtrArray *inputs; /* char *, the node's input names */
     GPtrArray *attrs;  /* Onnx__AttributeProto */
 };
@@ -141,11 +156,10 @@ tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix, float value
 {
     int scalar = 0;
     float *data = g_new(float, 1);
+    char *name = unique_name(w->ex, keep_printf(w->ex, "%s.%s", w->proto->name, suffix));
 
     *data = value;
-    g_ptr_array_add(w->inputs,
-                    add_initializer(w->ex, keep_printf(w->ex, "%s.%s", w->node->name, suffix), 0,
-                                    &scalar, data, 1));
+    g_ptr_array_add(w->inputs, add_initializer(w->ex, name, 0, &scalar, data, 1));
 }
 
 static gboolean
@@ -158,7 +172,7 @@ export_node(Exporter *ex, guint index, GError **error)
     g_autoptr(GPtrArray) attrs = g_ptr_array_new();
 
     onnx__node_proto__init(proto);
-    proto->name = node->name;
+    proto->name = unique_name(ex, node->name);
     proto->op_type = (char *)tp_op_type_to_string(node->op);
     for (int i = 0; i < node->n_inputs; i++)
         g_ptr_array_add(inputs, value_name(ex, node->inputs[i]));
@@ -169,12 +183,13 @@ export_node(Exporter *ex, guint index, GError **error)
             return FALSE;
         g_ptr_array_add(
             inputs,
-            add_initializer(ex, keep_printf(ex, "%s.%s", node->name, klass->param_names[i]),
+            add_initializer(ex, unique_name(ex, keep_printf(ex, "%s.%s", proto->name,
+                                                            klass->param_names[i])),
                             t->ndim, t->shape, host, t->numel));
     }
 
     if (klass->export != NULL) {
-        TpOnnxNodeWriter writer = {ex, node, inputs, attrs};
+        TpOnnxNodeWriter writer = {ex, proto, inputs, attrs};
 
         klass->export(node, &writer);
     }
@@ -188,6 +203,25 @@ export_node(Exporter *ex, guint index, GError **error)
     proto->attribute = keep_array(ex, attrs);
     g_ptr_array_add(ex->nodes, proto);
     return TRUE;
+}
+
+/* The node of a model whose output is its input (no ops): "output" must be
+ * produced by a node for the graph to import again. */
+static void
+identity_node(Exporter *ex)
+{
+    Onnx__NodeProto *proto = keep(ex, g_new(Onnx__NodeProto, 1));
+
+    onnx__node_proto__init(proto);
+    proto->name = unique_name(ex, "identity");
+    proto->op_type = "Identity";
+    proto->n_input = 1;
+    proto->input = keep(ex, g_new(char *, 1));
+    proto->input[0] = "input";
+    proto->n_output = 1;
+    proto->output = keep(ex, g_new(char *, 1));
+    proto->output[0] = "output";
+    g_ptr_array_add(ex->nodes, proto);
 }
 
 /* A float32 tensor type [batch, dims...] with a symbolic batch. */
@@ -255,7 +289,7 @@ gboolean
 tp_onnx_save(TpModel *model, const char *path, GError **error)
 {
     Exporter ex = {model, g_ptr_array_new_with_free_func(g_free), g_ptr_array_new(),
-                   g_ptr_array_new()};
+                   g_ptr_array_new(), g_hash_table_new(g_str_hash, g_str_equal)};
     Onnx__ModelProto proto;
     Onnx__GraphProto graph;
     Onnx__OperatorSetIdProto opset;
@@ -273,6 +307,8 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
     for (guint i = 0; i < tp_model_get_n_nodes(model); i++)
         if (!export_node(&ex, i, error))
             goto out;
+    if (tp_model_get_output(model) == 0)
+        identity_node(&ex);
 
     input = value_info(&ex, "input", tp_model_get_shape(model, 0));
     output = value_info(&ex, "output", tp_model_get_shape(model, tp_model_get_output(model)));
@@ -333,6 +369,7 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
 out:
     g_ptr_array_unref(ex.nodes);
     g_ptr_array_unref(ex.initializers);
+    g_hash_table_unref(ex.names);
     g_ptr_array_unref(ex.arena);
     return ok;
 }

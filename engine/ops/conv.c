@@ -538,10 +538,10 @@ conv_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params
     conv->dilation[0] = conv->dilation[1] = 1;
     conv->groups = (int)group;
     int kernel[2] = {conv->kernel[0], conv->kernel[1]};
-    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 0, kernel, error) ||
-        !tp_onnx_reader_ints(r, "strides", 2, 0, conv->stride, error) ||
+    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 1, kernel, error) ||
+        !tp_onnx_reader_ints(r, "strides", 2, 1, conv->stride, error) ||
         !tp_onnx_reader_ints(r, "pads", 4, 0, conv->pads, error) ||
-        !tp_onnx_reader_ints(r, "dilations", 2, 0, conv->dilation, error) ||
+        !tp_onnx_reader_ints(r, "dilations", 2, 1, conv->dilation, error) ||
         !tp_onnx_reader_auto_pad(r, in, conv->kernel, conv->stride, conv->dilation, conv->pads,
                                  error))
         return FALSE;

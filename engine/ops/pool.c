@@ -215,10 +215,10 @@ window_pool_import(TpOnnxReader *r, gboolean average, TpOpAttrs *attrs, int *inp
     if (!tp_onnx_reader_has_attr(r, "kernel_shape"))
         return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID, "kernel_shape is missing");
     pool->stride[0] = pool->stride[1] = 1;
-    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 0, pool->kernel, error) ||
-        !tp_onnx_reader_ints(r, "strides", 2, 0, pool->stride, error) ||
+    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 1, pool->kernel, error) ||
+        !tp_onnx_reader_ints(r, "strides", 2, 1, pool->stride, error) ||
         !tp_onnx_reader_ints(r, "pads", 4, 0, pool->pads, error) ||
-        !tp_onnx_reader_ints(r, "dilations", 2, 0, dilation, error) ||
+        !tp_onnx_reader_ints(r, "dilations", 2, 1, dilation, error) ||
         !tp_onnx_reader_int(r, "ceil_mode", 0, &ceil_mode, error) ||
         !tp_onnx_reader_int(r, "storage_order", 0, &storage_order, error) ||
         !tp_onnx_reader_int(r, "count_include_pad", 0, &include_pad, error))
