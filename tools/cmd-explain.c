@@ -562,7 +562,7 @@ run(int argc, char **argv)
 
     if (!tp_cli_parse(&tp_cmd_explain, &argc, &argv))
         return 2;
-    if (argc < 2 || output_dir == NULL || (argc > 2 && (dataset_name || filters)) ||
+    if (argc < 2 || output_dir == NULL || (argc > 2 && dataset_name != NULL) ||
         (argc == 2 && dataset_name == NULL)) {
         tp_cli_error("explain: give MODEL.onnx, then IMAGE files or --dataset, and -o DIR (see "
                      "'taskprune help explain')");
