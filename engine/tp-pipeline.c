@@ -835,7 +835,7 @@ write_reports(Run *r, GError **error)
     g_autofree double *x = g_new(double, MAX(p->rows->len, 1));
     g_autofree double *y = g_new(double, MAX(p->rows->len, 1));
     g_autofree char *title = NULL;
-    int n = 0;
+    int n = 0, chosen = -1;
 
     g_string_append_printf(json,
                            "  \"pipeline\": \"%s\",\n  \"task\": \"%s\",\n  \"criterion\": "
@@ -861,6 +861,8 @@ write_reports(Run *r, GError **error)
                                row->step, row->units, row->params, row->macs, row->params_removed,
                                row->macs_removed, row->accuracy, row->loss, row->score_s,
                                row->prune_s, row->finetune_s, row->eval_s, row->accepted);
+        if (row->step == res->step)
+            chosen = n;
         x[n] = 100 * row->params_removed;
         y[n++] = 100 * row->accuracy;
     }
@@ -877,10 +879,14 @@ write_reports(Run *r, GError **error)
         res->latency_ms, r->backend->info->name, p->model_path);
     title = g_strdup_printf("%s: validation accuracy against parameters removed", p->task_name);
     TpPlotSeries series = {p->criterion_name, n, x, y};
+    TpPlotGuides guides = {.baseline = 100 * res->baseline_accuracy,
+                           .tolerance = tp_params_get_double(p->prune, "tolerance"),
+                           .marked = &chosen,
+                           .min_y_span = 10};
     return g_file_set_contents(p->report_path, json->str, (gssize)json->len, error) &&
            g_file_set_contents(p->csv_path, csv->str, (gssize)csv->len, error) &&
            tp_plot_write_svg(p->plot_path, title, "parameters removed (%)",
-                             "validation accuracy (%)", &series, 1, error);
+                             "validation accuracy (%)", &series, 1, &guides, error);
 }
 
 static gsize

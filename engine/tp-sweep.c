@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "tp-plot.h"
@@ -81,6 +82,8 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
     for (int t = 0; tasks[t] != NULL; t++) {
         g_autoptr(GArray) series = g_array_new(FALSE, TRUE, sizeof(TpPlotSeries));
         g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) marked = g_array_new(FALSE, TRUE, sizeof(int));
+        TpPlotGuides guides = {.baseline = NAN, .min_y_span = 10};
         for (guint i = 0; i < runs->len; i++) {
             const Done *d = &g_array_index(runs, Done, i);
             if (!g_str_equal(d->task, tasks[t]))
@@ -88,11 +91,16 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
             double *x = g_new(double, d->rows->len), *y = g_new(double, d->rows->len);
             g_ptr_array_add(owned, x);
             g_ptr_array_add(owned, y);
+            int chosen = -1;
             for (guint j = 0; j < d->rows->len; j++) {
                 const TpPipelineRow *row = &g_array_index(d->rows, TpPipelineRow, j);
                 x[j] = 100 * row->params_removed;
                 y[j] = 100 * row->accuracy;
+                if (row->step == d->result.step)
+                    chosen = (int)j;
             }
+            g_array_append_val(marked, chosen);
+            guides.baseline = 100 * d->result.baseline_accuracy; /* one base model per task */
             TpPlotSeries s = {d->criterion, (int)d->rows->len, x, y};
             g_array_append_val(series, s);
         }
@@ -101,8 +109,10 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
         g_autofree char *title = g_strdup_printf("%s: validation accuracy against parameters "
                                                  "removed",
                                                  tasks[t]);
+        guides.marked = (const int *)marked->data;
         if (!tp_plot_write_svg(path, title, "parameters removed (%)", "validation accuracy (%)",
-                               (const TpPlotSeries *)series->data, (int)series->len, error))
+                               (const TpPlotSeries *)series->data, (int)series->len, &guides,
+                               error))
             return FALSE;
     }
     return TRUE;

@@ -9,6 +9,7 @@
 #include "tp-bench.h"
 #include "tp-criterion.h"
 #include "tp-dataset.h"
+#include "tp-explain.h"
 #include "tp-loader.h"
 #include "tp-lrp.h"
 #include "tp-tensor.h"

@@ -18,6 +18,7 @@ typedef struct {
 
 extern const TpCommand tp_cmd_bench;
 extern const TpCommand tp_cmd_eval;
+extern const TpCommand tp_cmd_explain;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
 extern const TpCommand tp_cmd_run;
