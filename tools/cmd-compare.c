@@ -50,7 +50,9 @@ pair_layers(TpModel *a, TpModel *b)
         const TpNode *node = tp_model_get_node(a, i);
         int j = find_node(b, node->name);
         TpCount ca, cb = {0};
-        Layer layer = {node->name, tp_op_type_to_string(node->op)};
+        Layer layer = {0};
+        layer.name = node->name;
+        layer.op = tp_op_type_to_string(node->op);
         tp_model_count_node(a, i, &ca);
         if (ca.params == 0)
             continue;
