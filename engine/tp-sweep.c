@@ -161,6 +161,27 @@ run_keyfile(GKeyFile *keyfile, const char *folder, const char *task, const char 
     return run;
 }
 
+/* Each [criterion NAME] group must name a criterion of the sweep (a typo
+ * would otherwise be ignored). */
+static gboolean
+check_criterion_groups(GKeyFile *keyfile, const char *source, char **criteria, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(keyfile, NULL);
+
+    for (int i = 0; groups[i] != NULL; i++) {
+        if (!g_str_has_prefix(groups[i], "criterion "))
+            continue;
+        if (!g_strv_contains((const char *const *)criteria, groups[i] + strlen("criterion "))) {
+            g_autofree char *listed = g_strjoinv(", ", criteria);
+            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                        "%s: group [%s]: '%s' is not a criterion of the sweep (%s)", source,
+                        groups[i], groups[i] + strlen("criterion "), listed);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
 gboolean
 tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
              void (*label)(const char *run, gpointer data), TpPipelineProgressFunc progress,
@@ -212,23 +233,39 @@ tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
         g_ptr_array_add(task_classes, g_strdup(default_classes ? default_classes : ""));
     }
     g_ptr_array_add(task_names, NULL);
+    for (int c = 0; criteria[c] != NULL; c++)
+        g_strstrip(criteria[c]);
+    if (!check_criterion_groups(keyfile, source, criteria, error))
+        return FALSE;
+
+    /* Every run's keys are checked before the first run starts. */
+    g_autoptr(GPtrArray) pipelines = g_ptr_array_new_with_free_func((GDestroyNotify)tp_pipeline_free);
+    for (guint t = 0; t + 1 < task_names->len; t++) {
+        for (int c = 0; criteria[c] != NULL; c++) {
+            const char *task = g_ptr_array_index(task_names, t);
+            g_autoptr(GKeyFile) kf = run_keyfile(keyfile, folder, task,
+                                                 g_ptr_array_index(task_classes, t), criteria[c]);
+            TpPipeline *pipeline = tp_pipeline_new(kf, source, error);
+            if (pipeline == NULL) {
+                g_prefix_error(error, "%s / %s: ", task, criteria[c]);
+                return FALSE;
+            }
+            g_ptr_array_add(pipelines, pipeline);
+        }
+    }
     if (g_mkdir_with_parents(folder, 0755) != 0) {
         g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED, "cannot create %s", folder);
         return FALSE;
     }
 
-    for (guint t = 0; t + 1 < task_names->len; t++) {
+    for (guint t = 0, i = 0; t + 1 < task_names->len; t++) {
         for (int c = 0; criteria[c] != NULL; c++) {
             const char *task = g_ptr_array_index(task_names, t);
-            char *criterion = g_strstrip(criteria[c]);
-            g_autoptr(GKeyFile) kf =
-                run_keyfile(keyfile, folder, task, g_ptr_array_index(task_classes, t), criterion);
+            const char *criterion = criteria[c];
             g_autofree char *name = g_strdup_printf("%s / %s", task, criterion);
-            g_autoptr(TpPipeline) pipeline = tp_pipeline_new(kf, source, error);
+            TpPipeline *pipeline = g_ptr_array_index(pipelines, i++);
             g_autofree char *state = NULL;
 
-            if (pipeline == NULL)
-                return FALSE;
             if (label != NULL)
                 label(name, data);
             state = g_strdup_printf("%s/%s-%s.onnx.checkpoint/state.ini", folder, task, criterion);

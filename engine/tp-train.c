@@ -28,7 +28,7 @@ G_DEFINE_QUARK(tp_train_error, tp_train_error)
 
 static const TpParamSpec train_specs[] = {
     {"epochs", TP_PARAM_INT, "5", 1, 100000, NULL, "passes over the training data"},
-    {"batch-size", TP_PARAM_INT, "128", 1, 65536, NULL, "samples per SGD step"},
+    {"batch-size", TP_PARAM_INT, "64", 1, 65536, NULL, "samples per SGD step"},
     {"lr", TP_PARAM_DOUBLE, "0.05", 0, 10, NULL, "peak learning rate"},
     {"momentum", TP_PARAM_DOUBLE, "0.9", 0, 0.999, NULL, "SGD momentum"},
     {"weight-decay", TP_PARAM_DOUBLE, "5e-4", 0, 1, NULL, "L2 weight decay"},

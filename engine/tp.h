@@ -14,6 +14,7 @@
 #include "tp-lrp.h"
 #include "tp-tensor.h"
 #include "tp-model.h"
+#include "tp-keyfile.h"
 #include "tp-onnx.h"
 #include "tp-pipeline.h"
 #include "tp-plot.h"

@@ -38,11 +38,11 @@ static gboolean predicted, overlay, write_npy, filters;
 static int samples = 4;
 
 static const GOptionEntry options[] = {
-    {"class", 'c', 0, G_OPTION_ARG_STRING, &class_name,
+    {"class", 0, 0, G_OPTION_ARG_STRING, &class_name,
      "Explain this class (a model class name or output index)", "NAME"},
     {"predicted", 0, 0, G_OPTION_ARG_NONE, &predicted,
      "Explain each image's predicted class (the default for image files)", NULL},
-    {"rule", 'r', 0, G_OPTION_ARG_STRING, &rule_name,
+    {"rule", 0, 0, G_OPTION_ARG_STRING, &rule_name,
      "composite (default), epsilon, zplus or alpha2beta1", "RULE"},
     {"overlay", 0, 0, G_OPTION_ARG_NONE, &overlay, "Draw heatmaps over the images", NULL},
     {"npy", 0, 0, G_OPTION_ARG_NONE, &write_npy, "Also write the raw relevance (relevance.npy)",
@@ -53,9 +53,9 @@ static const GOptionEntry options[] = {
      "PLUGIN"},
     {"data", 'D', 0, G_OPTION_ARG_STRING_ARRAY, &data_pairs,
      "A dataset key, e.g. -D path=/data (repeatable)", "KEY=VALUE"},
-    {"classes", 0, 0, G_OPTION_ARG_STRING, &classes_list,
+    {"classes", 'k', 0, G_OPTION_ARG_STRING, &classes_list,
      "Dataset classes to take images of, by name, comma-separated (default: the model's)", "NAMES"},
-    {"samples", 'n', 0, G_OPTION_ARG_INT, &samples, "Test images per class (default 4)", "N"},
+    {"samples", 0, 0, G_OPTION_ARG_INT, &samples, "Test images per class (default 4)", "N"},
     {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output_dir, "Write the pictures here", "DIR"},
     {NULL},

@@ -17,6 +17,7 @@ static const TpCommand *const commands[] = {
     &tp_cmd_eval,
     &tp_cmd_explain,
     &tp_cmd_info,
+    &tp_cmd_compare,
     &tp_cmd_bench,
     &tp_cmd_zoo,
     &tp_cmd_plugins,
@@ -74,6 +75,11 @@ run_help(int argc, char **argv)
 
     if (argc < 2) {
         print_usage(stdout);
+        return 0;
+    }
+    if (g_str_equal(argv[1], "help")) {
+        printf("Usage: taskprune help [COMMAND]\n\nShows the options of COMMAND, or the list of "
+               "commands.\n");
         return 0;
     }
     command = find_command(argv[1]);

@@ -107,6 +107,17 @@ tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error)
     return tp_backend_new(plugin->info, params, error);
 }
 
+char *
+tp_cli_quote(const char *arg)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                               "-_./,=:+@%";
+
+    if (*arg && strspn(arg, safe) == strlen(arg))
+        return g_strdup(arg);
+    return g_shell_quote(arg);
+}
+
 void
 tp_cli_json_string(GString *out, const char *s)
 {

@@ -17,6 +17,7 @@ typedef struct {
 } TpCommand;
 
 extern const TpCommand tp_cmd_bench;
+extern const TpCommand tp_cmd_compare;
 extern const TpCommand tp_cmd_eval;
 extern const TpCommand tp_cmd_explain;
 extern const TpCommand tp_cmd_info;
@@ -53,8 +54,13 @@ int tp_cli_fail(GError *error);
 void tp_cli_json_string(GString *out, const char *s);
 
 /* Runs the pipeline (or sweep) keyfile describes, with progress and the
- * final table (cmd-run.c); returns the exit status. */
-int tp_cli_run_pipeline(GKeyFile *keyfile, const char *source);
+ * final table, or the report with --json (cmd-run.c); with -r, from its
+ * checkpoint. Ctrl-C stops it at a checkpoint, prints resume_command (the
+ * command line that continues it) and exits 130. Returns the exit status. */
+int tp_cli_run_pipeline(GKeyFile *keyfile, const char *source, const char *resume_command);
+
+/* arg as a shell word: as is when it needs no quotes, else quoted. */
+char *tp_cli_quote(const char *arg);
 
 /* Prints "taskprune: MESSAGE" to stderr. */
 void tp_cli_error(const char *format, ...) G_GNUC_PRINTF(1, 2);

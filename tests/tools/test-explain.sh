@@ -11,7 +11,7 @@ if "$TASKPRUNE" explain "$dir/m.onnx" $data -o "$dir/probe" 2>&1 | grep -q "with
     exit 77
 fi
 
-expect 0 "grid.png" -- explain "$dir/m.onnx" $data --classes class-0,class-2 -n 2 --npy -o "$dir/h"
+expect 0 "grid.png" -- explain "$dir/m.onnx" $data --classes class-0,class-2 --samples 2 --npy -o "$dir/h"
 check "one heatmap per sample" test "$(ls "$dir/h" | grep -c '^00[0-3]-class-[02]-class-[02]\.png$')" -eq 4
 check "a grid" test -s "$dir/h/grid.png"
 # NumPy 1.0: magic, a header padded to 64 bytes naming [4, C, 16, 16], then
@@ -23,7 +23,7 @@ expect 0 "grid.png" -- explain "$dir/m.onnx" "$dir/h/000-"*.png "$dir/h/grid.png
 check "image files get their predicted class" test "$(ls "$dir/f" | grep -c '\.png$')" -eq 3
 expect 0 "-class-1.png" -- explain "$dir/m.onnx" "$dir/h/grid.png" --class class-1 -o "$dir/g"
 
-expect 0 "filters-.*\.csv" -- explain "$dir/m.onnx" --filters $data -n 3 -o "$dir/m"
+expect 0 "filters-.*\.csv" -- explain "$dir/m.onnx" --filters $data --samples 3 -o "$dir/m"
 csv=$(ls "$dir/m"/filters-*.csv | head -1)
 check "a class x filter CSV: a header and one row per class" test "$(wc -l <"$csv")" -eq 4
 check "its rows are the classes" test "$(cut -d, -f1 "$csv" | tr '\n' ' ')" = "class class-0 class-1 class-2 "
