@@ -254,13 +254,15 @@ tp_dropout_keep(guint64 seed, guint64 i, float ratio)
     return (double)(z >> 11) * (1.0 / 9007199254740992.0) >= ratio;
 }
 
-/* An open backend. `vt` is the plugin's table with optional members filled
- * in; `self` is what its open() returned. Engine code calls kernels as
- * backend->vt.relu_forward(backend->self, ...). */
+/* An open backend. `self` is what its open() returned; `vt` is the plugin's
+ * table with optional members filled in. Engine code and plugins call
+ * kernels as backend->vt.relu_forward(backend->self, ...). `vt` is the last
+ * member, so that appending to TpBackendVTable moves nothing before it
+ * (until ABI 1's first change it sat between `info` and `self`). */
 typedef struct {
     const TpPluginInfo *info;
-    TpBackendVTable vt;
     gpointer self;
+    TpBackendVTable vt;
 } TpBackend;
 
 /* Checks that a backend descriptor's vtable is usable (all required members

@@ -156,6 +156,12 @@ static const Pin pins[] = {
     PIN(TpUnitSpace, producers, 16),
     PIN(TpUnitSpace, linear, 24),
     SIZE(TpUnitSpace, 32),
+    /* The open backend a tensor points at: its vtable last, so that the
+     * vtable grows at the struct's end. */
+    PIN(TpBackend, info, 0),
+    PIN(TpBackend, self, 8),
+    PIN(TpBackend, vt, 16),
+    SIZE(TpBackend, 16 + 296),
     PIN(TpNode, op, 0),
     PIN(TpNode, name, 8),
     PIN(TpNode, n_inputs, 16),
