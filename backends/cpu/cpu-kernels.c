@@ -50,10 +50,9 @@
 
 #define ALIGNMENT 64
 
-/* Smallest share of a GEMM's output rows or columns, and of an elementwise
- * kernel's floats, worth a thread of its own. */
+/* Smallest share of a GEMM's output rows or columns worth a thread of its
+ * own (ELEMENTWISE_GRAIN, cpu-kernels.h, for elementwise kernels). */
 #define GEMM_GRAIN 16
-#define ELEMENTWISE_GRAIN 16384
 
 /* A convolution with fewer than SMALL_GEMM_COLUMNS output columns per chunk
  * calls sgemm on blocks of at most SMALL_GEMM_MNK multiply-adds, the size up
