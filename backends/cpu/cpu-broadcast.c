@@ -182,8 +182,7 @@ run_rows(CpuBackend *cpu, Job *job)
 {
     gsize inner = job->c->extent[job->c->k - 1];
 
-    cpu_pool_run(cpu->pool, job->c->numel / inner, MAX(ELEMENTWISE_GRAIN / inner, 1), rows_range,
-                 job);
+    cpu_pool_run(cpu->pool, job->c->numel / inner, cpu_grain(inner), rows_range, job);
 }
 
 static inline double
@@ -278,8 +277,7 @@ static void
 run_gather(CpuBackend *cpu, Job *job, gsize n_out)
 {
     job->per_element = job->c->numel / MAX(n_out, 1);
-    cpu_pool_run(cpu->pool, n_out, MAX(ELEMENTWISE_GRAIN / MAX(job->per_element, 1), 1),
-                 gather_range, job);
+    cpu_pool_run(cpu->pool, n_out, cpu_grain(job->per_element), gather_range, job);
 }
 
 /* TRUE when an operand with strides os is broadcast along some axis. */

@@ -26,10 +26,6 @@
 
 G_BEGIN_DECLS
 
-/* Smallest share of an elementwise kernel's floats worth a thread of its
- * own (cpu_pool_run's grain). */
-#define ELEMENTWISE_GRAIN 16384
-
 /* A 64-byte aligned float buffer that only ever grows. */
 typedef struct {
     float *data;

@@ -60,8 +60,8 @@ cpu_layer_norm_forward(gpointer self, const TpLayerNormGeometry *g, const float 
     LayerNormJob job = {.g = g, .x = x, .scale = scale, .bias = bias, .y = y,
                         .save_mean = save_mean, .save_invstd = save_invstd};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->rows,
-                 MAX(ELEMENTWISE_GRAIN / (gsize)MAX(g->cols, 1), 1), forward_rows, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->rows, cpu_grain((gsize)g->cols),
+                 forward_rows, &job);
     return TRUE;
 }
 
@@ -122,10 +122,8 @@ cpu_layer_norm_backward(gpointer self, const TpLayerNormGeometry *g, const float
     LayerNormJob job = {.g = g, .x = x, .dy = dy, .scale = scale, .mean = save_mean,
                         .invstd = save_invstd, .dx = dx, .dscale = dscale, .dbias = dbias};
 
-    cpu_pool_run(pool, (gsize)g->rows, MAX(ELEMENTWISE_GRAIN / (gsize)MAX(g->cols, 1), 1),
-                 backward_rows, &job);
+    cpu_pool_run(pool, (gsize)g->rows, cpu_grain((gsize)g->cols), backward_rows, &job);
     if (dscale != NULL || dbias != NULL)
-        cpu_pool_run(pool, (gsize)g->cols, MAX(ELEMENTWISE_GRAIN / (gsize)MAX(g->rows, 1), 1),
-                     parameter_columns, &job);
+        cpu_pool_run(pool, (gsize)g->cols, cpu_grain((gsize)g->rows), parameter_columns, &job);
     return TRUE;
 }

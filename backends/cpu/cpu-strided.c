@@ -90,7 +90,7 @@ cpu_strided_copy(gpointer self, const TpStridedCopy *g, const float *src, float 
     }
     for (int a = 0; a < job.k - 1; a++)
         rows *= (gsize)job.extent[a];
-    cpu_pool_run(((CpuBackend *)self)->pool, rows,
-                 MAX(ELEMENTWISE_GRAIN / (gsize)job.extent[job.k - 1], 1), rows_range, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, rows, cpu_grain((gsize)job.extent[job.k - 1]),
+                 rows_range, &job);
     return TRUE;
 }

@@ -3,9 +3,8 @@
  * tp-backend.h).
  *
  * The switch on the function sits outside the loops, so each loop is one
- * function over an index range; the pool splits n into ranges of at least
- * ELEMENTWISE_GRAIN floats (cpu-kernels.h), like the other elementwise
- * kernels. Each loop reads its inputs into locals before it writes, so
+ * function over an index range; the pool splits n into ranges worth a thread
+ * (cpu_grain(), cpu-parallel.h), like the other elementwise kernels. Each loop reads its inputs into locals before it writes, so
  * y == x (and dx == dy) is safe.
  */
 #include "config.h"
@@ -145,7 +144,7 @@ cpu_unary_forward(gpointer self, const TpUnaryOp *op, gsize n, const float *x, f
 {
     UnaryJob job = {.op = op, .x = x, .out = y};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, n, ELEMENTWISE_GRAIN, forward_range, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, n, cpu_grain(1), forward_range, &job);
     return TRUE;
 }
 
@@ -155,6 +154,6 @@ cpu_unary_backward(gpointer self, const TpUnaryOp *op, gsize n, const float *x, 
 {
     UnaryJob job = {.op = op, .x = x, .y = y, .dy = dy, .out = dx};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, n, ELEMENTWISE_GRAIN, backward_range, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, n, cpu_grain(1), backward_range, &job);
     return TRUE;
 }

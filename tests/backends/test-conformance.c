@@ -1380,7 +1380,7 @@ typedef struct {
 /* clang-format off */
 static const UnaryCase unary_cases[] = {
     { "relu",                          { .function = TP_UNARY_RELU },                                 -4, 4, ELEMENTS },
-    { "relu, 70001 floats (threads)",  { .function = TP_UNARY_RELU },                                 -4, 4, 70001 },
+    { "relu, 140001 floats (threads)", { .function = TP_UNARY_RELU },                                 -4, 4, 140001 },
     { "clip 0..6 (ReLU6)",             { .function = TP_UNARY_CLIP, .lo = 0, .hi = 6 },               -2, 8, ELEMENTS },
     { "clip -inf..0.5 (one-sided)",    { .function = TP_UNARY_CLIP, .lo = -INFINITY, .hi = 0.5f },    -2, 2, ELEMENTS },
     { "sigmoid",                       { .function = TP_UNARY_SIGMOID },                              -8, 8, ELEMENTS },
@@ -1389,7 +1389,7 @@ static const UnaryCase unary_cases[] = {
     { "hard-swish",                    { .function = TP_UNARY_HARD_SWISH },                           -5, 5, ELEMENTS },
     { "silu",                          { .function = TP_UNARY_SILU },                                 -6, 6, ELEMENTS },
     { "gelu",                          { .function = TP_UNARY_GELU },                                 -5, 5, ELEMENTS },
-    { "gelu, 70001 floats (threads)",  { .function = TP_UNARY_GELU },                                 -5, 5, 70001 },
+    { "gelu, 140001 floats (threads)", { .function = TP_UNARY_GELU },                                 -5, 5, 140001 },
     { "leaky-relu 0.01",               { .function = TP_UNARY_LEAKY_RELU, .alpha = 0.01f },           -4, 4, ELEMENTS },
     { "leaky-relu 0.2",                { .function = TP_UNARY_LEAKY_RELU, .alpha = 0.2f },            -4, 4, ELEMENTS },
     { "tanh",                          { .function = TP_UNARY_TANH },                                 -4, 4, ELEMENTS },
@@ -1550,12 +1550,12 @@ static const BroadcastCase broadcast_cases[] = {
     { "scalar [1] and [1]",                   1, {1},  {1},  {1} },
     { "6-D, both broadcast on other axes",    6, {2, 3, 2, 3, 2, 3}, {2, 1, 2, 1, 2, 1}, {1, 3, 1, 3, 1, 3} },
     { "6-D, axes of extent 1 in y",           6, {1, 3, 1, 4, 1, 5}, {1, 3, 1, 1, 1, 5}, {1, 1, 1, 4, 1, 1} },
-    /* 32768 outputs or more: split over threads */
-    { "SE gate [4,32,16,16] x [4,32,1,1]",    4, {4, 32, 16, 16}, {4, 32, 16, 16}, {4, 32, 1, 1} },
-    { "bias [4,32,16,16] + [1,32,1,1]",       4, {4, 32, 16, 16}, {4, 32, 16, 16}, {1, 32, 1, 1} },
-    { "layer scale [2,50,384] x [384]",       3, {2, 50, 384}, {2, 50, 384}, {1, 1, 384} },
-    { "outer [4,1,16,1] and [1,32,1,16]",     4, {4, 32, 16, 16}, {4, 1, 16, 1}, {1, 32, 1, 16} },
-    { "same shape [4,32,16,16]",              4, {4, 32, 16, 16}, {4, 32, 16, 16}, {4, 32, 16, 16} },
+    /* 2 * CPU_PART_WORK outputs or more: split over threads */
+    { "SE gate [4,32,32,32] x [4,32,1,1]",    4, {4, 32, 32, 32}, {4, 32, 32, 32}, {4, 32, 1, 1} },
+    { "bias [4,32,32,32] + [1,32,1,1]",       4, {4, 32, 32, 32}, {4, 32, 32, 32}, {1, 32, 1, 1} },
+    { "layer scale [4,100,384] x [384]",      3, {4, 100, 384}, {4, 100, 384}, {1, 1, 384} },
+    { "outer [4,1,32,1] and [1,32,1,32]",     4, {4, 32, 32, 32}, {4, 1, 32, 1}, {1, 32, 1, 32} },
+    { "same shape [4,32,32,32]",              4, {4, 32, 32, 32}, {4, 32, 32, 32}, {4, 32, 32, 32} },
 };
 /* clang-format on */
 
@@ -1733,10 +1733,10 @@ typedef struct {
 
 /* clang-format off */
 static const ReduceCase reduce_cases[] = {
-    /* 32768 inputs or more: split over threads */
-    { "global average [4,32,16,16] -> [4,32,1,1]", 4, {4, 32, 16, 16}, {4, 32, 1, 1} },
-    { "rows [2,50,384] -> [2,50,1]",               3, {2, 50, 384},    {2, 50, 1} },
-    { "channels [4,32,16,16] -> [4,1,16,16]",      4, {4, 32, 16, 16}, {4, 1, 16, 16} },
+    /* 2 * CPU_PART_WORK inputs or more: split over threads */
+    { "global average [4,32,32,32] -> [4,32,1,1]", 4, {4, 32, 32, 32}, {4, 32, 1, 1} },
+    { "rows [4,100,384] -> [4,100,1]",             3, {4, 100, 384},   {4, 100, 1} },
+    { "channels [4,32,32,32] -> [4,1,32,32]",      4, {4, 32, 32, 32}, {4, 1, 32, 32} },
     { "a long axis [1,100000] -> [1,1]",           2, {1, 100000},     {1, 1} },
     { "everything [5,7,9] -> [1,1,1]",             3, {5, 7, 9},       {1, 1, 1} },
     { "nothing [5,7] -> [5,7]",                    2, {5, 7},          {5, 7} },
@@ -1860,8 +1860,8 @@ static const StridedCase strided_cases[] = {
       { 4, {2, 3, 4, 5}, {0, 1, 0, 0}, {60, 20, 5, 1}, 0, 0, FALSE } },
     { "6-D permutation (5,3,1,0,2,4) of [2,3,2,3,2,3]", 216, 216,
       { 6, {2, 3, 2, 3, 2, 3}, {108, 36, 18, 6, 3, 1}, {4, 8, 2, 24, 1, 72}, 0, 0, FALSE } },
-    { "transpose [4,64,16,16] -> [4,16,16,64] (threads)", 65536, 65536,
-      { 4, {4, 64, 16, 16}, {16384, 256, 16, 1}, {16384, 1, 1024, 64}, 0, 0, FALSE } },
+    { "transpose [8,64,16,16] -> [8,16,16,64] (threads)", 131072, 131072,
+      { 4, {8, 64, 16, 16}, {16384, 256, 16, 1}, {16384, 1, 1024, 64}, 0, 0, FALSE } },
     { "an empty axis", 8, 8,
       { 2, {0, 4}, {4, 1}, {4, 1}, 0, 0, FALSE } },
 };
@@ -1905,7 +1905,7 @@ static const struct {
     {"3 x 7", 3, 7, 1e-5f, TRUE},
     {"5 x 384, no bias", 5, 384, 1e-6f, FALSE},
     {"1000 x 3, epsilon 0.1", 1000, 3, 0.1f, TRUE},
-    {"394 x 96 (threads)", 394, 96, 1e-5f, TRUE},
+    {"1400 x 96 (threads)", 1400, 96, 1e-5f, TRUE},
 };
 
 /* The loss sum(dy * y) of the backend's forward with x, scale, bias. */
