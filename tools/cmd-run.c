@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "tp-cli.h"
+#include "tp-comm.h"
 #include "tp-pipeline.h"
 #include "tp-sweep.h"
 
@@ -87,7 +88,7 @@ int
 tp_cli_run_pipeline(GKeyFile *keyfile, const char *source)
 {
     GError *error = NULL;
-    Reporter reporter = {isatty(STDERR_FILENO), 0};
+    Reporter reporter = {isatty(STDERR_FILENO) && tp_comm_rank() == 0, 0};
 
     if (threads >= 0)
         g_key_file_set_integer(keyfile, "backend", "threads", threads);
@@ -121,6 +122,8 @@ run(int argc, char **argv)
         tp_cli_error("run: give one PIPELINE.ini (see 'taskprune help run')");
         return 2;
     }
+    if (!tp_cli_open_comm(&error))
+        return tp_cli_fail(error);
     if (!g_key_file_load_from_file(keyfile, argv[1], G_KEY_FILE_NONE, &error)) {
         g_prefix_error(&error, "%s: ", argv[1]);
         return tp_cli_fail(error);

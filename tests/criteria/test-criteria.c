@@ -504,6 +504,7 @@ static TpCriterionVTable probe_vtable = {
     /* .normalization = */ probe_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ probe_score,
+    /* .aggregate =     */ NULL,
 };
 
 static TpPluginInfo probe_info = {
