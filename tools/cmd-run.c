@@ -11,14 +11,18 @@
 #include "tp-pipeline.h"
 #include "tp-sweep.h"
 
-static gboolean resume, quiet;
-static int threads = -1;
+static gboolean resume, quiet, merge;
+static int threads = -1, sweep_index = -1;
 
 static const GOptionEntry options[] = {
     {"resume", 'r', 0, G_OPTION_ARG_NONE, &resume, "Continue from the pipeline's checkpoint folder",
      NULL},
     {"threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Backend threads (0: all cores)", "N"},
     {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the result", NULL},
+    {"sweep-index", 0, 0, G_OPTION_ARG_INT, &sweep_index,
+     "Run only run N of the [sweep] (a Slurm job array's $SLURM_ARRAY_TASK_ID)", "N"},
+    {"merge", 0, 0, G_OPTION_ARG_NONE, &merge,
+     "Write the [sweep]'s comparison from runs made with --sweep-index", NULL},
     {NULL},
 };
 
@@ -92,13 +96,29 @@ tp_cli_run_pipeline(GKeyFile *keyfile, const char *source)
 
     if (threads >= 0)
         g_key_file_set_integer(keyfile, "backend", "threads", threads);
+    if ((sweep_index >= 0 || merge) && !g_key_file_has_group(keyfile, "sweep")) {
+        tp_cli_error("run: %s has no [sweep] group for --%s", source,
+                     merge ? "merge" : "sweep-index");
+        return 2;
+    }
     if (g_key_file_has_group(keyfile, "sweep")) {
         g_autofree char *folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
-        if (!tp_sweep_run(keyfile, source, resume, on_label, on_progress, &reporter, &error))
+        if (merge) {
+            if (!tp_sweep_merge(keyfile, source, &error))
+                return tp_cli_fail(error);
+        } else if (!tp_sweep_run_index(keyfile, source, resume, sweep_index, on_label,
+                                       on_progress, &reporter, &error)) {
             return tp_cli_fail(error);
+        }
         if (reporter.tty)
             fprintf(stderr, "\r\033[K");
-        printf("sweep done: %s/comparison.json, comparison.csv and a plot per task\n", folder);
+        if (sweep_index >= 0)
+            printf("sweep run %d done; once every run is, write the comparison with "
+                   "'taskprune run --merge %s'\n",
+                   sweep_index, source);
+        else
+            printf("sweep done: %s/comparison.json, comparison.csv and a plot per task\n",
+                   folder);
         return 0;
     }
     g_autoptr(TpPipeline) pipeline = tp_pipeline_new(keyfile, source, &error);
@@ -140,7 +160,11 @@ const TpCommand tp_cmd_run = {
     "repeatedly scores every prunable unit with the criterion, removes the lowest, fine-tunes\n"
     "and validates, until the goal is met or accuracy leaves its tolerance. Writes the pruned\n"
     "model, a JSON and CSV report and an SVG plot, and prints a before/after table. A [sweep]\n"
-    "group runs the pipeline over several criteria and tasks and writes one comparison.\n"
+    "group runs the pipeline over several criteria and tasks and writes one comparison;\n"
+    "--sweep-index N runs one of its runs (Slurm job arrays) and --merge writes the\n"
+    "comparison of runs made so. Under mpirun or srun, training, scoring and evaluation\n"
+    "are spread over the processes, and a sweep's runs are dealt out to them\n"
+    "(docs/scaling.md).\n"
     "Every key is described in taskprune-pipeline(5) and docs/pipeline-keys.md.\n\n"
     "Example: taskprune run examples/pipelines/footwear-lrp.ini",
     /* .run = */ run,

@@ -46,16 +46,14 @@ fi
 # same ranking (LRP over the samples, 3 per class).
 data="--dataset synthetic -D classes=4 -D samples=40 -D height=16 -D width=16"
 expect 0 "test accuracy" -- train --arch lenet5 --width 0.5 $data --epochs 2 -t batch-size=16 -o "$dir/base.onnx"
+# The base model on the synthetic data, the head of every keyfile below.
+base_groups() {
+    printf '[model]\npath = %s\n[dataset]\nplugin = synthetic\nclasses = 4\nsamples = 40\n' "$dir/base.onnx"
+    printf 'height = 16\nwidth = 16\n'
+}
 pipeline() { # FILE MAX-STEPS OUTPUT
-    cat >"$1" <<INI
-[model]
-path = $dir/base.onnx
-[dataset]
-plugin = synthetic
-classes = 4
-samples = 40
-height = 16
-width = 16
+    base_groups >"$1"
+    cat >>"$1" <<INI
 [task]
 classes = 0,2
 [criterion]
@@ -80,6 +78,43 @@ expect 0 "parameters .*removed" -- run "$dir/p1.ini"
 pipeline "$dir/p1.ini" 3 "$dir/p1.onnx"
 expect_mpi 2 0 "parameters .*removed" -- run --resume "$dir/p1.ini"
 check "2 ranks resuming 1 rank's checkpoint write the bytes of a 2-rank run" cmp -s "$dir/p1.onnx" "$dir/p2.onnx"
+
+# A sweep on 2 ranks deals its 4 runs out (each rank makes 2, alone); the
+# same sweep as a job array (--sweep-index per run, then --merge) compares
+# the same: every column but the measured latencies.
+sweep() { # FILE FOLDER
+    base_groups >"$1"
+    cat >>"$1" <<INI
+[criterion]
+samples = 3
+[prune]
+step = 0.25
+goal = 0.5
+[finetune]
+steps = 2
+[output]
+model = $dir/unused.onnx
+latency-runs = 1
+[sweep]
+criteria = magnitude,lrp
+tasks = first=0,1;last=2,3
+folder = $2
+INI
+}
+sweep "$dir/sweep-mpi.ini" "$dir/sweep-mpi"
+expect_mpi 2 0 "sweep done" -- run "$dir/sweep-mpi.ini"
+check "the 2-rank sweep compares 4 runs" test "$(wc -l <"$dir/sweep-mpi/comparison.csv")" -eq 5
+sweep "$dir/sweep-array.ini" "$dir/sweep-array"
+expect 1 "run 3 (last / lrp) has no result.*--sweep-index 3" -- run --merge "$dir/sweep-array.ini"
+for i in 0 1 2 3; do
+    expect 0 "sweep run $i done" -- run --sweep-index $i "$dir/sweep-array.ini"
+done
+expect 1 "sweep-index 4: the sweep has runs 0 to 3" -- run --sweep-index 4 "$dir/sweep-array.ini"
+expect 0 "sweep done" -- run --merge "$dir/sweep-array.ini"
+check "the merged comparison has a plot per task" test -s "$dir/sweep-array/first.svg" -a -s "$dir/sweep-array/last.svg"
+cut -d, -f1-10 "$dir/sweep-mpi/comparison.csv" >"$dir/a.csv"
+cut -d, -f1-10 "$dir/sweep-array/comparison.csv" >"$dir/b.csv"
+check "the job array's comparison equals the 2-rank sweep's" cmp -s "$dir/a.csv" "$dir/b.csv"
 
 # Training on 2 ranks, uninterrupted, for the bytes to resume to.
 long="--arch lenet5 --width 0.5 --dataset synthetic -D classes=3 -D samples=600 -D height=24 -D width=24 --epochs 3 -t batch-size=8 -j 1"
