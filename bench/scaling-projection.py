@@ -11,7 +11,9 @@ the bytes each rank sends per step in a ring all-reduce (2 (P-1)/P x the
 fp32 gradient), the step time at 8, 64 and 512 ranks without overlap
 (compute + communication) and with the communication overlapped with the
 backward pass (two thirds of the compute), and the scaling efficiency of
-each. Network: bandwidth per link and a per-message latency alpha; the
+each, and the compute per step a rank needs for 90% efficiency without
+overlap (9 x comm) and with it (comm / (2/3 + 1/9)): a faster rank (a GPU)
+below that loses efficiency. Network: bandwidth per link and a per-message latency alpha; the
 all-reduce runs in 16 MiB buckets (engine/tp-train.c), 2 (P-1) messages
 each.
 """
@@ -32,8 +34,9 @@ BUCKET = 16 << 20
 def main():
     gflops_core = float(sys.argv[1]) if len(sys.argv) > 1 else 19.0
     rate = gflops_core * 1e9 * CORES
-    print("| model | grad MB | net | P | sent/step MB | compute s | comm s | step s (no overlap) | eff. | step s (overlap) | eff. |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | grad MB | net | P | sent/step MB | compute s | comm s | step s (no overlap) | eff. "
+          "| step s (overlap) | eff. | 90% needs compute ≥ s (no overlap / overlap) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, params, macs in MODELS:
         grad = params * 4
         compute = BATCH * 6 * macs / rate
@@ -47,7 +50,8 @@ def main():
                 overlap = compute + max(0.0, comm - backward)
                 print(f"| {name} | {grad / 1e6:.0f} | {net} | {p} | {sent / 1e6:.0f} | "
                       f"{compute:.3f} | {comm:.3f} | {plain:.3f} | {compute / plain:.0%} | "
-                      f"{overlap:.3f} | {compute / overlap:.0%} |")
+                      f"{overlap:.3f} | {compute / overlap:.0%} | "
+                      f"{9 * comm:.2f} / {comm / (2 / 3 + 1 / 9):.2f} |")
 
 
 if __name__ == "__main__":

@@ -240,8 +240,8 @@ load_run(const char *folder, const char *task, const char *criterion, guint inde
 
     if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
         g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED,
-                    "run %u (%s / %s) has no result: %s (run it with --sweep-index %u)", index,
-                    task, criterion, local->message, index);
+                    "run %u (%s / %s) has no result: %s: %s (run it with --sweep-index %u)",
+                    index, task, criterion, path, local->message, index);
         return FALSE;
     }
     memset(out, 0, sizeof(*out));

@@ -105,7 +105,7 @@ sweep "$dir/sweep-mpi.ini" "$dir/sweep-mpi"
 expect_mpi 2 0 "sweep done" -- run "$dir/sweep-mpi.ini"
 check "the 2-rank sweep compares 4 runs" test "$(wc -l <"$dir/sweep-mpi/comparison.csv")" -eq 5
 sweep "$dir/sweep-array.ini" "$dir/sweep-array"
-expect 1 "run 3 (last / lrp) has no result.*--sweep-index 3" -- run --merge "$dir/sweep-array.ini"
+expect 1 "run 0 (first / magnitude) has no result: .*first-magnitude.run.ini.*--sweep-index 0" -- run --merge "$dir/sweep-array.ini"
 for i in 0 1 2 3; do
     expect 0 "sweep run $i done" -- run --sweep-index $i "$dir/sweep-array.ini"
 done
