@@ -17,6 +17,7 @@ typedef struct {
     GPtrArray *arena;
     GPtrArray *nodes;        /* Onnx__NodeProto */
     GPtrArray *initializers; /* Onnx__TensorProto */
+    GHashTable *names;       /* node and initializer names used so far */
 } Exporter;
 
 static gpointer
@@ -45,6 +46,20 @@ static gpointer
 keep_array(Exporter *ex, GPtrArray *array)
 {
     return keep(ex, g_memdup2(array->pdata, sizeof(gpointer) * MAX(array->len, 1)));
+}
+
+/* base, or base_2, base_3, ... when that is taken: node and initializer
+ * names stay unique whatever the engine's node names are (two nodes may
+ * share one, or an explicit name may equal a generated one). */
+static char *
+unique_name(Exporter *ex, const char *base)
+{
+    char *name = keep(ex, g_strdup(base));
+
+    for (int k = 2; g_hash_table_contains(ex->names, name); k++)
+        name = keep_printf(ex, "%s_%d", base, k);
+    g_hash_table_add(ex->names, name);
+    return name;
 }
 
 static char *
@@ -152,7 +167,7 @@ export_node(Exporter *ex, guint index, GError **error)
     g_autoptr(GPtrArray) attrs = g_ptr_array_new();
 
     onnx__node_proto__init(proto);
-    proto->name = node->name;
+    proto->name = unique_name(ex, node->name);
     proto->op_type = (char *)tp_op_type_to_string(node->op);
     for (int i = 0; i < node->n_inputs; i++)
         g_ptr_array_add(inputs, value_name(ex, node->inputs[i]));
@@ -163,7 +178,8 @@ export_node(Exporter *ex, guint index, GError **error)
             return FALSE;
         g_ptr_array_add(
             inputs,
-            add_initializer(ex, keep_printf(ex, "%s.%s", node->name, param_names[node->op][i]),
+            add_initializer(ex, unique_name(ex, keep_printf(ex, "%s.%s", proto->name,
+                                                            param_names[node->op][i])),
                             t->ndim, t->shape, host, t->numel));
     }
 
@@ -195,8 +211,9 @@ export_node(Exporter *ex, guint index, GError **error)
         int scalar = 0;
         float *ratio = g_new(float, 1);
         *ratio = node->attrs.dropout.ratio;
-        g_ptr_array_add(inputs, add_initializer(ex, keep_printf(ex, "%s.ratio", node->name), 0,
-                                                &scalar, ratio, 1));
+        g_ptr_array_add(inputs,
+                        add_initializer(ex, unique_name(ex, keep_printf(ex, "%s.ratio", proto->name)),
+                                        0, &scalar, ratio, 1));
         break;
     }
     case TP_OP_SOFTMAX:
@@ -218,6 +235,25 @@ export_node(Exporter *ex, guint index, GError **error)
     proto->attribute = keep_array(ex, attrs);
     g_ptr_array_add(ex->nodes, proto);
     return TRUE;
+}
+
+/* The node of a model whose output is its input (no ops): "output" must be
+ * produced by a node for the graph to import again. */
+static void
+identity_node(Exporter *ex)
+{
+    Onnx__NodeProto *proto = keep(ex, g_new(Onnx__NodeProto, 1));
+
+    onnx__node_proto__init(proto);
+    proto->name = unique_name(ex, "identity");
+    proto->op_type = "Identity";
+    proto->n_input = 1;
+    proto->input = keep(ex, g_new(char *, 1));
+    proto->input[0] = "input";
+    proto->n_output = 1;
+    proto->output = keep(ex, g_new(char *, 1));
+    proto->output[0] = "output";
+    g_ptr_array_add(ex->nodes, proto);
 }
 
 /* A float32 tensor type [batch, dims...] with a symbolic batch. */
@@ -285,7 +321,7 @@ gboolean
 tp_onnx_save(TpModel *model, const char *path, GError **error)
 {
     Exporter ex = {model, g_ptr_array_new_with_free_func(g_free), g_ptr_array_new(),
-                   g_ptr_array_new()};
+                   g_ptr_array_new(), g_hash_table_new(g_str_hash, g_str_equal)};
     Onnx__ModelProto proto;
     Onnx__GraphProto graph;
     Onnx__OperatorSetIdProto opset;
@@ -303,6 +339,8 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
     for (guint i = 0; i < tp_model_get_n_nodes(model); i++)
         if (!export_node(&ex, i, error))
             goto out;
+    if (tp_model_get_output(model) == 0)
+        identity_node(&ex);
 
     input = value_info(&ex, "input", tp_model_get_shape(model, 0));
     output = value_info(&ex, "output", tp_model_get_shape(model, tp_model_get_output(model)));
@@ -363,6 +401,7 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
 out:
     g_ptr_array_unref(ex.nodes);
     g_ptr_array_unref(ex.initializers);
+    g_hash_table_unref(ex.names);
     g_ptr_array_unref(ex.arena);
     return ok;
 }

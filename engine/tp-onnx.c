@@ -77,6 +77,13 @@ dims_to_string(int ndim, const gint64 *dims)
 
 /* ---------------------------------------------------------------- tensors */
 
+/* A tensor's name for messages (a Constant's value often has none). */
+static const char *
+tensor_name(const Onnx__TensorProto *t)
+{
+    return t->name != NULL && *t->name != '\0' ? t->name : "(unnamed)";
+}
+
 /* Reads an external-data tensor's bytes from a file inside im->dir. */
 static guint8 *
 read_external(Importer *im, const Onnx__TensorProto *t, gsize want, GError **error)
@@ -103,7 +110,7 @@ read_external(Importer *im, const Onnx__TensorProto *t, gsize want, GError **err
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
                     "tensor '%s': external data '%s' refused: it must be a relative path "
                     "inside the model's folder",
-                    t->name, location ? location : "(no location)");
+                    tensor_name(t), location ? location : "(no location)");
         return NULL;
     }
     path = g_build_filename(im->dir, location, NULL);
@@ -114,12 +121,12 @@ read_external(Importer *im, const Onnx__TensorProto *t, gsize want, GError **err
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
                     "tensor '%s': external data file %s is missing or outside the model's "
                     "folder",
-                    t->name, path);
+                    tensor_name(t), path);
         return NULL;
     }
     file = g_mapped_file_new(real_path, FALSE, &local);
     if (file == NULL) {
-        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "tensor '%s': %s", t->name,
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "tensor '%s': %s", tensor_name(t),
                     local->message);
         return NULL;
     }
@@ -128,7 +135,7 @@ read_external(Importer *im, const Onnx__TensorProto *t, gsize want, GError **err
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
                     "tensor '%s': external data in %s holds %" G_GSIZE_FORMAT
                     " bytes at offset %" G_GUINT64_FORMAT ", %" G_GSIZE_FORMAT " are needed",
-                    t->name, path, g_mapped_file_get_length(file), offset, want);
+                    tensor_name(t), path, g_mapped_file_get_length(file), offset, want);
         return NULL;
     }
     return g_memdup2(g_mapped_file_get_contents(file) + offset, want);
@@ -145,13 +152,13 @@ read_tensor(Importer *im, const Onnx__TensorProto *t, GError **error)
 
     if (t->n_dims > MAX_DIMS) {
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
-                    "tensor '%s' has %zu dimensions (at most %d)", t->name, t->n_dims, MAX_DIMS);
+                    "tensor '%s' has %zu dimensions (at most %d)", tensor_name(t), t->n_dims, MAX_DIMS);
         return NULL;
     }
     for (gsize i = 0; i < t->n_dims; i++) {
         if (t->dims[i] < 0 || (t->dims[i] > 0 && numel > (G_MAXSIZE / 8) / (gsize)t->dims[i])) {
             g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
-                        "tensor '%s' has an invalid dimension %" G_GINT64_FORMAT, t->name,
+                        "tensor '%s' has an invalid dimension %" G_GINT64_FORMAT, tensor_name(t),
                         t->dims[i]);
             return NULL;
         }
@@ -164,7 +171,7 @@ read_tensor(Importer *im, const Onnx__TensorProto *t, GError **error)
     else {
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
                     "tensor '%s' has data type %d; taskprune reads float32 (1) and int64 (7)",
-                    t->name, t->data_type);
+                    tensor_name(t), t->data_type);
         return NULL;
     }
 
@@ -176,7 +183,7 @@ read_tensor(Importer *im, const Onnx__TensorProto *t, GError **error)
         if (t->raw_data.len != numel * elsize) {
             g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
                         "tensor '%s' has %zu bytes of raw data, its shape needs %" G_GSIZE_FORMAT,
-                        t->name, t->raw_data.len, numel * elsize);
+                        tensor_name(t), t->raw_data.len, numel * elsize);
             return NULL;
         }
         bytes = g_memdup2(t->raw_data.data, t->raw_data.len);
@@ -185,7 +192,7 @@ read_tensor(Importer *im, const Onnx__TensorProto *t, GError **error)
         const void *src = elsize == 4 ? (const void *)t->float_data : (const void *)t->int64_data;
         if (have != numel) {
             g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID,
-                        "tensor '%s' has %zu values, its shape needs %" G_GSIZE_FORMAT, t->name,
+                        "tensor '%s' has %zu values, its shape needs %" G_GSIZE_FORMAT, tensor_name(t),
                         have, numel);
             return NULL;
         }
@@ -261,10 +268,11 @@ attr_float(const Onnx__NodeProto *node, const char *name, float fallback, float 
     return TRUE;
 }
 
-/* Reads an ints attribute of exactly `count` values into out (as int), or
- * leaves out alone when absent. */
+/* Reads an ints attribute of exactly `count` values, each at least `min`,
+ * into out (as int), or leaves out alone when absent. */
 static gboolean
-attr_ints(const Onnx__NodeProto *node, const char *name, int count, int *out, GError **error)
+attr_ints(const Onnx__NodeProto *node, const char *name, int count, int min, int *out,
+          GError **error)
 {
     const Onnx__AttributeProto *a = find_attr(node, name);
 
@@ -274,10 +282,11 @@ attr_ints(const Onnx__NodeProto *node, const char *name, int count, int *out, GE
         return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
                           "attribute '%s' must hold %d ints (2-D only)", name, count);
     for (int i = 0; i < count; i++) {
-        if (a->ints[i] < 0 || a->ints[i] > G_MAXINT / 2)
+        if (a->ints[i] < min || a->ints[i] > G_MAXINT / 2)
             return node_error(error, TP_ONNX_ERROR_INVALID, node,
-                              "attribute '%s' has an invalid value %" G_GINT64_FORMAT, name,
-                              a->ints[i]);
+                              "attribute '%s' holds %" G_GINT64_FORMAT
+                              ", outside %d to %d",
+                              name, a->ints[i], min, G_MAXINT / 2);
         out[i] = (int)a->ints[i];
     }
     return TRUE;
@@ -476,10 +485,10 @@ import_conv(Importer *im, const Onnx__NodeProto *node, GError **error)
     conv->dilation[0] = conv->dilation[1] = 1;
     conv->groups = (int)group;
     int kernel[2] = {conv->kernel[0], conv->kernel[1]};
-    if (!attr_ints(node, "kernel_shape", 2, kernel, error) ||
-        !attr_ints(node, "strides", 2, conv->stride, error) ||
-        !attr_ints(node, "pads", 4, conv->pads, error) ||
-        !attr_ints(node, "dilations", 2, conv->dilation, error) ||
+    if (!attr_ints(node, "kernel_shape", 2, 1, kernel, error) ||
+        !attr_ints(node, "strides", 2, 1, conv->stride, error) ||
+        !attr_ints(node, "pads", 4, 0, conv->pads, error) ||
+        !attr_ints(node, "dilations", 2, 1, conv->dilation, error) ||
         !apply_auto_pad(node, in, conv->kernel, conv->stride, conv->dilation, conv->pads, error))
         return FALSE;
     take_pads(im, node, conv->pads);
@@ -567,10 +576,10 @@ import_pool(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **err
     if (find_attr(node, "kernel_shape") == NULL)
         return node_error(error, TP_ONNX_ERROR_INVALID, node, "kernel_shape is missing");
     pool->stride[0] = pool->stride[1] = 1;
-    if (!attr_ints(node, "kernel_shape", 2, pool->kernel, error) ||
-        !attr_ints(node, "strides", 2, pool->stride, error) ||
-        !attr_ints(node, "pads", 4, pool->pads, error) ||
-        !attr_ints(node, "dilations", 2, dilation, error) ||
+    if (!attr_ints(node, "kernel_shape", 2, 1, pool->kernel, error) ||
+        !attr_ints(node, "strides", 2, 1, pool->stride, error) ||
+        !attr_ints(node, "pads", 4, 0, pool->pads, error) ||
+        !attr_ints(node, "dilations", 2, 1, dilation, error) ||
         !attr_int(node, "ceil_mode", 0, &ceil_mode, error) ||
         !attr_int(node, "storage_order", 0, &storage_order, error) ||
         !attr_int(node, "count_include_pad", 0, &include_pad, error))
@@ -1029,6 +1038,50 @@ read_opset(Importer *im, const Onnx__ModelProto *proto, GError **error)
     return TRUE;
 }
 
+/* ONNX's fields are all optional, and protobuf-c leaves an absent string
+ * NULL: refuses a graph whose initializers, inputs, outputs, nodes' op types
+ * or attributes lack a name, naming what is missing, and one where two nodes
+ * share a name (an exported model names its weights after its nodes). */
+static gboolean
+check_names(Importer *im, GError **error)
+{
+    const Onnx__GraphProto *g = im->graph;
+    g_autoptr(GHashTable) nodes = g_hash_table_new(g_str_hash, g_str_equal);
+    const char *missing = NULL;
+    gsize index = 0;
+
+    for (gsize i = 0; missing == NULL && i < g->n_initializer; i++)
+        if (g->initializer[i]->name == NULL || *g->initializer[i]->name == '\0')
+            missing = "initializer", index = i;
+    for (gsize i = 0; missing == NULL && i < g->n_input; i++)
+        if (g->input[i]->name == NULL || *g->input[i]->name == '\0')
+            missing = "graph input", index = i;
+    for (gsize i = 0; missing == NULL && i < g->n_output; i++)
+        if (g->output[i]->name == NULL || *g->output[i]->name == '\0')
+            missing = "graph output", index = i;
+    for (gsize i = 0; missing == NULL && i < g->n_node; i++)
+        if (g->node[i]->op_type == NULL || *g->node[i]->op_type == '\0')
+            missing = "the op type of node", index = i;
+    if (missing != NULL) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID, "%s %" G_GSIZE_FORMAT " has no name",
+                    missing, index);
+        return FALSE;
+    }
+    for (gsize i = 0; i < g->n_node; i++) {
+        const Onnx__NodeProto *node = g->node[i];
+        for (gsize j = 0; j < node->n_attribute; j++)
+            if (node->attribute[j]->name == NULL || *node->attribute[j]->name == '\0')
+                return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                                  "attribute %" G_GSIZE_FORMAT " has no name", j);
+        if (node->name == NULL || *node->name == '\0')
+            continue;
+        if (!g_hash_table_add(nodes, node->name))
+            return node_error(error, TP_ONNX_ERROR_INVALID, node,
+                              "an earlier node has the same name (node names must be unique)");
+    }
+    return TRUE;
+}
+
 /* Creates the model from the one graph input that is not an initializer:
  * float32 [N, C, H, W] ([N, F] and [N, C, L] read as [C, H, W] with size-1
  * trailing dimensions; a following Flatten makes [N, F] flat again). */
@@ -1224,7 +1277,7 @@ tp_onnx_load_data(TpBackend *backend, const guint8 *data, gsize length, const ch
     im.done = g_hash_table_new(NULL, NULL);
     im.pads = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 
-    if (!read_opset(&im, proto, error))
+    if (!read_opset(&im, proto, error) || !check_names(&im, error))
         goto out;
     for (gsize i = 0; i < im.graph->n_initializer; i++) {
         Const *c = read_tensor(&im, im.graph->initializer[i], error);

@@ -273,6 +273,49 @@ START_TEST(test_round_trip_zoo)
 }
 END_TEST
 
+/* Export writes unique node and weight names whatever the model's names
+ * are (two Convs named alike, an explicit name equal to a generated one), and
+ * a model without ops; each imports again and computes the same outputs. */
+START_TEST(test_round_trip_names)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open(tp_test_backend_name(_i));
+    g_autofree char *dir = tp_test_make_temp_dir();
+    g_autofree char *path = g_build_filename(dir, "m.onnx", NULL);
+    TpOpAttrs a;
+    float input[2 * 2 * 5 * 5];
+    gsize n1, n2;
+
+    for (int variant = 0; variant < 2; variant++) {
+        g_autoptr(TpModel) model = tp_model_new(backend, 2, 5, 5);
+        g_autoptr(GError) error = NULL;
+        if (variant == 0) {
+            memset(&a, 0, sizeof(a));
+            a.conv = (TpConvAttrs){2, {3, 3}, {1, 1}, {1, 1, 1, 1}, {1, 1}, 1, TRUE};
+            int x = tp_test_add(model, TP_OP_CONV, "conv", 0, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, "conv", x, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, NULL, x, 0, &a);
+            x = tp_test_add(model, TP_OP_CONV, "Conv_2", x, 0, &a);
+            tp_test_add(model, TP_OP_RELU, "conv.weight", x, 0, NULL);
+            for (guint i = 0; i < 4; i++)
+                for (int p = 0; p < 2; p++) {
+                    TpTensor *t = tp_model_get_param(model, i, p);
+                    g_autofree float *host = g_new(float, t->numel);
+                    tp_test_fill_uniform(host, t->numel, -1.0f, 1.0f, 10 * i + p);
+                    ck_assert(tp_tensor_upload(t, host, NULL));
+                }
+        }
+        ck_assert_msg(tp_onnx_save(model, path, &error), "%s", error ? error->message : "");
+        g_autoptr(TpModel) back = load(backend, path);
+        ck_assert_uint_eq(tp_model_get_n_nodes(back), tp_model_get_n_nodes(model));
+        tp_test_fill_uniform(input, G_N_ELEMENTS(input), -1.0f, 1.0f, 3);
+        g_autofree float *y1 = run(model, input, 2, &n1);
+        g_autofree float *y2 = run(back, input, 2, &n2);
+        ck_assert(n1 == n2 && memcmp(y1, y2, n1 * sizeof(float)) == 0);
+    }
+    tp_test_remove_dir(dir);
+}
+END_TEST
+
 /* PyTorch's models survive a round trip through taskprune bit-exactly too. */
 START_TEST(test_round_trip_torch)
 {
@@ -475,6 +518,64 @@ break_attribute(Onnx__ModelProto *proto, GPtrArray *arena)
     proto->graph->node[4]->attribute[0]->name = (char *)"storage_hint";
 }
 
+/* ONNX's fields are optional: protobuf-c leaves an absent name NULL. */
+static void
+break_unnamed_initializer(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    initializer(proto, "conv1.bias")->name = NULL;
+}
+
+static void
+break_unnamed_input(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->input[0]->name = NULL;
+}
+
+static void
+break_unnamed_output(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->output[0]->name = NULL;
+}
+
+static void
+break_unnamed_attribute(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[0]->attribute[1]->name = NULL;
+}
+
+static void
+break_no_op_type(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[3]->op_type = NULL;
+}
+
+/* conv1's attributes are kernel_shape, strides, pads, dilations, group. */
+static void
+break_stride_zero(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[0]->attribute[1]->ints[1] = 0;
+}
+
+static void
+break_stride_zero_same(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    Onnx__AttributeProto *pads = proto->graph->node[0]->attribute[2];
+
+    break_stride_zero(proto, arena);
+    pads->name = (char *)"auto_pad";
+    pads->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    pads->n_ints = 0;
+    pads->has_s = TRUE;
+    pads->s.data = (guint8 *)"SAME_UPPER";
+    pads->s.len = strlen("SAME_UPPER");
+}
+
+static void
+break_duplicate_name(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[3]->name = proto->graph->node[0]->name;
+}
+
 static const struct {
     Breakage apply;
     const char *expect[3];
@@ -490,6 +591,15 @@ static const struct {
     {break_opset, {"opset 18 is not supported"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_bn_training, {"BatchNormalization node 'bn1'", "output 1"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_attribute, {"MaxPool node 'maxpool'", "'storage_hint'"}, TP_ONNX_ERROR_UNSUPPORTED},
+    {break_unnamed_initializer, {"initializer 1 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_input, {"graph input 0 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_output, {"graph output 0 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_unnamed_attribute, {"Conv node 'conv1'", "attribute 1 has no name"},
+     TP_ONNX_ERROR_INVALID},
+    {break_no_op_type, {"the op type of node 3 has no name"}, TP_ONNX_ERROR_INVALID},
+    {break_stride_zero, {"Conv node 'conv1'", "'strides' holds 0"}, TP_ONNX_ERROR_INVALID},
+    {break_stride_zero_same, {"Conv node 'conv1'", "'strides' holds 0"}, TP_ONNX_ERROR_INVALID},
+    {break_duplicate_name, {"Conv node 'conv1'", "same name"}, TP_ONNX_ERROR_INVALID},
 };
 
 START_TEST(test_malformed)
@@ -691,6 +801,7 @@ main(void)
     tcase_add_loop_test(tc, test_round_trip, 0, n);
     tcase_add_loop_test(tc, test_round_trip_torch, 0, n);
     tcase_add_loop_test(tc, test_round_trip_zoo, 0, n);
+    tcase_add_loop_test(tc, test_round_trip_names, 0, n);
     tcase_add_loop_test(tc, test_save_error, 0, n);
     tcase_add_loop_test(tc, test_corrupt, 0, n);
     tcase_add_loop_test(tc, test_malformed, 0, G_N_ELEMENTS(breakages));
