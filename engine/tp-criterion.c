@@ -58,8 +58,8 @@ copy_vtable(const TpPluginInfo *info, TpCriterionVTable *out)
 }
 
 /* Checks a criterion descriptor's vtable before any plugin code runs: the
- * table covers every ABI-1 member and all but the optional lrp_config are
- * set. The error names the first missing member. */
+ * table covers every ABI-1 member and all but the optional lrp_config and
+ * aggregate are set. The error names the first missing member. */
 gboolean
 tp_criterion_vtable_check(const TpPluginInfo *info, GError **error)
 {
@@ -87,7 +87,7 @@ tp_criterion_vtable_check(const TpPluginInfo *info, GError **error)
         missing = "score";
     if (missing != NULL) {
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                    "criterion '%s' lacks the required member %s (only lrp_config may be NULL)",
+                    "criterion '%s' lacks the required member %s (only lrp_config and aggregate may be NULL)",
                     info->name, missing);
         return FALSE;
     }
