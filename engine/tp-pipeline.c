@@ -11,6 +11,12 @@
  *
  * A checkpoint (folder [output] checkpoint) holds the model after every
  * accepted step and state.ini with the rows so far; --resume reloads both.
+ *
+ * Across processes (docs/scaling.md): every loader is sharded by the default
+ * communicator's rank and size, so training, scoring and evaluation are
+ * data-parallel and every rank computes the same model; the replicas are
+ * compared after each step. Only rank 0 writes files; nothing written
+ * depends on the number of processes, so any number can resume.
  */
 #include "config.h"
 
@@ -20,6 +26,7 @@
 #include <string.h>
 
 #include "tp-bench.h"
+#include "tp-comm.h"
 #include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-loader.h"
@@ -588,6 +595,8 @@ make_loader(Run *r, TpDataset *dataset, TpLoaderPart part, gboolean shuffle, int
     config.batch_size = batch;
     config.prefetch = TRUE;
     config.samples_per_class = per_class;
+    config.shard_rank = tp_comm_rank();
+    config.shard_count = tp_comm_size();
     tp_model_get_normalization(r->base, &config.mean, &config.std);
     return tp_loader_new(dataset, &config, error);
 }
@@ -660,6 +669,8 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
         }
+        if (batch == 0) /* an empty slice of a sharded batch */
+            continue;
         if (!tp_model_forward(r->base, images, batch, TP_MODE_INFER, error))
             return FALSE;
         y = tp_model_get_value(r->base, tp_model_get_logits(r->base));
@@ -675,6 +686,13 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
             correct += best == r->head[labels[i]];
         }
         total += (gsize)batch;
+    }
+    if (tp_comm_get_parallel() != NULL) {
+        double counts[2] = {(double)correct, (double)total};
+        if (!tp_comm_all_reduce_double(tp_comm_get_parallel(), counts, 2, error))
+            return FALSE;
+        correct = (gsize)counts[0];
+        total = (gsize)counts[1];
     }
     *out_accuracy = total ? (double)correct / total : 0;
     return TRUE;
@@ -836,6 +854,8 @@ save_checkpoint(Run *r, guint step, GError **error)
     g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
 
+    if (tp_comm_rank() != 0) /* rank 0 writes for every rank */
+        return TRUE;
     if (g_mkdir_with_parents(p->checkpoint, 0755) != 0) {
         g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
                     "cannot create checkpoint folder %s", p->checkpoint);
@@ -1056,8 +1076,9 @@ finish(Run *r, GError **error)
     TpLatency base, pruned;
     TpCount count;
     int runs = (int)tp_params_get_int(p->output, "latency-runs");
+    gboolean writer = tp_comm_rank() == 0;
 
-    if (!tp_onnx_save(r->accepted, p->model_path, error))
+    if (writer && !tp_onnx_save(r->accepted, p->model_path, error))
         return FALSE;
     report_progress(r, "test", res->step, res->baseline_accuracy);
     test = make_loader(r, r->test, TP_LOADER_ALL, FALSE, 0, 256, error);
@@ -1079,16 +1100,18 @@ finish(Run *r, GError **error)
     res->base_macs = r->base_count.macs;
     res->base_bytes = file_size(tp_params_get_string(p->model, "path"));
     res->bytes = file_size(p->model_path);
+    res->model_path = p->model_path;
+    res->report_path = p->report_path;
+    res->csv_path = p->csv_path;
+    res->plot_path = p->plot_path;
+    if (!writer) /* latency and reports are rank 0's */
+        return TRUE;
     report_progress(r, "latency", res->step, res->baseline_accuracy);
     if (!tp_bench_compare(r->base, r->accepted, TP_BENCH_INFER, 1, 3, runs, &base, &pruned, error))
         return FALSE;
     res->base_latency_ms = base.p50_ms;
     res->latency_ms = pruned.p50_ms;
     res->latency_within_noise = tp_latency_within_noise(&base, &pruned);
-    res->model_path = p->model_path;
-    res->report_path = p->report_path;
-    res->csv_path = p->csv_path;
-    res->plot_path = p->plot_path;
     return write_reports(r, error);
 }
 
@@ -1271,6 +1294,11 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         if (interrupted)
             break; /* a step cut short is not kept: --resume redoes it */
         row.finetune_s = g_timer_elapsed(timer, NULL);
+        {
+            g_autofree char *when = g_strdup_printf("after pruning step %u", step);
+            if (!tp_train_check_replicas(r.model, when, error))
+                goto out;
+        }
         g_timer_start(timer);
         report_progress(&r, "evaluate", step, last->accuracy);
         if (!validate(&r, r.model, &row.accuracy, &row.loss, error))

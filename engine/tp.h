@@ -7,6 +7,7 @@
 #include "tp-registry.h"
 #include "tp-backend.h"
 #include "tp-bench.h"
+#include "tp-comm.h"
 #include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-explain.h"

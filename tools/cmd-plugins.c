@@ -23,6 +23,7 @@ static const TpPluginKind kinds[] = {
     TP_PLUGIN_KIND_BACKEND,
     TP_PLUGIN_KIND_CRITERION,
     TP_PLUGIN_KIND_DATASET,
+    TP_PLUGIN_KIND_COMM,
 };
 
 static void

@@ -9,9 +9,13 @@
 
 #include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-comm.h"
 #include "tp-keyfile.h"
 #include "tp-pipeline.h"
 #include "tp-sweep.h"
+
+static gboolean merge;
+static int sweep_index = -1;
 
 static const GOptionEntry options[] = {
     TP_CLI_OPTION_RESUME("Continue from the pipeline's checkpoint folder"),
@@ -21,6 +25,10 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_QUIET,
     TP_CLI_OPTION_JSON,
+    {"sweep-index", 0, 0, G_OPTION_ARG_INT, &sweep_index,
+     "Run only run N of the [sweep] (a Slurm job array's $SLURM_ARRAY_TASK_ID)", "N"},
+    {"merge", 0, 0, G_OPTION_ARG_NONE, &merge,
+     "Write the [sweep]'s comparison from runs made with --sweep-index", NULL},
     {NULL},
 };
 
@@ -125,17 +133,35 @@ int
 tp_cli_run_pipeline(GKeyFile *keyfile, const char *source, const char *resume_command)
 {
     GError *error = NULL;
-    Reporter reporter = {isatty(STDERR_FILENO), 0};
+    Reporter reporter = {isatty(STDERR_FILENO) && tp_comm_rank() == 0, 0};
     gboolean resume = tp_cli_options.resume;
+
+    if ((sweep_index >= 0 || merge) && !g_key_file_has_group(keyfile, "sweep")) {
+        tp_cli_error("run: %s has no [sweep] group for --%s", source,
+                     merge ? "merge" : "sweep-index");
+        return 2;
+    }
     if (g_key_file_has_group(keyfile, "sweep")) {
         g_autofree char *folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
+
         signal(SIGINT, on_interrupt);
-        if (!tp_sweep_run(keyfile, source, resume, on_label, on_progress, &reporter, &error))
+        if (merge) {
+            if (!tp_sweep_merge(keyfile, source, &error))
+                return tp_cli_fail(error);
+        } else if (!tp_sweep_run_index(keyfile, source, resume, sweep_index, on_label,
+                                       on_progress, &reporter, &error)) {
             return g_error_matches(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_INTERRUPTED)
                        ? interrupted(error, resume_command)
                        : tp_cli_fail(error);
+        }
         if (reporter.tty)
             fprintf(stderr, "\r\033[K");
+        if (sweep_index >= 0) {
+            printf("sweep run %d done; once every run is, write the comparison with "
+                   "'taskprune run --merge %s'\n",
+                   sweep_index, source);
+            return 0;
+        }
         if (tp_cli_options.json) {
             g_autofree char *path = g_build_filename(folder, "comparison.json", NULL);
             return print_file(path);
@@ -174,7 +200,8 @@ run(int argc, char **argv)
         tp_cli_error("run: give one PIPELINE.ini (see 'taskprune help run')");
         return 2;
     }
-    if (!tp_keyfile_load(keyfile, argv[1], &error) || !tp_cli_options_apply(keyfile, &error))
+    if (!tp_cli_open_comm(&error) || !tp_keyfile_load(keyfile, argv[1], &error) ||
+        !tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
     g_autofree char *quoted = tp_cli_quote(argv[1]);
     g_autofree char *again = g_strdup_printf("taskprune run --resume %s", quoted);
@@ -190,10 +217,13 @@ const TpCommand tp_cmd_run = {
     "repeatedly scores every prunable unit with the criterion, removes the lowest, fine-tunes\n"
     "and validates, until the goal is met or accuracy leaves its tolerance. Writes the pruned\n"
     "model, a JSON and CSV report and an SVG plot, and prints a before/after table. A [sweep]\n"
-    "group runs the pipeline over several criteria and tasks and writes one comparison.\n"
-    "Every key is described in taskprune-pipeline(5) and docs/pipeline-keys.md; --set\n"
-    "GROUP.KEY=VALUE overrides one. Ctrl-C stops at a checkpoint and prints the command\n"
-    "that continues.\n\n"
+    "group runs the pipeline over several criteria and tasks and writes one comparison;\n"
+    "--sweep-index N runs one of its runs (Slurm job arrays) and --merge writes the\n"
+    "comparison of runs made so. Under mpirun or srun, training, scoring and evaluation\n"
+    "are spread over the processes, and a sweep's runs are dealt out to them\n"
+    "(docs/scaling.md). Every key is described in taskprune-pipeline(5) and\n"
+    "docs/pipeline-keys.md; --set GROUP.KEY=VALUE overrides one. Ctrl-C stops at a\n"
+    "checkpoint and prints the command that continues.\n\n"
     "Example: taskprune run examples/pipelines/footwear-lrp.ini",
     /* .run = */ run,
     /* .options = */ options,

@@ -14,6 +14,7 @@
 
 #include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-comm.h"
 #include "tp-keyfile.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
@@ -229,9 +230,11 @@ build_model(GKeyFile *keyfile, const char *source, TpBackend *backend, TpDataset
     return model;
 }
 
+/* shard: this process's share of each batch in a job of several
+ * (docs/scaling.md); the channel statistics read everything on every rank. */
 static TpLoader *
 make_loader(TpDataset *dataset, TpModel *model, const TpParams *params, TpLoaderPart part,
-            GError **error)
+            gboolean shard, GError **error)
 {
     const float *mean = NULL, *std = NULL;
     TpLoaderConfig config = {0};
@@ -246,6 +249,8 @@ make_loader(TpDataset *dataset, TpModel *model, const TpParams *params, TpLoader
     config.std = std;
     config.augment = part == TP_LOADER_TRAIN && tp_params_get_boolean(params, "augment");
     config.prefetch = TRUE;
+    config.shard_rank = shard ? tp_comm_rank() : 0;
+    config.shard_count = shard ? tp_comm_size() : 1;
     return tp_loader_new(dataset, &config, error);
 }
 
@@ -270,9 +275,13 @@ run(int argc, char **argv)
     gboolean quiet = tp_cli_options.quiet || tp_cli_options.json;
     Reporter reporter = {isatty(STDERR_FILENO) && !quiet, 0};
     double total_seconds = 0;
+    gboolean writer; /* rank 0 writes files for every rank */
 
     if (!tp_cli_parse(&tp_cmd_train, &argc, &argv))
         return 2;
+    if (!tp_cli_open_comm(&error))
+        return tp_cli_fail(error);
+    writer = tp_comm_rank() == 0;
     if (argc > 2 || (argc == 2 && tp_cli_options.config != NULL) ||
         (tp_cli_options.resume && (argc == 2 || tp_cli_options.config != NULL))) {
         tp_cli_error("train: give at most one CONFIG.ini, and none with --resume "
@@ -313,7 +322,7 @@ run(int argc, char **argv)
         if (model == NULL)
             return tp_cli_fail(error);
         /* Normalize with the training split's own per-channel statistics. */
-        all = make_loader(train, model, params, TP_LOADER_ALL, &error);
+        all = make_loader(train, model, params, TP_LOADER_ALL, FALSE, &error);
         if (all == NULL ||
             !channel_statistics(all, train->meta.channels, train->meta.height * train->meta.width,
                                 mean, std, &error))
@@ -323,16 +332,17 @@ run(int argc, char **argv)
         if (trainer == NULL)
             return tp_cli_fail(error);
     }
-    train_loader = make_loader(train, model, params, TP_LOADER_TRAIN, &error);
+    train_loader = make_loader(train, model, params, TP_LOADER_TRAIN, TRUE, &error);
     if (train_loader == NULL)
         return tp_cli_fail(error);
     if (tp_params_get_double(params, "validation-fraction") > 0 &&
-        !(val_loader = make_loader(train, model, params, TP_LOADER_VALIDATION, &error)))
+        !(val_loader = make_loader(train, model, params, TP_LOADER_VALIDATION, TRUE, &error)))
         return tp_cli_fail(error);
 
     /* The checkpoint folder keeps the settings, so --resume needs nothing else. */
     g_autofree char *saved = g_build_filename(ckpt, "train.ini", NULL);
-    if (g_mkdir_with_parents(ckpt, 0755) != 0 || !g_key_file_save_to_file(keyfile, saved, &error)) {
+    if (writer &&
+        (g_mkdir_with_parents(ckpt, 0755) != 0 || !g_key_file_save_to_file(keyfile, saved, &error))) {
         if (error == NULL)
             g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot create %s", ckpt);
         return tp_cli_fail(error);
@@ -356,8 +366,14 @@ run(int argc, char **argv)
             return tp_cli_fail(error);
         if (reporter.tty)
             fprintf(stderr, "\r\033[K");
+        if (!stopped && tp_comm_get_parallel() != NULL) { /* one rank's Ctrl-C stops all */
+            double any = interrupted;
+            if (!tp_comm_all_reduce_double(tp_comm_get_parallel(), &any, 1, &error))
+                return tp_cli_fail(error);
+            interrupted = any != 0;
+        }
         if (stopped || interrupted) {
-            if (!tp_trainer_save(trainer, ckpt, &error))
+            if (writer && !tp_trainer_save(trainer, ckpt, &error))
                 return tp_cli_fail(error);
             tp_cli_error("interrupted at epoch %u, step %" G_GSIZE_FORMAT
                          ": checkpoint in %s; continue with 'taskprune train --resume "
@@ -367,9 +383,11 @@ run(int argc, char **argv)
             return 130;
         }
         total_seconds += p.seconds;
-        if (val_loader != NULL && !(val = tp_evaluate(model, val_loader, &error)))
+        g_autofree char *when = g_strdup_printf("after epoch %u", p.epoch + 1);
+        if (!tp_train_check_replicas(model, when, &error) ||
+            (val_loader != NULL && !(val = tp_evaluate(model, val_loader, &error))))
             return tp_cli_fail(error);
-        if (!tp_trainer_save(trainer, ckpt, &error))
+        if (writer && !tp_trainer_save(trainer, ckpt, &error))
             return tp_cli_fail(error);
         if (!quiet) {
             printf("epoch %u/%u: loss %.4f, accuracy %.2f%%", p.epoch + 1, p.epochs, p.loss,
@@ -381,14 +399,14 @@ run(int argc, char **argv)
             fflush(stdout);
         }
     }
-    if (!tp_onnx_save(model, out_path, &error))
+    if (writer && !tp_onnx_save(model, out_path, &error))
         return tp_cli_fail(error);
 
     test = tp_dataset_new_from_keyfile(keyfile, "dataset", source, TP_SPLIT_TEST, &error);
     if (test != NULL) {
         g_autoptr(TpParams) all = tp_params_new(tp_train_get_param_specs());
         if (!tp_params_load(all, keyfile, "train", source, NULL, &error) ||
-            !(test_loader = make_loader(test, model, all, TP_LOADER_ALL, &error)) ||
+            !(test_loader = make_loader(test, model, all, TP_LOADER_ALL, TRUE, &error)) ||
             !(final = tp_evaluate(model, test_loader, &error)))
             return tp_cli_fail(error);
         if (tp_cli_options.json) {

@@ -122,5 +122,7 @@ main(int argc, char **argv)
         tp_cli_error("no command '%s' (run 'taskprune --help' for the list)", argv[1]);
         return 2;
     }
-    return command->run(argc - 1, argv + 1);
+    int status = command->run(argc - 1, argv + 1);
+    tp_cli_close_comm();
+    return status;
 }

@@ -58,7 +58,8 @@ static const Pin pins[] = {
     PIN(TpCriterionVTable, normalization, 24),
     PIN(TpCriterionVTable, lrp_config, 32),
     PIN(TpCriterionVTable, score, 40),
-    SIZE(TpCriterionVTable, 48),
+    PIN(TpCriterionVTable, aggregate, 48),
+    SIZE(TpCriterionVTable, 56),
 
     PIN(TpBackendVTable, open, 0),
     PIN(TpBackendVTable, close, 8),
@@ -112,6 +113,15 @@ static const Pin pins[] = {
     PIN(TpDatasetVTable, close, 8),
     PIN(TpDatasetVTable, describe, 16),
     PIN(TpDatasetVTable, read, 24),
+    PIN(TpCommVTable, open, 0),
+    PIN(TpCommVTable, close, 8),
+    PIN(TpCommVTable, rank, 16),
+    PIN(TpCommVTable, size, 24),
+    PIN(TpCommVTable, all_reduce_sum_float, 32),
+    PIN(TpCommVTable, all_reduce_sum_double, 40),
+    PIN(TpCommVTable, broadcast, 48),
+    PIN(TpCommVTable, barrier, 56),
+    PIN(TpCommVTable, abort, 64),
     SIZE(TpDatasetVTable, 32),
 
     /* What the vtables pass: geometry, hyper-parameters, settings. */
@@ -229,6 +239,7 @@ START_TEST(test_constants)
     ck_assert_int_eq(TP_PLUGIN_KIND_CRITERION, 1);
     ck_assert_int_eq(TP_PLUGIN_KIND_BACKEND, 2);
     ck_assert_int_eq(TP_PLUGIN_KIND_DATASET, 3);
+    ck_assert_int_eq(TP_PLUGIN_KIND_COMM, 4);
     ck_assert_int_eq(TP_PARAM_INT, 1);
     ck_assert_int_eq(TP_PARAM_DOUBLE, 2);
     ck_assert_int_eq(TP_PARAM_BOOLEAN, 3);
@@ -241,6 +252,8 @@ START_TEST(test_constants)
     ck_assert_int_eq(TP_NORMALIZE_NONE, 0);
     ck_assert_int_eq(TP_NORMALIZE_L1, 1);
     ck_assert_int_eq(TP_NORMALIZE_L2, 2);
+    ck_assert_int_eq(TP_SCORES_MEAN, 0);
+    ck_assert_int_eq(TP_SCORES_SUM, 1);
     ck_assert_int_eq(TP_SPLIT_TRAIN, 0);
     ck_assert_int_eq(TP_SPLIT_TEST, 1);
     ck_assert_int_eq(TP_LRP_RULES_COMPOSITE, 0);
