@@ -123,7 +123,7 @@ check "only rank 0 wrote its lines" test "$(grep -c '^epoch 3/3' "$out")" -eq 1
 
 # Kill rank 1 once the first epoch's checkpoint is there.
 "$TP_MPIRUN" --oversubscribe -x TASKPRUNE_PLUGIN_PATH -np 2 "$TASKPRUNE" train $long \
-    -o "$dir/cut.onnx" -c "$dir/cut.ckpt" >"$out" 2>"$err" &
+    -o "$dir/cut.onnx" --checkpoint "$dir/cut.ckpt" >"$out" 2>"$err" &
 job=$!
 victim=
 for _ in $(seq 600); do
@@ -145,7 +145,7 @@ check "the job ends with an error (exit $got)" test "$got" -ne 0
 check "rank 0 reports that another process failed" grep -q "rank 0 of 2: stopped because another process of the job failed" "$err"
 check "mpirun names the rank that died" grep -qi "rank 1.*signal 9\|signal 9.*rank 1\|exited on signal 9" "$err"
 check "no process of the job is left" test -z "$(pgrep -P $job)"
-expect_mpi 2 0 "test accuracy" -- train --resume "$dir/cut.ckpt" -o "$dir/cut.onnx"
+expect_mpi 2 0 "test accuracy" -- train --resume --checkpoint "$dir/cut.ckpt" -o "$dir/cut.onnx"
 check "resuming after the kill gives the uninterrupted run's model" cmp -s "$dir/cut.onnx" "$dir/whole.onnx"
 
 exit $status
