@@ -934,7 +934,7 @@ static gboolean
 setup(Run *r, GError **error)
 {
     TpPipeline *p = r->p;
-    static const char *const skip[] = {"plugin", NULL};
+    static const char *const skip[] = {"plugin", "max-tensor-bytes", NULL};
     g_autofree char *backend_name = g_key_file_get_string(p->keyfile, "backend", "plugin", NULL);
     const TpPlugin *plugin;
     g_autoptr(TpParams) backend_params = NULL;
@@ -947,6 +947,7 @@ setup(Run *r, GError **error)
     backend_params = tp_params_new(plugin->info->params);
     if (!tp_params_load(backend_params, p->keyfile, "backend", p->source, skip, error) ||
         !(r->backend = tp_backend_new(plugin->info, backend_params, error)) ||
+        !tp_backend_load_limits(r->backend, p->keyfile, p->source, error) ||
         !(r->train = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
                                                   TP_SPLIT_TRAIN, error)) ||
         !(r->test = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
