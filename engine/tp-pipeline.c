@@ -23,6 +23,7 @@
 #include "tp-dataset.h"
 #include "tp-loader.h"
 #include "tp-onnx.h"
+#include "tp-lock.h"
 #include "tp-pipeline.h"
 #include "tp-plot.h"
 #include "tp-prune.h"
@@ -1000,6 +1001,13 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
     g_return_val_if_fail(p != NULL, FALSE);
 
+    /* One run at a time per output (its checkpoint and report go with it). */
+    g_autoptr(TpLock) lock = tp_lock_acquire(p->model_path, error);
+    g_autoptr(TpLock) checkpoint_lock = lock ? tp_lock_acquire(p->checkpoint, error) : NULL;
+    if (checkpoint_lock == NULL) {
+        g_prefix_error(error, "%s: ", p->source);
+        return FALSE;
+    }
     r.p = p;
     r.progress = progress;
     r.progress_data = data;

@@ -10,6 +10,7 @@
 #include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-loader.h"
+#include "tp-lock.h"
 #include "tp-lrp.h"
 #include "tp-tensor.h"
 #include "tp-model.h"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "tp-cli.h"
+#include "tp-lock.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 #include "tp-zoo.h"
@@ -283,6 +284,11 @@ run(int argc, char **argv)
     ckpt = g_key_file_get_string(keyfile, "output", "checkpoint", NULL);
     if (ckpt == NULL)
         ckpt = resume ? g_strdup(resume) : g_strconcat(out_path, ".checkpoint", NULL);
+    /* One run at a time per output model and per checkpoint folder. */
+    g_autoptr(TpLock) out_lock = tp_lock_acquire(out_path, &error);
+    g_autoptr(TpLock) ckpt_lock = out_lock ? tp_lock_acquire(ckpt, &error) : NULL;
+    if (ckpt_lock == NULL)
+        return tp_cli_fail(error);
 
     backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL ||
