@@ -50,6 +50,8 @@
 #include "tp-lrp.h"
 #include "tp-op.h"
 
+/* The rule of one node of the canonized model: its op class's (tp-op.h:
+ * TpOpLrpRule), with a Conv's or Gemm's resolved by the rule set. */
 typedef enum {
     RULE_NONE,        /* not on the path to the logits */
     RULE_PASS,        /* Relu, Dropout, Flatten */
@@ -308,63 +310,15 @@ canonize(TpModel *model, int *value_map, GError **error)
 static void
 conv_geometry(const TpModel *m, const TpNode *node, int batch, TpConvGeometry *g)
 {
-    const TpShape *in = tp_model_get_shape(m, node->inputs[0]);
-    const TpShape *out = tp_model_get_shape(m, node->output);
-    const TpConvAttrs *a = &node->attrs.conv;
-
-    *g = (TpConvGeometry){
-        .n = batch,
-        .c = in->dim[0],
-        .h = in->dim[1],
-        .w = in->dim[2],
-        .out_c = out->dim[0],
-        .out_h = out->dim[1],
-        .out_w = out->dim[2],
-        .kh = a->kernel[0],
-        .kw = a->kernel[1],
-        .stride_h = a->stride[0],
-        .stride_w = a->stride[1],
-        .pad_t = a->pads[0],
-        .pad_l = a->pads[1],
-        .pad_b = a->pads[2],
-        .pad_r = a->pads[3],
-        .dil_h = a->dilation[0],
-        .dil_w = a->dilation[1],
-        .groups = a->groups,
-    };
+    tp_conv_geometry(node, batch, tp_model_get_shape(m, node->inputs[0]),
+                     tp_model_get_shape(m, node->output), g);
 }
 
 static void
 pool_geometry(const TpModel *m, const TpNode *node, int batch, TpPoolGeometry *g)
 {
-    const TpShape *in = tp_model_get_shape(m, node->inputs[0]);
-    const TpShape *out = tp_model_get_shape(m, node->output);
-    const TpPoolAttrs *a = &node->attrs.pool;
-
-    *g = (TpPoolGeometry){
-        .mode = node->op == TP_OP_MAX_POOL ? TP_POOL_MAX : TP_POOL_AVERAGE,
-        .n = batch,
-        .c = in->dim[0],
-        .h = in->dim[1],
-        .w = in->dim[2],
-        .out_h = out->dim[1],
-        .out_w = out->dim[2],
-        .kh = in->dim[1],
-        .kw = in->dim[2],
-        .stride_h = 1,
-        .stride_w = 1,
-    };
-    if (node->op == TP_OP_GLOBAL_AVERAGE_POOL)
-        return;
-    g->kh = a->kernel[0];
-    g->kw = a->kernel[1];
-    g->stride_h = a->stride[0];
-    g->stride_w = a->stride[1];
-    g->pad_t = a->pads[0];
-    g->pad_l = a->pads[1];
-    g->pad_b = a->pads[2];
-    g->pad_r = a->pads[3];
-    g->count_include_pad = a->count_include_pad;
+    tp_pool_geometry(node, batch, tp_model_get_shape(m, node->inputs[0]),
+                     tp_model_get_shape(m, node->output), g);
 }
 
 /* The bias-free linear map of a Conv or Gemm node for `batch` samples. */
@@ -380,7 +334,7 @@ linear_init(Linear *lin, TpBackend *backend, const TpModel *m, const TpNode *nod
 {
     memset(lin, 0, sizeof *lin);
     lin->backend = backend;
-    lin->conv = node->op == TP_OP_CONV;
+    lin->conv = tp_op_class_get(node->op)->lrp_rule == TP_OP_LRP_CONV;
     lin->batch = batch;
     if (lin->conv)
         conv_geometry(m, node, batch, &lin->g);
@@ -430,21 +384,16 @@ analyze(TpLrp *lrp)
         const TpNode *node = tp_model_get_node(m, i);
         gboolean nonneg = FALSE;
 
-        switch (node->op) {
-        case TP_OP_RELU:
+        switch (tp_op_class_get(node->op)->sign) {
+        case TP_OP_SIGN_NONNEG:
             nonneg = TRUE;
             break;
-        case TP_OP_MAX_POOL:
-        case TP_OP_AVERAGE_POOL:
-        case TP_OP_GLOBAL_AVERAGE_POOL:
-        case TP_OP_FLATTEN:
-        case TP_OP_DROPOUT:
-            nonneg = lrp->nonneg[node->inputs[0]];
+        case TP_OP_SIGN_INPUTS:
+            nonneg = TRUE;
+            for (int k = 0; k < node->n_inputs; k++)
+                nonneg = nonneg && lrp->nonneg[node->inputs[k]];
             break;
-        case TP_OP_ADD:
-            nonneg = lrp->nonneg[node->inputs[0]] && lrp->nonneg[node->inputs[1]];
-            break;
-        default:
+        case TP_OP_SIGN_ANY:
             break;
         }
         lrp->nonneg[node->output] = nonneg;
@@ -464,7 +413,7 @@ linear_rule(const TpLrp *lrp, const TpNode *node)
         return RULE_ALPHA2BETA1;
     case TP_LRP_RULES_COMPOSITE:
     default:
-        if (node->op == TP_OP_GEMM)
+        if (tp_op_class_get(node->op)->lrp_rule == TP_OP_LRP_DENSE)
             return RULE_EPSILON;
         return node->inputs[0] == 0 ? RULE_ZB : RULE_ALPHA1BETA0;
     }
@@ -489,32 +438,29 @@ prepare_steps(TpLrp *lrp, GError **error)
         lrp->max_out = MAX(lrp->max_out, tp_shape_numel(tp_model_get_shape(m, node->output)));
         for (int k = 0; k < node->n_inputs; k++)
             lrp->max_in = MAX(lrp->max_in, tp_shape_numel(tp_model_get_shape(m, node->inputs[k])));
-        switch (node->op) {
-        case TP_OP_RELU:
-        case TP_OP_DROPOUT:
-        case TP_OP_FLATTEN:
+        switch (tp_op_class_get(node->op)->lrp_rule) {
+        case TP_OP_LRP_PASS:
             step->rule = RULE_PASS;
             continue;
-        case TP_OP_MAX_POOL:
+        case TP_OP_LRP_WINNER:
             step->rule = RULE_MAX_POOL;
             continue;
-        case TP_OP_AVERAGE_POOL:
-        case TP_OP_GLOBAL_AVERAGE_POOL:
+        case TP_OP_LRP_AVERAGE:
             step->rule = RULE_AVERAGE;
             continue;
-        case TP_OP_ADD:
+        case TP_OP_LRP_SUM:
             step->rule = RULE_ADD;
             continue;
-        case TP_OP_CONV:
-        case TP_OP_GEMM:
+        case TP_OP_LRP_CONV:
+        case TP_OP_LRP_DENSE:
             step->rule = linear_rule(lrp, node);
             break;
-        default:
+        case TP_OP_LRP_NONE:
             g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
                         "LRP: " NODE_FMT ": no relevance rule for this op on the path to the "
-                        "logits (value %d)%s",
-                        NODE_ARGS(node), lrp->logits,
-                        node->op == TP_OP_SOFTMAX ? "; only a final Softmax is allowed" : "");
+                        "logits (value %d); of the ops without one, only a final Softmax is "
+                        "allowed",
+                        NODE_ARGS(node), lrp->logits);
             return FALSE;
         }
         if (step->rule == RULE_EPSILON)

@@ -85,6 +85,12 @@ tp_op_class_get(TpOpType op)
 }
 
 void
+tp_op_channels_keep(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_KEEP;
+}
+
+void
 tp_op_set_error(GError **error, const TpNode *node, const char *format, ...)
 {
     g_autofree char *message = NULL;

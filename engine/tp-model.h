@@ -128,10 +128,12 @@ typedef struct {
     int n_inputs;
     int inputs[TP_NODE_MAX_INPUTS]; /* value ids */
     int output;                     /* value id */
-    TpOpAttrs attrs;
     int n_params;
     TpTensor *params[TP_NODE_MAX_PARAMS];
     TpTensor *grads[TP_NODE_MAX_PARAMS];
+    /* Last, so that a new op's attributes, which may grow the union, move
+     * no member before it (docs/plugin-abi.md). */
+    TpOpAttrs attrs;
 } TpNode;
 
 typedef struct _TpModel TpModel;

@@ -1,12 +1,14 @@
 /* tp-onnx-export.c — ONNX export (tp-onnx.h): the model's graph as it stands,
  * opset 13, weights as raw_data, class names and normalization in
- * metadata_props, written to a temporary file and renamed into place. */
+ * metadata_props, written to a temporary file and renamed into place. Each
+ * node's attributes and parameter names are its op class's (tp-op.h). */
 #include "config.h"
 
 #include <string.h>
 
 #include "onnx.pb-c.h"
 #include "tp-onnx.h"
+#include "tp-op.h"
 
 #define EXPORT_OPSET 13
 #define EXPORT_IR_VERSION 7
@@ -83,40 +85,48 @@ new_attribute(Exporter *ex, const char *name)
     return a;
 }
 
-static void
-attr_ints(Exporter *ex, GPtrArray *attrs, const char *name, const int *values, int count)
+/* The node export_node() is writing, for an op class's export(). */
+struct _TpOnnxNodeWriter {
+    Exporter *ex;
+    Onnx__NodeProto *proto; /* its name is the node's unique one */
+    GPtrArray *inputs; /* char *, the node's input names */
+    GPtrArray *attrs;  /* Onnx__AttributeProto */
+};
+
+void
+tp_onnx_writer_ints(TpOnnxNodeWriter *w, const char *name, const int *values, int count)
 {
-    Onnx__AttributeProto *a = new_attribute(ex, name);
-    gint64 *ints = keep(ex, g_new(gint64, count));
+    Onnx__AttributeProto *a = new_attribute(w->ex, name);
+    gint64 *ints = keep(w->ex, g_new(gint64, count));
 
     for (int i = 0; i < count; i++)
         ints[i] = values[i];
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
     a->n_ints = (size_t)count;
     a->ints = ints;
-    g_ptr_array_add(attrs, a);
+    g_ptr_array_add(w->attrs, a);
 }
 
-static void
-attr_int(Exporter *ex, GPtrArray *attrs, const char *name, gint64 value)
+void
+tp_onnx_writer_int(TpOnnxNodeWriter *w, const char *name, gint64 value)
 {
-    Onnx__AttributeProto *a = new_attribute(ex, name);
+    Onnx__AttributeProto *a = new_attribute(w->ex, name);
 
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
     a->has_i = TRUE;
     a->i = value;
-    g_ptr_array_add(attrs, a);
+    g_ptr_array_add(w->attrs, a);
 }
 
-static void
-attr_float(Exporter *ex, GPtrArray *attrs, const char *name, float value)
+void
+tp_onnx_writer_float(TpOnnxNodeWriter *w, const char *name, float value)
 {
-    Onnx__AttributeProto *a = new_attribute(ex, name);
+    Onnx__AttributeProto *a = new_attribute(w->ex, name);
 
     a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
     a->has_f = TRUE;
     a->f = value;
-    g_ptr_array_add(attrs, a);
+    g_ptr_array_add(w->attrs, a);
 }
 
 /* Adds a float32 initializer holding host data (taken by the arena). */
@@ -141,27 +151,22 @@ add_initializer(Exporter *ex, char *name, int ndim, const int *shape, float *dat
     return name;
 }
 
-static const char *const param_names[TP_N_OPS][TP_NODE_MAX_PARAMS] = {
-    [TP_OP_CONV] = {"weight", "bias"},
-    [TP_OP_BATCH_NORM] = {"scale", "bias", "mean", "var"},
-    [TP_OP_GEMM] = {"weight", "bias"},
-};
-
-static void
-pool_attrs(Exporter *ex, GPtrArray *attrs, const TpPoolAttrs *pool, gboolean average)
+void
+tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix, float value)
 {
-    attr_ints(ex, attrs, "kernel_shape", pool->kernel, 2);
-    attr_ints(ex, attrs, "strides", pool->stride, 2);
-    attr_ints(ex, attrs, "pads", pool->pads, 4);
-    attr_int(ex, attrs, "ceil_mode", pool->ceil_mode);
-    if (average)
-        attr_int(ex, attrs, "count_include_pad", pool->count_include_pad);
+    int scalar = 0;
+    float *data = g_new(float, 1);
+    char *name = unique_name(w->ex, keep_printf(w->ex, "%s.%s", w->proto->name, suffix));
+
+    *data = value;
+    g_ptr_array_add(w->inputs, add_initializer(w->ex, name, 0, &scalar, data, 1));
 }
 
 static gboolean
 export_node(Exporter *ex, guint index, GError **error)
 {
     const TpNode *node = tp_model_get_node(ex->model, index);
+    const TpOpClass *klass = tp_op_class_get(node->op);
     Onnx__NodeProto *proto = keep(ex, g_new(Onnx__NodeProto, 1));
     g_autoptr(GPtrArray) inputs = g_ptr_array_new();
     g_autoptr(GPtrArray) attrs = g_ptr_array_new();
@@ -179,51 +184,14 @@ export_node(Exporter *ex, guint index, GError **error)
         g_ptr_array_add(
             inputs,
             add_initializer(ex, unique_name(ex, keep_printf(ex, "%s.%s", proto->name,
-                                                            param_names[node->op][i])),
+                                                            klass->param_names[i])),
                             t->ndim, t->shape, host, t->numel));
     }
 
-    switch (node->op) {
-    case TP_OP_CONV:
-        attr_ints(ex, attrs, "kernel_shape", node->attrs.conv.kernel, 2);
-        attr_ints(ex, attrs, "strides", node->attrs.conv.stride, 2);
-        attr_ints(ex, attrs, "pads", node->attrs.conv.pads, 4);
-        attr_ints(ex, attrs, "dilations", node->attrs.conv.dilation, 2);
-        attr_int(ex, attrs, "group", node->attrs.conv.groups);
-        break;
-    case TP_OP_BATCH_NORM:
-        attr_float(ex, attrs, "epsilon", node->attrs.batch_norm.epsilon);
-        attr_float(ex, attrs, "momentum", node->attrs.batch_norm.momentum);
-        break;
-    case TP_OP_MAX_POOL:
-        pool_attrs(ex, attrs, &node->attrs.pool, FALSE);
-        break;
-    case TP_OP_AVERAGE_POOL:
-        pool_attrs(ex, attrs, &node->attrs.pool, TRUE);
-        break;
-    case TP_OP_FLATTEN:
-        attr_int(ex, attrs, "axis", 1);
-        break;
-    case TP_OP_GEMM:
-        attr_int(ex, attrs, "transB", 1);
-        break;
-    case TP_OP_DROPOUT: {
-        int scalar = 0;
-        float *ratio = g_new(float, 1);
-        *ratio = node->attrs.dropout.ratio;
-        g_ptr_array_add(inputs,
-                        add_initializer(ex, unique_name(ex, keep_printf(ex, "%s.ratio", proto->name)),
-                                        0, &scalar, ratio, 1));
-        break;
-    }
-    case TP_OP_SOFTMAX:
-        attr_int(ex, attrs, "axis", -1);
-        break;
-    case TP_OP_RELU:
-    case TP_OP_GLOBAL_AVERAGE_POOL:
-    case TP_OP_ADD:
-    case TP_N_OPS:
-        break;
+    if (klass->export != NULL) {
+        TpOnnxNodeWriter writer = {ex, proto, inputs, attrs};
+
+        klass->export(node, &writer);
     }
 
     proto->n_input = inputs->len;

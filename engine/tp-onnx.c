@@ -1,6 +1,10 @@
 /* tp-onnx.c — ONNX import: a ModelProto parsed with protobuf-c (C generated at
  * build time from the system's onnx.proto) turned into a TpModel. The forms
- * accepted are listed in tp-onnx.h; every refusal names the node and op. */
+ * accepted are listed in tp-onnx.h; every refusal names the node and op.
+ * This file walks the graph and keeps the constants; a node whose type is an
+ * engine op is read by that op's class (import(), engine/ops/) through the
+ * TpOnnxReader below, and the few types that are no engine op are rewritten
+ * here (rewrites[]). */
 #include "config.h"
 
 #include <errno.h>
@@ -10,23 +14,18 @@
 
 #include "onnx.pb-c.h"
 #include "tp-onnx.h"
+#include "tp-op.h"
 
 G_DEFINE_QUARK(tp_onnx_error, tp_onnx_error)
 
 #define MIN_OPSET 6
 #define MAX_OPSET 17
-#define MAX_DIMS 8
+#define MAX_DIMS ((int)G_N_ELEMENTS(((Const *)NULL)->dims))
 
 enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
 
 /* A constant: an initializer or a Constant node's value, on the host. */
-typedef struct {
-    int ndim;
-    gint64 dims[MAX_DIMS];
-    gsize numel;
-    float *f;    /* float32 data, or NULL */
-    gint64 *i64; /* int64 data, or NULL */
-} Const;
+typedef TpOnnxConst Const;
 
 typedef struct {
     const char *source;
@@ -49,6 +48,16 @@ const_free(gpointer data)
     g_free(c);
 }
 
+static Const *
+const_dup(const Const *c)
+{
+    Const *copy = g_memdup2(c, sizeof *c);
+
+    copy->f = c->f != NULL ? g_memdup2(c->f, sizeof(float) * MAX(c->numel, 1)) : NULL;
+    copy->i64 = c->i64 != NULL ? g_memdup2(c->i64, sizeof(gint64) * MAX(c->numel, 1)) : NULL;
+    return copy;
+}
+
 /* Sets an error about node: "Conv node 'conv1': ...". */
 G_GNUC_PRINTF(4, 5)
 static gboolean
@@ -65,8 +74,8 @@ node_error(GError **error, int code, const Onnx__NodeProto *node, const char *fo
     return FALSE;
 }
 
-static char *
-dims_to_string(int ndim, const gint64 *dims)
+char *
+tp_onnx_dims_to_string(int ndim, const gint64 *dims)
 {
     GString *s = g_string_new("[");
     for (int i = 0; i < ndim; i++)
@@ -387,8 +396,8 @@ check_dims(const Onnx__NodeProto *node, const char *what, const Const *c, int nd
     for (int i = 0; ok && i < ndim; i++)
         ok = c->dims[i] == dims[i];
     if (!ok) {
-        g_autofree char *have = dims_to_string(c->ndim, c->dims);
-        g_autofree char *want = dims_to_string(ndim, dims);
+        g_autofree char *have = tp_onnx_dims_to_string(c->ndim, c->dims);
+        g_autofree char *want = tp_onnx_dims_to_string(ndim, dims);
         return node_error(error, TP_ONNX_ERROR_INVALID, node, "%s has shape %s, %s is needed", what,
                           have, want);
     }
@@ -438,185 +447,164 @@ add_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, const int *inputs
     return TRUE;
 }
 
-/* Adds the zero padding a folded Pad left on input 0 of node (see import_pad). */
-static void
-take_pads(Importer *im, const Onnx__NodeProto *node, int *pads)
-{
-    const int *extra = g_hash_table_lookup(im->pads, node->input[0]);
+/* ---------------------------------------------------------------- op import (tp-op.h) */
 
-    for (int i = 0; extra != NULL && i < 4; i++)
-        pads[i] += extra[i];
+struct _TpOnnxReader {
+    Importer *im;
+    const Onnx__NodeProto *node;
+    int alias;          /* the value the output is, without a node; -1: none */
+    GPtrArray *scratch; /* host arrays from tp_onnx_reader_alloc() */
+};
+
+gboolean
+tp_onnx_reader_attrs(TpOnnxReader *r, const char *const *known, GError **error)
+{
+    return check_attrs(r->node, known, error) && check_outputs(r->node, error);
+}
+
+gboolean
+tp_onnx_reader_has_attr(TpOnnxReader *r, const char *name)
+{
+    return find_attr(r->node, name) != NULL;
+}
+
+gboolean
+tp_onnx_reader_int(TpOnnxReader *r, const char *name, gint64 fallback, gint64 *out,
+                   GError **error)
+{
+    return attr_int(r->node, name, fallback, out, error);
+}
+
+gboolean
+tp_onnx_reader_float(TpOnnxReader *r, const char *name, float fallback, float *out,
+                     GError **error)
+{
+    return attr_float(r->node, name, fallback, out, error);
+}
+
+gboolean
+tp_onnx_reader_ints(TpOnnxReader *r, const char *name, int count, int min, int *out,
+                    GError **error)
+{
+    return attr_ints(r->node, name, count, min, out, error);
+}
+
+gboolean
+tp_onnx_reader_auto_pad(TpOnnxReader *r, const TpShape *in, const int *kernel, const int *stride,
+                        const int *dilation, int *pads, GError **error)
+{
+    return apply_auto_pad(r->node, in, kernel, stride, dilation, pads, error);
+}
+
+const int *
+tp_onnx_reader_folded_pads(TpOnnxReader *r)
+{
+    const char *name = input_name(r->node, 0);
+
+    return name != NULL ? g_hash_table_lookup(r->im->pads, name) : NULL;
+}
+
+gint64
+tp_onnx_reader_opset(TpOnnxReader *r)
+{
+    return r->im->opset;
+}
+
+gboolean
+tp_onnx_reader_value(TpOnnxReader *r, int i, int *out, GError **error)
+{
+    return get_value(r->im, r->node, (gsize)i, out, error);
+}
+
+const TpShape *
+tp_onnx_reader_shape(TpOnnxReader *r, int v)
+{
+    return tp_model_get_shape(r->im->model, v);
+}
+
+gboolean
+tp_onnx_reader_param(TpOnnxReader *r, int i, gboolean optional, const TpOnnxConst **out,
+                     GError **error)
+{
+    return get_const(r->im, r->node, (gsize)i, optional, out, error);
+}
+
+const TpOnnxConst *
+tp_onnx_reader_constant(TpOnnxReader *r, int i)
+{
+    const char *name = input_name(r->node, (gsize)i);
+
+    return name != NULL ? g_hash_table_lookup(r->im->consts, name) : NULL;
+}
+
+gboolean
+tp_onnx_reader_has_input(TpOnnxReader *r, int i)
+{
+    return input_name(r->node, (gsize)i) != NULL;
+}
+
+const char *
+tp_onnx_reader_input_name(TpOnnxReader *r, int i)
+{
+    return input_name(r->node, (gsize)i);
+}
+
+gboolean
+tp_onnx_reader_check_dims(TpOnnxReader *r, const char *what, const TpOnnxConst *c, int ndim,
+                          const gint64 *dims, GError **error)
+{
+    return check_dims(r->node, what, c, ndim, dims, error);
+}
+
+float *
+tp_onnx_reader_alloc(TpOnnxReader *r, gsize n)
+{
+    float *data = g_new0(float, MAX(n, 1));
+
+    g_ptr_array_add(r->scratch, data);
+    return data;
+}
+
+void
+tp_onnx_reader_alias(TpOnnxReader *r, int v)
+{
+    r->alias = v;
+}
+
+gboolean
+tp_onnx_reader_error(TpOnnxReader *r, GError **error, int code, const char *format, ...)
+{
+    va_list args;
+    g_autofree char *message = NULL;
+
+    va_start(args, format);
+    message = g_strdup_vprintf(format, args);
+    va_end(args);
+    return node_error(error, code, r->node, "%s", message);
+}
+
+/* Imports node as engine op `op` through its class's import(). */
+static gboolean
+import_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
+{
+    g_autoptr(GPtrArray) scratch = g_ptr_array_new_with_free_func(g_free);
+    TpOnnxReader r = {im, node, -1, scratch};
+    TpOpAttrs attrs = {0};
+    int inputs[TP_NODE_MAX_INPUTS] = {0};
+    const float *params[TP_NODE_MAX_PARAMS] = {NULL};
+
+    if (!tp_op_class_get(op)->import(&r, &attrs, inputs, params, error))
+        return FALSE;
+    if (r.alias >= 0) {
+        set_output(im, node, r.alias);
+        return TRUE;
+    }
+    return add_op(im, node, op, inputs, &attrs, params, TP_NODE_MAX_PARAMS, error);
 }
 
 /* ---------------------------------------------------------------- ops */
 
 typedef gboolean (*ImportFunc)(Importer *im, const Onnx__NodeProto *node, GError **error);
-
-static gboolean
-import_conv(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
-                                        "group",        "auto_pad", NULL};
-    TpOpAttrs attrs = {0};
-    TpConvAttrs *conv = &attrs.conv;
-    const Const *w, *b;
-    gint64 group;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) || !get_const(im, node, 1, FALSE, &w, error) ||
-        !get_const(im, node, 2, TRUE, &b, error) || !attr_int(node, "group", 1, &group, error))
-        return FALSE;
-    const TpShape *in = tp_model_get_shape(im->model, x);
-    if (w->ndim != 4 || in->ndim != 3)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "only 2-D convolutions of [N, C, H, W] inputs are supported");
-    if (group < 1 || group > in->dim[0])
-        return node_error(error, TP_ONNX_ERROR_INVALID, node,
-                          "group %" G_GINT64_FORMAT " is invalid for %d input channels", group,
-                          in->dim[0]);
-    gint64 want[4] = {w->dims[0], in->dim[0] / group, w->dims[2], w->dims[3]};
-    if (!check_dims(node, "weight", w, 4, want, error))
-        return FALSE;
-    conv->out_channels = (int)w->dims[0];
-    conv->kernel[0] = (int)w->dims[2];
-    conv->kernel[1] = (int)w->dims[3];
-    conv->stride[0] = conv->stride[1] = 1;
-    conv->dilation[0] = conv->dilation[1] = 1;
-    conv->groups = (int)group;
-    int kernel[2] = {conv->kernel[0], conv->kernel[1]};
-    if (!attr_ints(node, "kernel_shape", 2, 1, kernel, error) ||
-        !attr_ints(node, "strides", 2, 1, conv->stride, error) ||
-        !attr_ints(node, "pads", 4, 0, conv->pads, error) ||
-        !attr_ints(node, "dilations", 2, 1, conv->dilation, error) ||
-        !apply_auto_pad(node, in, conv->kernel, conv->stride, conv->dilation, conv->pads, error))
-        return FALSE;
-    take_pads(im, node, conv->pads);
-    if (kernel[0] != conv->kernel[0] || kernel[1] != conv->kernel[1])
-        return node_error(error, TP_ONNX_ERROR_INVALID, node,
-                          "kernel_shape [%d, %d] disagrees with the weight's [%d, %d]", kernel[0],
-                          kernel[1], conv->kernel[0], conv->kernel[1]);
-    if (b != NULL && !check_dims(node, "bias", b, 1, w->dims, error))
-        return FALSE;
-    conv->bias = b != NULL;
-    const float *params[2] = {w->f, b ? b->f : NULL};
-    return add_op(im, node, TP_OP_CONV, &x, &attrs, params, 2, error);
-}
-
-static gboolean
-import_batch_norm(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"epsilon", "momentum",        "spatial", "training_mode",
-                                        "is_test", "consumed_inputs", NULL};
-    TpOpAttrs attrs = {0};
-    const Const *p[4];
-    gint64 spatial, training;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) ||
-        !attr_float(node, "epsilon", 1e-5f, &attrs.batch_norm.epsilon, error) ||
-        !attr_float(node, "momentum", 0.9f, &attrs.batch_norm.momentum, error) ||
-        !attr_int(node, "spatial", 1, &spatial, error) ||
-        !attr_int(node, "training_mode", 0, &training, error))
-        return FALSE;
-    if (spatial != 1 || training != 0)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "only the inference form (spatial = 1, training_mode = 0) is supported");
-    const TpShape *in = tp_model_get_shape(im->model, x);
-    gint64 channels = in->dim[0];
-    static const char *const names[] = {"scale", "bias", "mean", "var"};
-    for (int i = 0; i < 4; i++)
-        if (!get_const(im, node, (gsize)i + 1, FALSE, &p[i], error) ||
-            !check_dims(node, names[i], p[i], 1, &channels, error))
-            return FALSE;
-    const float *params[4] = {p[0]->f, p[1]->f, p[2]->f, p[3]->f};
-    return add_op(im, node, TP_OP_BATCH_NORM, &x, &attrs, params, 4, error);
-}
-
-/* Relu and GlobalAveragePool: one input, no attributes. */
-static gboolean
-import_plain(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
-{
-    static const char *const known[] = {NULL};
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error))
-        return FALSE;
-    return add_op(im, node, op, &x, NULL, NULL, 0, error);
-}
-
-static gboolean
-import_relu(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    return import_plain(im, node, TP_OP_RELU, error);
-}
-
-static gboolean
-import_global_average_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    return import_plain(im, node, TP_OP_GLOBAL_AVERAGE_POOL, error);
-}
-
-static gboolean
-import_pool(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
-{
-    static const char *const known[] = {"kernel_shape", "strides",           "pads",
-                                        "ceil_mode",    "dilations",         "storage_order",
-                                        "auto_pad",     "count_include_pad", NULL};
-    TpOpAttrs attrs = {0};
-    TpPoolAttrs *pool = &attrs.pool;
-    int dilation[2] = {1, 1}, x;
-    gint64 ceil_mode, storage_order, include_pad;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error))
-        return FALSE;
-    if (find_attr(node, "kernel_shape") == NULL)
-        return node_error(error, TP_ONNX_ERROR_INVALID, node, "kernel_shape is missing");
-    pool->stride[0] = pool->stride[1] = 1;
-    if (!attr_ints(node, "kernel_shape", 2, 1, pool->kernel, error) ||
-        !attr_ints(node, "strides", 2, 1, pool->stride, error) ||
-        !attr_ints(node, "pads", 4, 0, pool->pads, error) ||
-        !attr_ints(node, "dilations", 2, 1, dilation, error) ||
-        !attr_int(node, "ceil_mode", 0, &ceil_mode, error) ||
-        !attr_int(node, "storage_order", 0, &storage_order, error) ||
-        !attr_int(node, "count_include_pad", 0, &include_pad, error))
-        return FALSE;
-    if (dilation[0] != 1 || dilation[1] != 1 || storage_order != 0)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "dilated pooling and column-major storage are not supported");
-    const TpShape *in = tp_model_get_shape(im->model, x);
-    if (in->ndim != 3)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "only 2-D pooling of [N, C, H, W] inputs is supported");
-    if (!apply_auto_pad(node, in, pool->kernel, pool->stride, dilation, pool->pads, error))
-        return FALSE;
-    if (g_hash_table_contains(im->pads, node->input[0])) {
-        gboolean own = pool->pads[0] || pool->pads[1] || pool->pads[2] || pool->pads[3];
-        if (op != TP_OP_AVERAGE_POOL || (own && !include_pad))
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "a Pad before it cannot be folded into its own padding");
-        take_pads(im, node, pool->pads);
-        include_pad = 1; /* the Pad's zeros count in the average */
-    }
-    pool->ceil_mode = ceil_mode != 0;
-    pool->count_include_pad = include_pad != 0;
-    return add_op(im, node, op, &x, &attrs, NULL, 0, error);
-}
-
-static gboolean
-import_max_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    return import_pool(im, node, TP_OP_MAX_POOL, error);
-}
-
-static gboolean
-import_average_pool(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    return import_pool(im, node, TP_OP_AVERAGE_POOL, error);
-}
 
 /* Flattens x to [batch, features], or passes a value that is flat already. */
 static gboolean
@@ -627,24 +615,6 @@ flatten_to(Importer *im, const Onnx__NodeProto *node, int x, GError **error)
         return TRUE;
     }
     return add_op(im, node, TP_OP_FLATTEN, &x, NULL, NULL, 0, error);
-}
-
-static gboolean
-import_flatten(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"axis", NULL};
-    gint64 axis;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) || !attr_int(node, "axis", 1, &axis, error))
-        return FALSE;
-    if (axis < 0) /* counted from the end of [N, per-sample dims] */
-        axis += 1 + tp_model_get_shape(im->model, x)->ndim;
-    if (axis != 1)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "axis %" G_GINT64_FORMAT " is not supported (only 1)", axis);
-    return flatten_to(im, node, x, error);
 }
 
 static gboolean
@@ -670,7 +640,7 @@ import_reshape(Importer *im, const Onnx__NodeProto *node, GError **error)
     if (shape->numel != 2 || shape->i64[0] < -1 ||
         (shape->i64[1] != -1 && shape->i64[1] != features) ||
         (shape->i64[1] == -1 && shape->i64[0] == -1)) {
-        g_autofree char *s = dims_to_string((int)shape->numel, shape->i64);
+        g_autofree char *s = tp_onnx_dims_to_string((int)shape->numel, shape->i64);
         return node_error(
             error, TP_ONNX_ERROR_UNSUPPORTED, node,
             "reshape to %s is not supported: only flattening to [batch, %" G_GINT64_FORMAT "] is",
@@ -694,64 +664,6 @@ add_linear(Importer *im, const Onnx__NodeProto *node, int x, int out, const floa
     attrs.gemm.out_features = out;
     attrs.gemm.bias = b != NULL;
     return add_op(im, node, TP_OP_GEMM, &x, &attrs, params, 2, error);
-}
-
-static gboolean
-import_gemm(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
-    const Const *b, *c;
-    float alpha, beta;
-    gint64 trans_a, trans_b;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) || !get_const(im, node, 1, FALSE, &b, error) ||
-        !get_const(im, node, 2, TRUE, &c, error) ||
-        !attr_float(node, "alpha", 1.0f, &alpha, error) ||
-        !attr_float(node, "beta", 1.0f, &beta, error) ||
-        !attr_int(node, "transA", 0, &trans_a, error) ||
-        !attr_int(node, "transB", 0, &trans_b, error))
-        return FALSE;
-    if (trans_a != 0)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "transA = 1 is not supported");
-    const TpShape *in = tp_model_get_shape(im->model, x);
-    if (b->ndim != 2)
-        return node_error(error, TP_ONNX_ERROR_INVALID, node, "B must be 2-D");
-    gint64 n = trans_b ? b->dims[0] : b->dims[1];
-    gint64 k = trans_b ? b->dims[1] : b->dims[0];
-    if (in->ndim == 1 && k != in->dim[0]) {
-        g_autofree char *have = dims_to_string(b->ndim, b->dims);
-        return node_error(error, TP_ONNX_ERROR_INVALID, node,
-                          "B has shape %s but the input has %d features", have, in->dim[0]);
-    }
-    g_autofree float *w = g_new(float, n *k);
-    for (gint64 o = 0; o < n; o++)
-        for (gint64 i = 0; i < k; i++)
-            w[o * k + i] = alpha * (trans_b ? b->f[o * k + i] : b->f[i * n + o]);
-    g_autofree float *bias = NULL;
-    if (c != NULL && beta != 0.0f) {
-        /* C broadcasts to [M, N]: [], [1], [N], [1, 1], [1, N] are a bias;
-         * [M, 1] and [M, N] vary per sample. */
-        gint64 cols = c->ndim >= 1 ? c->dims[c->ndim - 1] : 1;
-        gint64 rows = c->ndim == 2 ? c->dims[0] : 1;
-        if (c->ndim > 2 || (cols != 1 && cols != n)) {
-            g_autofree char *have = dims_to_string(c->ndim, c->dims);
-            return node_error(
-                error, TP_ONNX_ERROR_INVALID, node,
-                "C has shape %s, which does not broadcast to [M, %" G_GINT64_FORMAT "]", have, n);
-        }
-        if (rows != 1) {
-            g_autofree char *have = dims_to_string(c->ndim, c->dims);
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "C has shape %s: only a bias the same for every sample is supported",
-                              have);
-        }
-        bias = g_new(float, n);
-        for (gint64 o = 0; o < n; o++)
-            bias[o] = beta * c->f[cols == 1 ? 0 : o];
-    }
-    return add_linear(im, node, x, (int)n, w, bias, error);
 }
 
 /* The only node reading `name`, or NULL when there are none or several. */
@@ -818,82 +730,24 @@ import_matmul(Importer *im, const Onnx__NodeProto *node, GError **error)
 }
 
 static gboolean
-import_add(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {NULL};
-    int x[2];
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error))
-        return FALSE;
-    for (gsize i = 0; i < 2; i++) {
-        const char *name = input_name(node, i);
-        if (name != NULL && g_hash_table_contains(im->consts, name))
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "adding the constant '%s' is only supported as the bias of a "
-                              "MatMul",
-                              name);
-        if (!get_value(im, node, i, &x[i], error))
-            return FALSE;
-    }
-    return add_op(im, node, TP_OP_ADD, x, NULL, NULL, 0, error);
-}
-
-static gboolean
-import_dropout(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"ratio", "seed", "is_test", NULL};
-    TpOpAttrs attrs = {0};
-    const char *ratio_name = input_name(node, 1), *mode_name = input_name(node, 2);
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) ||
-        !attr_float(node, "ratio", 0.5f, &attrs.dropout.ratio, error))
-        return FALSE;
-    if (ratio_name != NULL) {
-        const Const *ratio = g_hash_table_lookup(im->consts, ratio_name);
-        if (ratio == NULL || ratio->f == NULL || ratio->numel != 1)
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "the ratio must be a constant float scalar");
-        attrs.dropout.ratio = ratio->f[0];
-    }
-    if (mode_name != NULL) {
-        const Const *mode = g_hash_table_lookup(im->consts, mode_name);
-        if (mode == NULL || mode->numel != 1 || (mode->f ? mode->f[0] != 0 : mode->i64[0] != 0))
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "training_mode must be a constant false");
-    }
-    return add_op(im, node, TP_OP_DROPOUT, &x, &attrs, NULL, 0, error);
-}
-
-static gboolean
 import_identity(Importer *im, const Onnx__NodeProto *node, GError **error)
 {
     static const char *const known[] = {NULL};
+    const char *name = input_name(node, 0);
+    const Const *c = name != NULL ? g_hash_table_lookup(im->consts, name) : NULL;
     int x;
 
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error))
+    if (!check_attrs(node, known, error) || !check_outputs(node, error))
+        return FALSE;
+    if (c != NULL) {
+        /* PyTorch's exporter shares equal initializers through Identity. */
+        g_hash_table_insert(im->consts, node->output[0], const_dup(c));
+        return TRUE;
+    }
+    if (!get_value(im, node, 0, &x, error))
         return FALSE;
     set_output(im, node, x);
     return TRUE;
-}
-
-static gboolean
-import_softmax(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"axis", NULL};
-    gint64 axis;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) ||
-        !attr_int(node, "axis", im->opset >= 13 ? -1 : 1, &axis, error))
-        return FALSE;
-    if (tp_model_get_shape(im->model, x)->ndim != 1 || (axis != 1 && axis != -1))
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "only softmax over the classes of [batch, classes] is supported");
-    return add_op(im, node, TP_OP_SOFTMAX, &x, NULL, NULL, 0, error);
 }
 
 /* Pad with zeros: nothing when every pad is 0 (PyTorch puts one before each
@@ -996,26 +850,15 @@ import_constant(Importer *im, const Onnx__NodeProto *node, GError **error)
     return TRUE;
 }
 
+/* ONNX op types that are no engine op: each rewritten into ops (MatMul into
+ * a Gemm, Reshape into a Flatten) or absorbed (Identity, Constant, Pad). An
+ * engine op's own type is read by its class's import() (engine/ops/). */
 static const struct {
     const char *op_type;
     ImportFunc import;
-} importers[] = {
-    {"Conv", import_conv},
-    {"BatchNormalization", import_batch_norm},
-    {"Relu", import_relu},
-    {"MaxPool", import_max_pool},
-    {"AveragePool", import_average_pool},
-    {"GlobalAveragePool", import_global_average_pool},
-    {"Flatten", import_flatten},
-    {"Reshape", import_reshape},
-    {"Gemm", import_gemm},
-    {"MatMul", import_matmul},
-    {"Add", import_add},
-    {"Dropout", import_dropout},
-    {"Identity", import_identity},
-    {"Softmax", import_softmax},
-    {"Constant", import_constant},
-    {"Pad", import_pad},
+} rewrites[] = {
+    {"Reshape", import_reshape}, {"MatMul", import_matmul}, {"Identity", import_identity},
+    {"Constant", import_constant}, {"Pad", import_pad},
 };
 
 /* ---------------------------------------------------------------- graph */
@@ -1160,25 +1003,94 @@ create_model(Importer *im, TpBackend *backend, GError **error)
     return TRUE;
 }
 
+/* How many nodes of one unsupported op type, and the first. */
+typedef struct {
+    const char *op_type;
+    guint count;
+    const Onnx__NodeProto *first;
+} Unsupported;
+
+/* TRUE when some op class (engine/ops/) or a rewrite imports op_type. */
+static gboolean
+is_supported(const char *op_type)
+{
+    for (int op = 0; op < TP_N_OPS; op++) {
+        const TpOpClass *klass = tp_op_class_get((TpOpType)op);
+        if (klass->import != NULL && g_strcmp0(klass->name, op_type) == 0)
+            return TRUE;
+    }
+    for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
+        if (g_strcmp0(rewrites[j].op_type, op_type) == 0)
+            return TRUE;
+    return FALSE;
+}
+
+/* Refuses a graph with op types taskprune does not import, listing every
+ * one with its node count and first node, in the order they first appear. */
+static gboolean
+check_supported(Importer *im, GError **error)
+{
+    g_autoptr(GArray) found = g_array_new(FALSE, FALSE, sizeof(Unsupported));
+    g_autoptr(GString) list = NULL;
+    guint n_nodes = 0;
+
+    for (gsize i = 0; i < im->graph->n_node; i++) {
+        const Onnx__NodeProto *node = im->graph->node[i];
+        Unsupported *u = NULL;
+
+        if (is_supported(node->op_type))
+            continue;
+        for (guint k = 0; u == NULL && k < found->len; k++)
+            if (g_strcmp0(g_array_index(found, Unsupported, k).op_type, node->op_type) == 0)
+                u = &g_array_index(found, Unsupported, k);
+        if (u == NULL) {
+            Unsupported fresh = {node->op_type, 0, node};
+            g_array_append_val(found, fresh);
+            u = &g_array_index(found, Unsupported, found->len - 1);
+        }
+        u->count++;
+        n_nodes++;
+    }
+    if (found->len == 0)
+        return TRUE;
+    list = g_string_new(NULL);
+    for (guint k = 0; k < found->len; k++) {
+        const Unsupported *u = &g_array_index(found, Unsupported, k);
+        g_string_append_printf(list, "%s%s (%u node%s; first: %s node '%s')", k ? ", " : "",
+                               u->op_type, u->count, u->count == 1 ? "" : "s", u->op_type,
+                               u->first->name && *u->first->name ? u->first->name : "(unnamed)");
+    }
+    g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                "%u node%s of %u op type%s not supported by taskprune: %s", n_nodes,
+                n_nodes == 1 ? "" : "s", found->len, found->len == 1 ? " is" : "s are", list->str);
+    return FALSE;
+}
+
 static gboolean
 import_graph(Importer *im, GError **error)
 {
+    if (!check_supported(im, error))
+        return FALSE;
     for (gsize i = 0; i < im->graph->n_node; i++) {
         const Onnx__NodeProto *node = im->graph->node[i];
         ImportFunc import = NULL;
+        int engine_op = -1;
 
         if (g_hash_table_contains(im->done, node))
             continue;
         if (node->domain != NULL && *node->domain != '\0' && !g_str_equal(node->domain, "ai.onnx"))
             return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
                               "domain '%s' is not supported", node->domain);
-        for (gsize j = 0; j < G_N_ELEMENTS(importers); j++)
-            if (g_strcmp0(importers[j].op_type, node->op_type) == 0)
-                import = importers[j].import;
-        if (import == NULL)
-            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                              "the op is not supported by taskprune");
-        if (!import(im, node, error))
+        for (int op = 0; op < TP_N_OPS; op++) {
+            const TpOpClass *klass = tp_op_class_get((TpOpType)op);
+            if (klass->import != NULL && g_strcmp0(klass->name, node->op_type) == 0)
+                engine_op = op;
+        }
+        for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
+            if (g_strcmp0(rewrites[j].op_type, node->op_type) == 0)
+                import = rewrites[j].import;
+        if (engine_op >= 0 ? !import_op(im, node, (TpOpType)engine_op, error)
+                           : !import(im, node, error))
             return FALSE;
     }
     if (im->graph->n_output < 1) {

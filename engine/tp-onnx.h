@@ -5,9 +5,12 @@
  * (inference form), Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten,
  * Reshape to [batch, features] with a constant shape, Gemm, MatMul followed
  * by Add as a linear layer, Add, Dropout, Identity and a final Softmax.
- * Weights come from initializers (raw_data or float_data) or Constant nodes;
- * external data only from files inside the model's folder. Anything else is
- * refused with a message naming the node and the op.
+ * Weights come from initializers (raw_data or float_data) or Constant nodes,
+ * also through Identity nodes (PyTorch shares equal initializers that way);
+ * external data only from files inside the model's folder. A graph with op
+ * types taskprune does not import is refused with one message listing each
+ * type, its node count and first node; anything else is refused with a
+ * message naming the node and the op.
  *
  * Export writes opset 13 with the graph as the engine holds it and weights
  * as raw_data; it imports back to a model with bit-identical outputs. Class

@@ -69,6 +69,133 @@ typedef struct {
     guint64 folded_version;
 } TpOpState;
 
+/* How an op's output channels relate to its inputs' (tp-units.c builds the
+ * channel spaces pruning cuts from these). */
+typedef enum {
+    TP_CHANNELS_KEEP = 1, /* the output is indexed as input 0's channels */
+    TP_CHANNELS_JOIN,     /* the output and every input share one indexing (Add) */
+    TP_CHANNELS_NEW,      /* a fresh indexing: the op produces each output channel from
+                           * all of its input's channels (Conv, Gemm) */
+} TpChannelKind;
+
+typedef struct {
+    TpChannelKind kind;
+    /* KEEP and JOIN: the output's first-dimension entries per channel are its
+     * input's times block (Flatten of [C, H, W]: H·W); 0 or 1: the same. */
+    int block;
+    /* NEW: channels mix only within groups, so cutting one would unbalance
+     * the groups (a grouped, not depthwise, Conv). */
+    gboolean grouped;
+    /* NEW: a fully connected producer (Gemm), pruned only with prune_linear
+     * and never mixed with convolutions in one space. */
+    gboolean linear;
+    /* The op reads all its input's channels jointly (Softmax): a removed one
+     * would still change the others, so its input's space is never cut. */
+    gboolean couples;
+    /* A layer whose outputs criteria score (Conv, depthwise too, and Gemm):
+     * tp_units_get_unit_value() and tp_units_get_batch_norm() follow it. */
+    gboolean layer;
+} TpChannelRule;
+
+/* The relevance rule of an op (tp-lrp.c has the formulas). */
+typedef enum {
+    TP_OP_LRP_NONE,    /* no rule: an error on the path to the logits */
+    TP_OP_LRP_PASS,    /* R_in = R (Relu, Dropout, Flatten) */
+    TP_OP_LRP_WINNER,  /* winner takes all: max-pool backward of R */
+    TP_OP_LRP_AVERAGE, /* ε-proportional through an average pooling */
+    TP_OP_LRP_SUM,     /* ε-proportional over the summed inputs (Add) */
+    TP_OP_LRP_CONV,    /* a convolution, by the rule set (composite: z^B at the
+                        * model input, z⁺ elsewhere) */
+    TP_OP_LRP_DENSE,   /* fully connected, by the rule set (composite: ε) */
+} TpOpLrpRule;
+
+/* The sign of an op's output, as far as LRP can use it. */
+typedef enum {
+    TP_OP_SIGN_ANY,    /* may be negative */
+    TP_OP_SIGN_NONNEG, /* never negative (Relu) */
+    TP_OP_SIGN_INPUTS, /* never negative when no input is (pooling, Add, ...) */
+} TpOpSign;
+
+/* The ONNX node an op's import() reads (tp-onnx.c), and what it may ask of
+ * it. Every failure sets error in TP_ONNX_ERROR naming the op and node. */
+typedef struct _TpOnnxReader TpOnnxReader;
+
+/* A constant input (an initializer or a Constant node's value), on the host:
+ * float32 (f) or int64 (i64) data. Borrowed from the reader. */
+typedef struct {
+    int ndim;
+    gint64 dims[8];
+    gsize numel;
+    float *f;    /* float32 data, or NULL */
+    gint64 *i64; /* int64 data, or NULL */
+} TpOnnxConst;
+
+/* Refuses every attribute not in the NULL-terminated list known, and any
+ * output but the first. Call it first. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_attrs(TpOnnxReader *r, const char *const *known,
+                                              GError **error);
+G_GNUC_INTERNAL gboolean tp_onnx_reader_has_attr(TpOnnxReader *r, const char *name);
+/* An int or float attribute, or fallback when absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_int(TpOnnxReader *r, const char *name, gint64 fallback,
+                                            gint64 *out, GError **error);
+G_GNUC_INTERNAL gboolean tp_onnx_reader_float(TpOnnxReader *r, const char *name, float fallback,
+                                              float *out, GError **error);
+/* An ints attribute of exactly count values, each in [min, G_MAXINT / 2],
+ * into out; out untouched when absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_ints(TpOnnxReader *r, const char *name, int count,
+                                             int min, int *out, GError **error);
+/* Applies the auto_pad attribute (NOTSET, VALID, SAME_UPPER, SAME_LOWER) of
+ * a 2-D window over input in to pads (top, left, bottom, right). */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_auto_pad(TpOnnxReader *r, const TpShape *in,
+                                                 const int *kernel, const int *stride,
+                                                 const int *dilation, int *pads, GError **error);
+/* The zero padding (top, left, bottom, right) of a Pad before input 0 that
+ * the importer left for this node to absorb, or NULL. */
+G_GNUC_INTERNAL const int *tp_onnx_reader_folded_pads(TpOnnxReader *r);
+/* The default opset of the model. */
+G_GNUC_INTERNAL gint64 tp_onnx_reader_opset(TpOnnxReader *r);
+
+/* The engine value behind input i, which must be an activation. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_value(TpOnnxReader *r, int i, int *out, GError **error);
+/* The per-sample shape of engine value v. */
+G_GNUC_INTERNAL const TpShape *tp_onnx_reader_shape(TpOnnxReader *r, int v);
+/* Float32 constant input i, which must be an initializer or a Constant;
+ * *out NULL without error when optional and absent. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_param(TpOnnxReader *r, int i, gboolean optional,
+                                              const TpOnnxConst **out, GError **error);
+/* Input i when it is present and a constant of any type, else NULL. */
+G_GNUC_INTERNAL const TpOnnxConst *tp_onnx_reader_constant(TpOnnxReader *r, int i);
+/* TRUE when input i is named (present); its name, or NULL. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_has_input(TpOnnxReader *r, int i);
+G_GNUC_INTERNAL const char *tp_onnx_reader_input_name(TpOnnxReader *r, int i);
+/* Checks that constant c, named what in messages, has exactly dims. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_check_dims(TpOnnxReader *r, const char *what,
+                                                   const TpOnnxConst *c, int ndim,
+                                                   const gint64 *dims, GError **error);
+/* A host array of n floats that lives until the node is added (for
+ * parameters the op computes from constants). */
+G_GNUC_INTERNAL float *tp_onnx_reader_alloc(TpOnnxReader *r, gsize n);
+/* Makes the node's output the existing value v: no op is added (a Flatten of
+ * an already flat value). */
+G_GNUC_INTERNAL void tp_onnx_reader_alias(TpOnnxReader *r, int v);
+/* Sets error: "<OpType> node '<name>': <message>"; returns FALSE. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_error(TpOnnxReader *r, GError **error, int code,
+                                              const char *format, ...) G_GNUC_PRINTF(4, 5);
+/* "[1, 2, 3]" for messages (owned by the caller). */
+G_GNUC_INTERNAL char *tp_onnx_dims_to_string(int ndim, const gint64 *dims);
+
+/* The ONNX node an op's export() completes (tp-onnx-export.c): attributes
+ * and constant inputs appended after the node's values and parameters. */
+typedef struct _TpOnnxNodeWriter TpOnnxNodeWriter;
+
+G_GNUC_INTERNAL void tp_onnx_writer_int(TpOnnxNodeWriter *w, const char *name, gint64 value);
+G_GNUC_INTERNAL void tp_onnx_writer_ints(TpOnnxNodeWriter *w, const char *name, const int *values,
+                                         int count);
+G_GNUC_INTERNAL void tp_onnx_writer_float(TpOnnxNodeWriter *w, const char *name, float value);
+/* Appends a float32 scalar initializer "<node>.<suffix>" as the next input. */
+G_GNUC_INTERNAL void tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix,
+                                                 float value);
+
 typedef struct {
     /* The ONNX op type ("Conv", "BatchNormalization", ...). */
     const char *name;
@@ -103,6 +230,39 @@ typedef struct {
     /* Multiply-accumulates per sample (METHOD.md §3), from the per-sample
      * input and output shapes; NULL for ops that count none. */
     guint64 (*macs)(const TpNode *node, const TpShape *input, const TpShape *output);
+
+    /* ONNX import of a node of this op type: reads it through r and writes
+     * the attributes to *attrs (arriving zeroed), the engine values it reads
+     * to inputs[] and the host data of its parameters to params[] (NULL:
+     * the parameter keeps its initial value); or calls tp_onnx_reader_alias().
+     * NULL: the op is not read from ONNX under its own name. */
+    gboolean (*import)(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                       GError **error);
+
+    /* The ONNX names of the parameters, in order (initializers are exported
+     * as "<node>.<name>"); NULL past n_params. */
+    const char *param_names[TP_NODE_MAX_PARAMS];
+
+    /* Writes the node's ONNX attributes (and constant inputs) to w; NULL
+     * for ops that have none. */
+    void (*export)(const TpNode *node, TpOnnxNodeWriter *w);
+
+    /* The channel rule of node, whose input 0 has per-sample shape input:
+     * writes *out_rule (arriving zeroed). */
+    void (*channels)(const TpNode *node, const TpShape *input, TpChannelRule *out_rule);
+
+    /* Pruning: the node cut to the kept entries `in` of its input 0's first
+     * dimension and `out` of its output's (GArrays of int; NULL: all kept).
+     * Writes the smaller node's attributes to *attrs (node's on entry) and,
+     * per parameter p, the kept rows (first dimension) to rows[p] and
+     * columns (second dimension) to cols[p] (NULL on entry: all). NULL for
+     * ops with neither parameters nor channel counts in their attributes. */
+    void (*cut)(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+                TpOpAttrs *attrs, const GArray **rows, const GArray **cols);
+
+    /* Its relevance rule, and the sign of its output. */
+    TpOpLrpRule lrp_rule;
+    TpOpSign sign;
 } TpOpClass;
 
 /* The classes, one per file under engine/ops/. */
@@ -146,6 +306,21 @@ G_GNUC_INTERNAL gboolean tp_conv_trim_dead_taps(TpConvGeometry *g, int *ki0, int
 G_GNUC_INTERNAL gboolean tp_conv_forward_fused(const TpNode *conv, const TpNode *norm,
                                                gboolean relu, TpBackend *backend, const TpTensor *x,
                                                TpTensor *y, TpOpState *state, GError **error);
+
+/* The convolution geometry of Conv node for `batch` samples of per-sample
+ * input in and output out. (engine/ops/conv.c) */
+G_GNUC_INTERNAL void tp_conv_geometry(const TpNode *node, int batch, const TpShape *in,
+                                      const TpShape *out, TpConvGeometry *g);
+
+/* The pooling geometry of a MaxPool, AveragePool or GlobalAveragePool node
+ * for `batch` samples of per-sample input in and output out.
+ * (engine/ops/pool.c) */
+G_GNUC_INTERNAL void tp_pool_geometry(const TpNode *node, int batch, const TpShape *in,
+                                      const TpShape *out, TpPoolGeometry *g);
+
+/* The channel rule of ops whose output keeps input 0's channels. */
+G_GNUC_INTERNAL void tp_op_channels_keep(const TpNode *node, const TpShape *input,
+                                         TpChannelRule *out_rule);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

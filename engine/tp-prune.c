@@ -6,7 +6,8 @@
  * The surgery gives each space its kept channel list — the mask's TRUE
  * units for a prunable space, the class list (in its order) for the head's
  * space, all channels otherwise — and rebuilds the graph node by node,
- * slicing each parameter by the kept channels of the values it touches:
+ * slicing each parameter by the kept channels of the values it touches, as
+ * its op class's cut() says (tp-op.h):
  *
  *   Conv       weight rows by its output's channels, input slices W[:, c]
  *              by its input's (a depthwise Conv: rows only, groups = kept);
@@ -185,29 +186,13 @@ add_node(const TpUnits *units, Index *const *root_kept, guint i, TpModel *pruned
     g_autoptr(Index) in = value_index(units, root_kept, node->inputs[0]);
     g_autoptr(Index) out = value_index(units, root_kept, node->output);
     const Index *rows[TP_NODE_MAX_PARAMS] = {NULL}, *cols[TP_NODE_MAX_PARAMS] = {NULL};
+    const TpOpClass *klass = tp_op_class_get(node->op);
     TpOpAttrs attrs = node->attrs;
     int v;
 
-    switch (node->op) {
-    case TP_OP_CONV:
-        attrs.conv.out_channels = index_len(out, node->attrs.conv.out_channels);
-        if (tp_units_is_depthwise(units->model, node))
-            attrs.conv.groups = attrs.conv.out_channels;
-        else
-            cols[0] = in; /* groups = 1 here, or a grouped conv whose spaces are never cut */
-        rows[0] = rows[1] = out;
-        break;
-    case TP_OP_GEMM:
-        attrs.gemm.out_features = index_len(out, node->attrs.gemm.out_features);
-        rows[0] = rows[1] = out;
-        cols[0] = in;
-        break;
-    case TP_OP_BATCH_NORM:
-        rows[0] = rows[1] = rows[2] = rows[3] = in;
-        break;
-    default:
-        break;
-    }
+    if (klass->cut != NULL)
+        klass->cut(node, tp_model_get_shape(units->model, node->inputs[0]), in, out, &attrs, rows,
+                   cols);
 
     v = tp_model_add(pruned, node->op, node->name, node->inputs, &attrs, error);
     if (v < 0)

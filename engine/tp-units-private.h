@@ -7,6 +7,7 @@
 #include <glib.h>
 
 #include "tp-model.h"
+#include "tp-op.h"
 #include "tp-prune.h"
 
 G_BEGIN_DECLS
@@ -35,8 +36,9 @@ struct _TpUnits {
     gboolean head_sliceable;
 };
 
-/* TRUE when node is a depthwise Conv (1 < groups = in = out channels). */
-G_GNUC_INTERNAL gboolean tp_units_is_depthwise(const TpModel *model, const TpNode *node);
+/* The channel rule of node: its op class's (tp-op.h), for its input's shape. */
+G_GNUC_INTERNAL void tp_units_rule(const TpModel *model, const TpNode *node,
+                                   TpChannelRule *out_rule);
 
 G_END_DECLS
 

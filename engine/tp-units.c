@@ -1,12 +1,14 @@
 /* tp-units.c — the pruning analysis (tp-prune.h): which channels of a model
  * can be removed, and which must go together.
  *
- * Channel spaces are built with union-find over the model's values. Every
- * value starts as its own set; an op that keeps its input's channel indexing
- * (BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool,
+ * Channel spaces are built with union-find over the model's values, by each
+ * op's channel rule (its class's, tp-op.h). Every value starts as its own
+ * set; an op that keeps its input's channel indexing (TP_CHANNELS_KEEP:
+ * BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool,
  * Dropout, Flatten, Softmax, a depthwise Conv) joins its output to its input,
- * and Add joins its output to both inputs. A Conv (not depthwise) or a Gemm
- * writes a fresh set: it is a *producer* of its output's space. Every value
+ * and one that joins them (Add) its output to every input. An op making new
+ * channels (TP_CHANNELS_NEW: a Conv, not depthwise, or a Gemm) writes a fresh
+ * set: it is a *producer* of its output's space. Every value
  * also records its *block*, the entries of its first dimension per channel:
  * 1 for a [C, H, W] value and a Gemm's output, H·W after Flatten of
  * [C, H, W] (a Flatten of a 1-D value keeps the block).
@@ -17,7 +19,7 @@
  *  - it is neither the model input's space nor the output's (the head);
  *  - no grouped Conv (1 < groups, not depthwise) reads or writes it: cutting
  *    one channel would unbalance the groups;
- *  - no Softmax reads it: a Softmax couples every feature, so a removed one
+ *  - no op that couples its channels reads it: a Softmax couples every feature, so a removed one
  *    would still change the others (the final Softmax reads the head's space,
  *    which is never prunable anyway);
  *  - every value in it has the same channel count (an Add of two Flattens
@@ -29,6 +31,9 @@
  */
 #include "config.h"
 
+#include <string.h>
+
+#include "tp-op.h"
 #include "tp-prune.h"
 #include "tp-units-private.h"
 
@@ -61,16 +66,13 @@ uf_union(int *parent, int a, int b)
 
 /* ------------------------------------------------------------ analysis */
 
-/* TRUE when node is a depthwise Conv: groups > 1, every group one input and
- * one output channel. It keeps its input's space. */
-gboolean
-tp_units_is_depthwise(const TpModel *model, const TpNode *node)
+/* The channel rule of node (its op class's, tp-op.h). */
+void
+tp_units_rule(const TpModel *model, const TpNode *node, TpChannelRule *out_rule)
 {
-    const TpConvAttrs *a = &node->attrs.conv;
-    int in_channels = tp_model_get_shape(model, node->inputs[0])->dim[0];
-
-    return node->op == TP_OP_CONV && a->groups > 1 && a->groups == in_channels &&
-           a->out_channels == in_channels;
+    memset(out_rule, 0, sizeof *out_rule);
+    tp_op_class_get(node->op)->channels(node, tp_model_get_shape(model, node->inputs[0]),
+                                        out_rule);
 }
 
 /* Entries of value v's first dimension. */
@@ -87,7 +89,7 @@ typedef struct {
     int channels;      /* channel count of the first value seen, -1 if none yet */
     gboolean mismatch; /* values with different channel counts */
     gboolean grouped;  /* a grouped (not depthwise) Conv reads or writes it */
-    gboolean softmax;  /* a Softmax reads it */
+    gboolean couples;  /* an op that couples its channels (Softmax) reads it */
     gboolean consumed; /* a Conv (not depthwise) or Gemm reads it */
 } RootInfo;
 
@@ -114,41 +116,27 @@ build_spaces(TpUnits *units, GError **error)
     for (guint i = 0; i < n_nodes; i++) {
         const TpNode *node = tp_model_get_node(model, i);
         int in = node->inputs[0], out = node->output;
+        TpChannelRule rule;
 
-        switch (node->op) {
-        case TP_OP_CONV:
-            if (tp_units_is_depthwise(model, node))
-                uf_union(parent, out, in);
-            break;
-        case TP_OP_GEMM:
-            break;
-        case TP_OP_BATCH_NORM:
-        case TP_OP_RELU:
-        case TP_OP_MAX_POOL:
-        case TP_OP_AVERAGE_POOL:
-        case TP_OP_GLOBAL_AVERAGE_POOL:
-        case TP_OP_DROPOUT:
-        case TP_OP_SOFTMAX:
-            units->block[out] = units->block[in];
-            uf_union(parent, out, in);
-            break;
-        case TP_OP_FLATTEN: {
-            const TpShape *s = tp_model_get_shape(model, in);
-
-            units->block[out] = s->ndim == 3 ? s->dim[1] * s->dim[2] : units->block[in];
-            uf_union(parent, out, in);
-            break;
-        }
-        case TP_OP_ADD:
-            units->block[out] = units->block[in];
-            uf_union(parent, out, node->inputs[0]);
-            uf_union(parent, out, node->inputs[1]);
-            break;
-        default:
+        if (tp_op_class_get(node->op)->channels == NULL) {
             g_set_error(error, TP_PRUNE_ERROR, TP_PRUNE_ERROR_INVALID,
                         "node %u '%s': no channel rule for op %s", i, node->name,
                         tp_op_type_to_string(node->op));
             return FALSE;
+        }
+        tp_units_rule(model, node, &rule);
+        switch (rule.kind) {
+        case TP_CHANNELS_KEEP:
+            units->block[out] = units->block[in] * MAX(rule.block, 1);
+            uf_union(parent, out, in);
+            break;
+        case TP_CHANNELS_JOIN:
+            units->block[out] = units->block[in];
+            for (int k = 0; k < node->n_inputs; k++)
+                uf_union(parent, out, node->inputs[k]);
+            break;
+        case TP_CHANNELS_NEW:
+            break;
         }
     }
     for (guint v = 0; v < units->n_values; v++)
@@ -177,29 +165,29 @@ gather(TpUnits *units, RootInfo *info)
         const TpNode *node = tp_model_get_node(model, i);
         RootInfo *out = &info[units->root[node->output]];
         RootInfo *in = &info[units->root[node->inputs[0]]];
+        TpChannelRule rule;
 
-        if (node->op == TP_OP_SOFTMAX) {
-            in->softmax = TRUE;
-        } else if (node->op == TP_OP_CONV && !tp_units_is_depthwise(model, node)) {
-            if (node->attrs.conv.groups > 1)
-                in->grouped = out->grouped = TRUE;
-            in->consumed = TRUE;
-            if (out->producers == NULL)
-                out->producers = g_array_new(FALSE, FALSE, sizeof(guint));
-            g_array_append_val(out->producers, i);
-            out->n_conv++;
-        } else if (node->op == TP_OP_GEMM) {
-            in->consumed = TRUE;
-            if (out->producers == NULL)
-                out->producers = g_array_new(FALSE, FALSE, sizeof(guint));
-            g_array_append_val(out->producers, i);
+        tp_units_rule(model, node, &rule);
+        if (rule.couples)
+            in->couples = TRUE;
+        if (rule.kind != TP_CHANNELS_NEW)
+            continue;
+        if (rule.grouped)
+            in->grouped = out->grouped = TRUE;
+        in->consumed = TRUE;
+        if (out->producers == NULL)
+            out->producers = g_array_new(FALSE, FALSE, sizeof(guint));
+        g_array_append_val(out->producers, i);
+        if (rule.linear)
             out->n_gemm++;
-        }
+        else
+            out->n_conv++;
     }
 }
 
 /* Follows value v through the op that alone reads it when that op is of
- * type op; returns the op's output, or v. *out_node gets the op, or -1. */
+ * type op; returns the op's output, or v. *out_node gets the op, or -1.
+ * (BatchNormalization and Relu: what a criterion's unit value passes.) */
 static int
 follow_sole(const TpUnits *units, int v, TpOpType op, int *out_node)
 {
@@ -231,10 +219,12 @@ map_producers(TpUnits *units)
     }
     for (guint i = 0; i < n_nodes; i++) {
         const TpNode *node = tp_model_get_node(model, i);
+        TpChannelRule rule;
         int v, bn, relu;
 
         units->unit_value[i] = units->batch_norm[i] = -1;
-        if (node->op != TP_OP_CONV && node->op != TP_OP_GEMM)
+        tp_units_rule(model, node, &rule);
+        if (!rule.layer)
             continue;
         v = follow_sole(units, node->output, TP_OP_BATCH_NORM, &bn);
         v = follow_sole(units, v, TP_OP_RELU, &relu);
@@ -270,7 +260,7 @@ decide(TpUnits *units, RootInfo *info, gboolean prune_linear)
 
         if (ri->producers == NULL || g_array_index(ri->producers, guint, 0) != i)
             continue;
-        if (r == input_root || r == output_root || ri->mismatch || ri->grouped || ri->softmax)
+        if (r == input_root || r == output_root || ri->mismatch || ri->grouped || ri->couples)
             continue;
         if (ri->n_conv > 0 && ri->n_gemm > 0)
             continue;
@@ -289,10 +279,11 @@ decide(TpUnits *units, RootInfo *info, gboolean prune_linear)
     }
     for (guint i = 0; i < n_nodes; i++) {
         const TpNode *node = tp_model_get_node(model, i);
-        gboolean producer = node->op == TP_OP_GEMM ||
-                            (node->op == TP_OP_CONV && !tp_units_is_depthwise(model, node));
+        TpChannelRule rule;
 
-        units->space_of_node[i] = producer ? units->root_space[units->root[node->output]] : -1;
+        tp_units_rule(model, node, &rule);
+        units->space_of_node[i] =
+            rule.kind == TP_CHANNELS_NEW ? units->root_space[units->root[node->output]] : -1;
     }
 }
 

@@ -5,7 +5,8 @@
  * rest), split over the backend's own threads.
  *
  * Keys:
- *   threads  threads the kernels run on; 0 (default) means one per processor.
+ *   threads  threads the kernels run on; 0 (default) means one per processor
+ *            this process may use (its affinity mask and cgroup CPU quota).
  *   prepare  offer the engine a prepared form of the convolution weights to
  *            keep between eval-mode passes (default true): the weights
  *            packed for few output pixels (VGG-11 at batch 1 infers 1.4x
@@ -34,7 +35,7 @@ static const TpParamSpec cpu_params[] = {
         .default_value = "0",
         .min = 0,
         .max = 1024,
-        .help = "threads the kernels run on; 0 uses one per processor",
+        .help = "threads the kernels run on; 0 uses one per processor this process may use",
     },
     {
         .key = "prepare",
@@ -56,7 +57,7 @@ cpu_open(const TpParams *params, GError **error)
     gint64 threads = params != NULL ? tp_params_get_int(params, "threads") : 0;
 
     openblas_set_num_threads(1);
-    cpu->pool = cpu_pool_new(threads > 0 ? (int)threads : (int)g_get_num_processors());
+    cpu->pool = cpu_pool_new(threads > 0 ? (int)threads : cpu_pool_default_threads());
     cpu->prepare = params != NULL ? tp_params_get_boolean(params, "prepare") : TRUE;
     g_mutex_init(&cpu->memory_lock);
     cpu->live = g_hash_table_new(NULL, NULL);

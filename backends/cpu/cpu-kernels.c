@@ -50,10 +50,17 @@
 
 #define ALIGNMENT 64
 
-/* Smallest share of a GEMM's output rows or columns, and of an elementwise
- * kernel's floats, worth a thread of its own. */
+/* Smallest share of a GEMM's output rows or columns worth a thread of its
+ * own, whatever its work (a thinner sgemm runs slower). */
 #define GEMM_GRAIN 16
-#define ELEMENTWISE_GRAIN 16384
+
+/* The grain of a GEMM split along rows or columns that cost `work`
+ * multiply-adds each (cpu_grain()). */
+static gsize
+gemm_grain(gsize work)
+{
+    return MAX(cpu_grain(work), GEMM_GRAIN);
+}
 
 /* A convolution with fewer than SMALL_GEMM_COLUMNS output columns per chunk
  * calls sgemm on blocks of at most SMALL_GEMM_MNK multiply-adds, the size up
@@ -547,22 +554,26 @@ conv_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const flo
         job.bias = bias;
         job.relu = relu;
         job.y = y;
-        cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->c, cpu_grain((gsize)cur * g->kh * g->kw * out_plane),
+                     im2col, &job);
         if (packed != NULL && (weights == NULL || job.ld <= CPU_PACKED_MAX_COLUMNS)) {
             cpu_packed_gemm(cpu->pool, g->out_c, (int)job.ld, job.k, packed, job.col, job.ld,
                             job.rows, job.ld);
         } else if (cur > 1 && out_plane >= WIDE_PLANE) {
             /* in place: nothing gathered to scatter */
-            cpu_pool_run(cpu->pool, (gsize)cur, 1, forward_gemm_samples, &job);
+            cpu_pool_run(cpu->pool, (gsize)cur, cpu_grain((gsize)g->out_c * out_plane * job.k),
+                         forward_gemm_samples, &job);
             continue;
         } else if (job.ld > (gsize)job.ocg) {
             /* Split the longer side of each group's output, so that every
              * thread's sgemm keeps a wide shape. */
-            cpu_pool_run(cpu->pool, job.ld, GEMM_GRAIN, forward_gemm_columns, &job);
+            cpu_pool_run(cpu->pool, job.ld, gemm_grain((gsize)g->out_c * job.k),
+                         forward_gemm_columns, &job);
         } else {
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, forward_gemm, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, gemm_grain(job.ld * job.k), forward_gemm,
+                         &job);
         }
-        cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, scatter_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, cpu_grain(job.ld), scatter_rows, &job);
     }
     return TRUE;
 }
@@ -669,9 +680,11 @@ cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy
         job.weights = weights;
         job.dx = dx;
         if (cur > 1)
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->groups * job.k, GEMM_GRAIN, backward_data_gemm, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->c, 1, col2im, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, cpu_grain(job.ld), gather_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->groups * job.k, gemm_grain(job.ld * job.ocg),
+                     backward_data_gemm, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->c, cpu_grain((gsize)cur * g->kh * g->kw * out_plane),
+                     col2im, &job);
     }
     return TRUE;
 }
@@ -686,7 +699,8 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
 
     if (dbias != NULL) {
         ConvJob job = {.g = g, .dy = dy, .dbias = dbias};
-        cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, bias_gradient, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->out_c, cpu_grain((gsize)g->n * out_plane), bias_gradient,
+                     &job);
     }
     if (g->n == 0 || out_plane == 0) {
         memset(dweights, 0, (gsize)g->out_c * (g->c / g->groups) * g->kh * g->kw * sizeof(float));
@@ -707,17 +721,22 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
         job.beta = n0 == 0 ? 0.0f : 1.0f;
         if (cur > 1 && out_plane >= WIDE_PLANE) {
             /* dy read in place, sample by sample: nothing gathered */
-            cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, backward_filter_samples, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->c, cpu_grain((gsize)cur * g->kh * g->kw * out_plane),
+                         im2col, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, gemm_grain((gsize)cur * out_plane * job.k),
+                         backward_filter_samples, &job);
             continue;
         }
         if (cur > 1)
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, 1, gather_rows, &job);
-        cpu_pool_run(cpu->pool, (gsize)g->c, 1, im2col, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, cpu_grain(job.ld), gather_rows, &job);
+        cpu_pool_run(cpu->pool, (gsize)g->c, cpu_grain((gsize)cur * g->kh * g->kw * out_plane),
+                     im2col, &job);
         if (job.k > job.ocg)
-            cpu_pool_run(cpu->pool, (gsize)job.k, GEMM_GRAIN, backward_filter_gemm_columns, &job);
+            cpu_pool_run(cpu->pool, (gsize)job.k, gemm_grain((gsize)g->out_c * job.ld),
+                         backward_filter_gemm_columns, &job);
         else
-            cpu_pool_run(cpu->pool, (gsize)g->out_c, GEMM_GRAIN, backward_filter_gemm, &job);
+            cpu_pool_run(cpu->pool, (gsize)g->out_c, gemm_grain((gsize)job.k * job.ld),
+                         backward_filter_gemm, &job);
     }
     return TRUE;
 }
@@ -732,6 +751,21 @@ typedef struct {
     const float *a, *b;
     float *c;
 } GemmJob;
+
+/* Columns [begin, end) of C when C has one row: op(B)^T times A's row
+ * (contiguous whether A is transposed or not). */
+static void
+gemv_columns(gpointer data, gsize begin, gsize end)
+{
+    const GemmJob *j = data;
+
+    if (j->trans_b) /* B: [n, k], rows [begin, end) times a */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(end - begin), j->k, j->alpha,
+                    j->b + begin * j->k, j->k, j->a, 1, j->beta, j->c + begin, 1);
+    else /* B: [k, n], columns [begin, end) */
+        cblas_sgemv(CblasRowMajor, CblasTrans, j->k, (int)(end - begin), j->alpha, j->b + begin,
+                    j->n, j->a, 1, j->beta, j->c + begin, 1);
+}
 
 /* Rows [begin, end) of C: those rows of op(A) times op(B). */
 static void
@@ -771,12 +805,17 @@ cpu_gemm(gpointer self, gboolean trans_a, gboolean trans_b, int m, int n, int k,
         return TRUE;
     }
     GemmJob job = {trans_a, trans_b, m, n, k, alpha, beta, a, b, c};
+    /* One row of C (a fully connected layer at batch 1) is a matrix-vector
+     * product, bound by reading B once: sgemv streams it, where sgemm packs
+     * it first (3x slower on a 4096 x 9216 layer). */
+    if (m == 1)
+        cpu_pool_run(cpu->pool, (gsize)n, gemm_grain((gsize)k), gemv_columns, &job);
     /* Split the longer side of C; OpenBLAS clears C instead of scaling it
      * when beta is 0, so C is not read then. */
-    if (m >= n)
-        cpu_pool_run(cpu->pool, (gsize)m, GEMM_GRAIN, gemm_rows, &job);
+    else if (m >= n)
+        cpu_pool_run(cpu->pool, (gsize)m, gemm_grain((gsize)n * k), gemm_rows, &job);
     else
-        cpu_pool_run(cpu->pool, (gsize)n, GEMM_GRAIN, gemm_columns, &job);
+        cpu_pool_run(cpu->pool, (gsize)n, gemm_grain((gsize)m * k), gemm_columns, &job);
     return TRUE;
 }
 
@@ -888,7 +927,8 @@ cpu_batch_norm_forward_train(gpointer self, const TpBatchNormGeometry *g, const 
                         .running_mean = running_mean, .running_var = running_var,
                         .save_mean = save_mean, .save_invstd = save_invstd};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_train_channels, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, cpu_grain((gsize)g->n * g->hw),
+                 batch_norm_train_channels, &job);
     return TRUE;
 }
 
@@ -919,7 +959,8 @@ cpu_batch_norm_forward_eval(gpointer self, const TpBatchNormGeometry *g, const f
     BatchNormJob job = {.g = g, .x = x, .scale = scale, .bias = bias, .mean = mean, .var = var,
                         .y = y};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_eval_channels, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, cpu_grain((gsize)g->n * g->hw),
+                 batch_norm_eval_channels, &job);
     return TRUE;
 }
 
@@ -975,7 +1016,8 @@ cpu_batch_norm_backward(gpointer self, const TpBatchNormGeometry *g, const float
     BatchNormJob job = {.g = g, .x = x, .dy = dy, .scale = scale, .mean = save_mean,
                         .invstd = save_invstd, .dx = dx, .dscale = dscale, .dbias = dbias};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, 1, batch_norm_backward_channels, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->c, cpu_grain((gsize)g->n * g->hw),
+                 batch_norm_backward_channels, &job);
     return TRUE;
 }
 
@@ -995,7 +1037,7 @@ typedef struct {
 static gboolean
 map(gpointer self, gsize n, CpuRangeFunc func, const Map *m)
 {
-    cpu_pool_run(((CpuBackend *)self)->pool, n, ELEMENTWISE_GRAIN, func, (gpointer)m);
+    cpu_pool_run(((CpuBackend *)self)->pool, n, cpu_grain(1), func, (gpointer)m);
     return TRUE;
 }
 
@@ -1165,12 +1207,20 @@ pool_forward_planes(gpointer data, gsize begin, gsize end)
     }
 }
 
+/* The grain of pooling split by planes: each reads out_h * out_w windows. */
+static gsize
+pool_grain(const TpPoolGeometry *g)
+{
+    return cpu_grain((gsize)g->out_h * g->out_w * g->kh * g->kw);
+}
+
 gboolean
 cpu_pool2d_forward(gpointer self, const TpPoolGeometry *g, const float *x, float *y, GError **error)
 {
     PoolJob job = {.g = g, .x = x, .out = y};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, 1, pool_forward_planes, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, pool_grain(g), pool_forward_planes,
+                 &job);
     return TRUE;
 }
 
@@ -1267,7 +1317,8 @@ cpu_pool2d_backward(gpointer self, const TpPoolGeometry *g, const float *x, cons
 {
     PoolJob job = {.g = g, .x = x, .y = y, .dy = dy, .out = dx};
 
-    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, 1, pool_backward_planes, &job);
+    cpu_pool_run(((CpuBackend *)self)->pool, (gsize)g->n * g->c, pool_grain(g),
+                 pool_backward_planes, &job);
     return TRUE;
 }
 

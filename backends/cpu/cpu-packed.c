@@ -160,5 +160,6 @@ cpu_packed_gemm(CpuPool *pool, int rows, int columns, int depth, const float *pa
     };
 
     job.strips = (columns + job.width - 1) / job.width;
-    cpu_pool_run(pool, (gsize)(rows + PANEL - 1) / PANEL * job.strips, 1, multiply, &job);
+    cpu_pool_run(pool, (gsize)(rows + PANEL - 1) / PANEL * job.strips,
+                 cpu_grain((gsize)PANEL * job.width * depth), multiply, &job);
 }

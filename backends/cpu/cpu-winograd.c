@@ -530,8 +530,10 @@ start_chunk(CpuBackend *cpu, Job *job, int n0, int nb)
     job->n0 = n0;
     job->nt = nb * p->per_image;
     job->ld = round_to_lanes((gsize)job->nt);
-    cpu_pool_run(cpu->pool, (gsize)nb * p->blocks, 1, pad_input, job);
-    cpu_pool_run(cpu->pool, (gsize)job->nt, 1, transform_input, job);
+    cpu_pool_run(cpu->pool, (gsize)nb * p->blocks, cpu_grain((gsize)p->hp * p->wp * LANES),
+                 pad_input, job);
+    cpu_pool_run(cpu->pool, (gsize)job->nt, cpu_grain((gsize)p->blocks * LANES * POINTS),
+                 transform_input, job);
 }
 
 /* The forward algorithm on plan p: out = conv(in, weights) + bias (then
@@ -556,12 +558,15 @@ run_forward(CpuBackend *cpu, const Plan *p, const float *in, const float *weight
     if (!reserve(cpu, p, nb, prepared != NULL, &job, error))
         return FALSE;
     if (prepared == NULL)
-        cpu_pool_run(cpu->pool, (gsize)p->out_c, 1, transform_filters, &job);
+        cpu_pool_run(cpu->pool, (gsize)p->out_c, cpu_grain((gsize)p->in_c * POINTS),
+                     transform_filters, &job);
     job.filters = prepared != NULL ? prepared : job.u;
     for (int n0 = 0; n0 < p->n; n0 += nb) {
         start_chunk(cpu, &job, n0, MIN(nb, p->n - n0));
-        cpu_pool_run(cpu->pool, POINTS, 1, multiply, &job);
-        cpu_pool_run(cpu->pool, (gsize)p->out_c, 1, transform_output, &job);
+        cpu_pool_run(cpu->pool, POINTS, cpu_grain((gsize)p->out_c * job.ld * p->in_c), multiply,
+                     &job);
+        cpu_pool_run(cpu->pool, (gsize)p->out_c, cpu_grain(job.ld * POINTS), transform_output,
+                     &job);
     }
     return TRUE;
 }
@@ -604,7 +609,8 @@ cpu_winograd_prepare(CpuBackend *cpu, const TpConvGeometry *g, const float *weig
     Plan p = plan_new(g->n, g->c, g->h, g->w, g->out_c, g->out_h, g->out_w, g->pad_t, g->pad_l);
     Job job = {.p = &p, .weights = weights, .u = prepared};
 
-    cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, transform_filters, &job);
+    cpu_pool_run(cpu->pool, (gsize)p.out_c, cpu_grain((gsize)p.in_c * POINTS), transform_filters,
+                 &job);
 }
 
 gboolean
@@ -637,9 +643,12 @@ cpu_winograd_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const flo
     for (int n0 = 0; n0 < p.n; n0 += nb) {
         start_chunk(cpu, &job, n0, MIN(nb, p.n - n0));
         job.beta = n0 == 0 ? 0.0f : 1.0f;
-        cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, transform_output_gradient, &job);
-        cpu_pool_run(cpu->pool, POINTS, 1, multiply_gradient, &job);
+        cpu_pool_run(cpu->pool, (gsize)p.out_c, cpu_grain(job.ld * POINTS),
+                     transform_output_gradient, &job);
+        cpu_pool_run(cpu->pool, POINTS, cpu_grain((gsize)p.out_c * job.ld * p.in_c),
+                     multiply_gradient, &job);
     }
-    cpu_pool_run(cpu->pool, (gsize)p.out_c, 1, filter_gradients, &job);
+    cpu_pool_run(cpu->pool, (gsize)p.out_c, cpu_grain((gsize)p.in_c * POINTS), filter_gradients,
+                 &job);
     return TRUE;
 }

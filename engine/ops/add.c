@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 static gboolean
@@ -49,6 +50,34 @@ add_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
     return TRUE;
 }
 
+/* Channel c of both inputs is channel c of the sum. */
+static void
+add_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_JOIN;
+}
+
+/* ONNX: two activations (a constant operand is only a MatMul's bias, which
+ * the MatMul import takes). */
+static gboolean
+add_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
+{
+    static const char *const known[] = {NULL};
+
+    if (!tp_onnx_reader_attrs(r, known, error))
+        return FALSE;
+    for (int i = 0; i < 2; i++) {
+        if (tp_onnx_reader_constant(r, i) != NULL)
+            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                        "adding the constant '%s' is only supported as the bias "
+                                        "of a MatMul",
+                                        tp_onnx_reader_input_name(r, i));
+        if (!tp_onnx_reader_value(r, i, &inputs[i], error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 const TpOpClass tp_op_add = {
     /* .name = */ "Add",
     /* .n_inputs = */ 2,
@@ -56,4 +85,11 @@ const TpOpClass tp_op_add = {
     /* .forward = */ add_forward,
     /* .backward = */ add_backward,
     /* .macs = */ NULL,
+    /* .import = */ add_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ add_channels,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_SUM,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

@@ -27,6 +27,7 @@
 
 #include <math.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 enum {
@@ -181,6 +182,53 @@ batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inp
         node->grads[SCALE]->data, node->grads[BIAS]->data, error);
 }
 
+static void
+batch_norm_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_float(w, "epsilon", node->attrs.batch_norm.epsilon);
+    tp_onnx_writer_float(w, "momentum", node->attrs.batch_norm.momentum);
+}
+
+/* Every parameter is per channel of the input. */
+static void
+batch_norm_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+               TpOpAttrs *attrs, const GArray **rows, const GArray **cols)
+{
+    rows[0] = rows[1] = rows[2] = rows[3] = in;
+}
+
+/* ONNX: the inference form, X, scale, B, mean, var (each [C]). */
+static gboolean
+batch_norm_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                  GError **error)
+{
+    static const char *const known[] = {"epsilon", "momentum",        "spatial", "training_mode",
+                                        "is_test", "consumed_inputs", NULL};
+    static const char *const names[] = {"scale", "bias", "mean", "var"};
+    gint64 spatial, training;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_float(r, "epsilon", 1e-5f, &attrs->batch_norm.epsilon, error) ||
+        !tp_onnx_reader_float(r, "momentum", 0.9f, &attrs->batch_norm.momentum, error) ||
+        !tp_onnx_reader_int(r, "spatial", 1, &spatial, error) ||
+        !tp_onnx_reader_int(r, "training_mode", 0, &training, error))
+        return FALSE;
+    if (spatial != 1 || training != 0)
+        return tp_onnx_reader_error(
+            r, error, TP_ONNX_ERROR_UNSUPPORTED,
+            "only the inference form (spatial = 1, training_mode = 0) is supported");
+    gint64 channels = tp_onnx_reader_shape(r, inputs[0])->dim[0];
+    for (int i = 0; i < 4; i++) {
+        const TpOnnxConst *p;
+
+        if (!tp_onnx_reader_param(r, i + 1, FALSE, &p, error) ||
+            !tp_onnx_reader_check_dims(r, names[i], p, 1, &channels, error))
+            return FALSE;
+        params[i] = p->f;
+    }
+    return TRUE;
+}
+
 const TpOpClass tp_op_batch_norm = {
     /* .name = */ "BatchNormalization",
     /* .n_inputs = */ 1,
@@ -188,4 +236,11 @@ const TpOpClass tp_op_batch_norm = {
     /* .forward = */ batch_norm_forward,
     /* .backward = */ batch_norm_backward,
     /* .macs = */ NULL,
+    /* .import = */ batch_norm_import,
+    /* .param_names = */ {"scale", "bias", "mean", "var"},
+    /* .export = */ batch_norm_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ batch_norm_cut,
+    /* .lrp_rule = */ TP_OP_LRP_NONE, /* folded into its Conv first (tp-lrp.c) */
+    /* .sign = */ TP_OP_SIGN_ANY,
 };

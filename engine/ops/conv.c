@@ -34,6 +34,7 @@
  */
 #include "config.h"
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 /* One output size, or -1 if the dilated kernel does not fit the padded input
@@ -131,20 +132,20 @@ conv_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GErro
     return TRUE;
 }
 
-/* The kernel geometry for input x [n, c, h, w] and output y. */
-static void
-conv_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpConvGeometry *g)
+void
+tp_conv_geometry(const TpNode *node, int batch, const TpShape *in, const TpShape *out,
+                 TpConvGeometry *g)
 {
     const TpConvAttrs *a = &node->attrs.conv;
 
     *g = (TpConvGeometry){
-        .n = x->shape[0],
-        .c = x->shape[1],
-        .h = x->shape[2],
-        .w = x->shape[3],
-        .out_c = y->shape[1],
-        .out_h = y->shape[2],
-        .out_w = y->shape[3],
+        .n = batch,
+        .c = in->dim[0],
+        .h = in->dim[1],
+        .w = in->dim[2],
+        .out_c = out->dim[0],
+        .out_h = out->dim[1],
+        .out_w = out->dim[2],
         .kh = a->kernel[0],
         .kw = a->kernel[1],
         .stride_h = a->stride[0],
@@ -157,6 +158,16 @@ conv_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpConvGe
         .dil_w = a->dilation[1],
         .groups = a->groups,
     };
+}
+
+/* The kernel geometry for input x [n, c, h, w] and output y. */
+static void
+conv_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpConvGeometry *g)
+{
+    TpShape in = {3, {x->shape[1], x->shape[2], x->shape[3]}};
+    TpShape out = {3, {y->shape[1], y->shape[2], y->shape[3]}};
+
+    tp_conv_geometry(node, x->shape[0], &in, &out, g);
 }
 
 /* The kernel taps [*lo, *hi) along one axis that read the input (not only
@@ -443,6 +454,113 @@ conv_macs(const TpNode *node, const TpShape *input, const TpShape *output)
            (guint64)(input->dim[0] / a->groups) * (guint64)a->kernel[0] * (guint64)a->kernel[1];
 }
 
+static void
+conv_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    const TpConvAttrs *a = &node->attrs.conv;
+
+    tp_onnx_writer_ints(w, "kernel_shape", a->kernel, 2);
+    tp_onnx_writer_ints(w, "strides", a->stride, 2);
+    tp_onnx_writer_ints(w, "pads", a->pads, 4);
+    tp_onnx_writer_ints(w, "dilations", a->dilation, 2);
+    tp_onnx_writer_int(w, "group", a->groups);
+}
+
+/* Depthwise: groups > 1, every group one input and one output channel. */
+static gboolean
+is_depthwise(const TpNode *node, const TpShape *input)
+{
+    const TpConvAttrs *a = &node->attrs.conv;
+
+    return a->groups > 1 && a->groups == input->dim[0] && a->out_channels == input->dim[0];
+}
+
+/* A depthwise Conv keeps its input's channels; any other makes new ones. */
+static void
+conv_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->layer = TRUE;
+    if (is_depthwise(node, input)) {
+        out_rule->kind = TP_CHANNELS_KEEP;
+        return;
+    }
+    out_rule->kind = TP_CHANNELS_NEW;
+    out_rule->grouped = node->attrs.conv.groups > 1;
+}
+
+/* Weight rows and bias by the output's channels, input slices W[:, c] by the
+ * input's (a depthwise Conv: rows only, one group per kept channel). A
+ * grouped Conv's spaces are never cut, so groups = 1 otherwise. */
+static void
+conv_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+         TpOpAttrs *attrs, const GArray **rows, const GArray **cols)
+{
+    if (out != NULL)
+        attrs->conv.out_channels = (int)out->len;
+    if (is_depthwise(node, input))
+        attrs->conv.groups = attrs->conv.out_channels;
+    else
+        cols[0] = in;
+    rows[0] = rows[1] = out;
+}
+
+/* ONNX: X, W [out_c, in_c / group, kh, kw] and an optional B; a zero Pad
+ * before it is folded into its padding. */
+static gboolean
+conv_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
+{
+    static const char *const known[] = {"kernel_shape", "strides",  "pads", "dilations",
+                                        "group",        "auto_pad", NULL};
+    TpConvAttrs *conv = &attrs->conv;
+    const TpOnnxConst *w, *b;
+    const int *folded;
+    gint64 group;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_param(r, 1, FALSE, &w, error) ||
+        !tp_onnx_reader_param(r, 2, TRUE, &b, error) ||
+        !tp_onnx_reader_int(r, "group", 1, &group, error))
+        return FALSE;
+    const TpShape *in = tp_onnx_reader_shape(r, inputs[0]);
+    if (w->ndim != 4 || in->ndim != 3)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "only 2-D convolutions of [N, C, H, W] inputs are supported");
+    if (group < 1 || group > in->dim[0])
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                    "group %" G_GINT64_FORMAT " is invalid for %d input channels",
+                                    group, in->dim[0]);
+    gint64 want[4] = {w->dims[0], in->dim[0] / group, w->dims[2], w->dims[3]};
+    if (!tp_onnx_reader_check_dims(r, "weight", w, 4, want, error))
+        return FALSE;
+    conv->out_channels = (int)w->dims[0];
+    conv->kernel[0] = (int)w->dims[2];
+    conv->kernel[1] = (int)w->dims[3];
+    conv->stride[0] = conv->stride[1] = 1;
+    conv->dilation[0] = conv->dilation[1] = 1;
+    conv->groups = (int)group;
+    int kernel[2] = {conv->kernel[0], conv->kernel[1]};
+    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 1, kernel, error) ||
+        !tp_onnx_reader_ints(r, "strides", 2, 1, conv->stride, error) ||
+        !tp_onnx_reader_ints(r, "pads", 4, 0, conv->pads, error) ||
+        !tp_onnx_reader_ints(r, "dilations", 2, 1, conv->dilation, error) ||
+        !tp_onnx_reader_auto_pad(r, in, conv->kernel, conv->stride, conv->dilation, conv->pads,
+                                 error))
+        return FALSE;
+    folded = tp_onnx_reader_folded_pads(r);
+    for (int i = 0; folded != NULL && i < 4; i++)
+        conv->pads[i] += folded[i];
+    if (kernel[0] != conv->kernel[0] || kernel[1] != conv->kernel[1])
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                    "kernel_shape [%d, %d] disagrees with the weight's [%d, %d]",
+                                    kernel[0], kernel[1], conv->kernel[0], conv->kernel[1]);
+    if (b != NULL && !tp_onnx_reader_check_dims(r, "bias", b, 1, w->dims, error))
+        return FALSE;
+    conv->bias = b != NULL;
+    params[0] = w->f;
+    params[1] = b != NULL ? b->f : NULL;
+    return TRUE;
+}
+
 const TpOpClass tp_op_conv = {
     /* .name = */ "Conv",
     /* .n_inputs = */ 1,
@@ -450,4 +568,11 @@ const TpOpClass tp_op_conv = {
     /* .forward = */ conv_forward,
     /* .backward = */ conv_backward,
     /* .macs = */ conv_macs,
+    /* .import = */ conv_import,
+    /* .param_names = */ {"weight", "bias"},
+    /* .export = */ conv_export,
+    /* .channels = */ conv_channels,
+    /* .cut = */ conv_cut,
+    /* .lrp_rule = */ TP_OP_LRP_CONV,
+    /* .sign = */ TP_OP_SIGN_ANY,
 };

@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 static gboolean
@@ -53,6 +54,40 @@ dropout_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
                                         state->seed, doutput->data, dinputs[0]->data, error);
 }
 
+/* The ratio is an input since opset 12. */
+static void
+dropout_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_scalar_input(w, "ratio", node->attrs.dropout.ratio);
+}
+
+/* ONNX: the ratio as an attribute (opset < 12) or a constant input, and
+ * training_mode, if given, a constant false. */
+static gboolean
+dropout_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+               GError **error)
+{
+    static const char *const known[] = {"ratio", "seed", "is_test", NULL};
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_float(r, "ratio", 0.5f, &attrs->dropout.ratio, error))
+        return FALSE;
+    if (tp_onnx_reader_has_input(r, 1)) {
+        const TpOnnxConst *ratio = tp_onnx_reader_constant(r, 1);
+        if (ratio == NULL || ratio->f == NULL || ratio->numel != 1)
+            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                        "the ratio must be a constant float scalar");
+        attrs->dropout.ratio = ratio->f[0];
+    }
+    if (tp_onnx_reader_has_input(r, 2)) {
+        const TpOnnxConst *mode = tp_onnx_reader_constant(r, 2);
+        if (mode == NULL || mode->numel != 1 || (mode->f ? mode->f[0] != 0 : mode->i64[0] != 0))
+            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                        "training_mode must be a constant false");
+    }
+    return TRUE;
+}
+
 const TpOpClass tp_op_dropout = {
     /* .name = */ "Dropout",
     /* .n_inputs = */ 1,
@@ -60,4 +95,11 @@ const TpOpClass tp_op_dropout = {
     /* .forward = */ dropout_forward,
     /* .backward = */ dropout_backward,
     /* .macs = */ NULL,
+    /* .import = */ dropout_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ dropout_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_PASS,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 static gboolean
@@ -82,6 +83,101 @@ gemm_macs(const TpNode *node, const TpShape *input, const TpShape *output)
     return (guint64)input->dim[0] * (guint64)output->dim[0];
 }
 
+/* The weight is stored [out, in]. */
+static void
+gemm_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_int(w, "transB", 1);
+}
+
+static void
+gemm_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_NEW;
+    out_rule->linear = TRUE;
+    out_rule->layer = TRUE;
+}
+
+/* Weight rows and bias by the output's features, weight columns by the
+ * input's. */
+static void
+gemm_cut(const TpNode *node, const TpShape *input, const GArray *in, const GArray *out,
+         TpOpAttrs *attrs, const GArray **rows, const GArray **cols)
+{
+    if (out != NULL)
+        attrs->gemm.out_features = (int)out->len;
+    rows[0] = rows[1] = out;
+    cols[0] = in;
+}
+
+/* ONNX: Y = alpha · A · op(B) + beta · C with B constant, A [batch,
+ * features] not transposed, and C (optional) the same for every sample. */
+static gboolean
+gemm_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
+{
+    static const char *const known[] = {"alpha", "beta", "transA", "transB", "broadcast", NULL};
+    const TpOnnxConst *b, *c;
+    float alpha, beta, *w, *bias = NULL;
+    gint64 trans_a, trans_b;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_param(r, 1, FALSE, &b, error) ||
+        !tp_onnx_reader_param(r, 2, TRUE, &c, error) ||
+        !tp_onnx_reader_float(r, "alpha", 1.0f, &alpha, error) ||
+        !tp_onnx_reader_float(r, "beta", 1.0f, &beta, error) ||
+        !tp_onnx_reader_int(r, "transA", 0, &trans_a, error) ||
+        !tp_onnx_reader_int(r, "transB", 0, &trans_b, error))
+        return FALSE;
+    if (trans_a != 0)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "transA = 1 is not supported");
+    const TpShape *in = tp_onnx_reader_shape(r, inputs[0]);
+    if (b->ndim != 2)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID, "B must be 2-D");
+    gint64 n = trans_b ? b->dims[0] : b->dims[1];
+    gint64 k = trans_b ? b->dims[1] : b->dims[0];
+    if (in->ndim == 1 && k != in->dim[0]) {
+        g_autofree char *have = tp_onnx_dims_to_string(b->ndim, b->dims);
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                    "B has shape %s but the input has %d features", have,
+                                    in->dim[0]);
+    }
+    w = tp_onnx_reader_alloc(r, (gsize)(n * k));
+    for (gint64 o = 0; o < n; o++)
+        for (gint64 i = 0; i < k; i++)
+            w[o * k + i] = alpha * (trans_b ? b->f[o * k + i] : b->f[i * n + o]);
+    if (c != NULL && beta != 0.0f) {
+        /* C broadcasts to [M, N]: [], [1], [N], [1, 1], [1, N] are a bias;
+         * [M, 1] and [M, N] vary per sample. */
+        gint64 cols = c->ndim >= 1 ? c->dims[c->ndim - 1] : 1;
+        gint64 rows = c->ndim == 2 ? c->dims[0] : 1;
+        if (c->ndim > 2 || (cols != 1 && cols != n)) {
+            g_autofree char *have = tp_onnx_dims_to_string(c->ndim, c->dims);
+            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
+                                        "C has shape %s, which does not broadcast to [M, "
+                                        "%" G_GINT64_FORMAT "]",
+                                        have, n);
+        }
+        if (rows != 1) {
+            g_autofree char *have = tp_onnx_dims_to_string(c->ndim, c->dims);
+            return tp_onnx_reader_error(
+                r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                "C has shape %s: only a bias the same for every sample is supported", have);
+        }
+        bias = tp_onnx_reader_alloc(r, (gsize)n);
+        for (gint64 o = 0; o < n; o++)
+            bias[o] = beta * c->f[cols == 1 ? 0 : o];
+    }
+    if (in->ndim != 1)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "its input must be [batch, features]; flatten it first");
+    attrs->gemm.out_features = (int)n;
+    attrs->gemm.bias = bias != NULL;
+    params[0] = w;
+    params[1] = bias;
+    return TRUE;
+}
+
 const TpOpClass tp_op_gemm = {
     /* .name = */ "Gemm",
     /* .n_inputs = */ 1,
@@ -89,4 +185,11 @@ const TpOpClass tp_op_gemm = {
     /* .forward = */ gemm_forward,
     /* .backward = */ gemm_backward,
     /* .macs = */ gemm_macs,
+    /* .import = */ gemm_import,
+    /* .param_names = */ {"weight", "bias"},
+    /* .export = */ gemm_export,
+    /* .channels = */ gemm_channels,
+    /* .cut = */ gemm_cut,
+    /* .lrp_rule = */ TP_OP_LRP_DENSE,
+    /* .sign = */ TP_OP_SIGN_ANY,
 };

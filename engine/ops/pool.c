@@ -21,6 +21,7 @@
 
 #include <string.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 /* The output size along one axis (see the top of the file); -1 if the kernel
@@ -116,20 +117,20 @@ global_pool_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig
     return TRUE;
 }
 
-/* The kernel geometry of any of the three ops for input x and output y. */
-static void
-pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGeometry *g)
+void
+tp_pool_geometry(const TpNode *node, int batch, const TpShape *in, const TpShape *out,
+                 TpPoolGeometry *g)
 {
     const TpPoolAttrs *a = &node->attrs.pool;
 
     *g = (TpPoolGeometry){
         .mode = node->op == TP_OP_MAX_POOL ? TP_POOL_MAX : TP_POOL_AVERAGE,
-        .n = x->shape[0],
-        .c = x->shape[1],
-        .h = x->shape[2],
-        .w = x->shape[3],
-        .out_h = y->shape[2],
-        .out_w = y->shape[3],
+        .n = batch,
+        .c = in->dim[0],
+        .h = in->dim[1],
+        .w = in->dim[2],
+        .out_h = out->dim[1],
+        .out_w = out->dim[2],
         .stride_h = 1,
         .stride_w = 1,
     };
@@ -147,6 +148,16 @@ pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGe
     g->pad_b = a->pads[2];
     g->pad_r = a->pads[3];
     g->count_include_pad = a->count_include_pad;
+}
+
+/* The kernel geometry for input x [n, c, h, w] and output y. */
+static void
+pool_geometry(const TpNode *node, const TpTensor *x, const TpTensor *y, TpPoolGeometry *g)
+{
+    TpShape in = {3, {x->shape[1], x->shape[2], x->shape[3]}};
+    TpShape out = {3, {y->shape[1], y->shape[2], y->shape[3]}};
+
+    tp_pool_geometry(node, x->shape[0], &in, &out, g);
 }
 
 static gboolean
@@ -173,6 +184,94 @@ pool_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
                                        doutput->data, dinputs[0]->data, error);
 }
 
+static void
+window_pool_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    const TpPoolAttrs *pool = &node->attrs.pool;
+
+    tp_onnx_writer_ints(w, "kernel_shape", pool->kernel, 2);
+    tp_onnx_writer_ints(w, "strides", pool->stride, 2);
+    tp_onnx_writer_ints(w, "pads", pool->pads, 4);
+    tp_onnx_writer_int(w, "ceil_mode", pool->ceil_mode);
+    if (node->op == TP_OP_AVERAGE_POOL)
+        tp_onnx_writer_int(w, "count_include_pad", pool->count_include_pad);
+}
+
+/* ONNX: 2-D windows, no dilation; a zero Pad before an AveragePool is folded
+ * into its padding (its zeros then count in the average). */
+static gboolean
+window_pool_import(TpOnnxReader *r, gboolean average, TpOpAttrs *attrs, int *inputs,
+                   GError **error)
+{
+    static const char *const known[] = {"kernel_shape", "strides",           "pads",
+                                        "ceil_mode",    "dilations",         "storage_order",
+                                        "auto_pad",     "count_include_pad", NULL};
+    TpPoolAttrs *pool = &attrs->pool;
+    int dilation[2] = {1, 1};
+    gint64 ceil_mode, storage_order, include_pad;
+    const int *folded;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error))
+        return FALSE;
+    if (!tp_onnx_reader_has_attr(r, "kernel_shape"))
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID, "kernel_shape is missing");
+    pool->stride[0] = pool->stride[1] = 1;
+    if (!tp_onnx_reader_ints(r, "kernel_shape", 2, 1, pool->kernel, error) ||
+        !tp_onnx_reader_ints(r, "strides", 2, 1, pool->stride, error) ||
+        !tp_onnx_reader_ints(r, "pads", 4, 0, pool->pads, error) ||
+        !tp_onnx_reader_ints(r, "dilations", 2, 1, dilation, error) ||
+        !tp_onnx_reader_int(r, "ceil_mode", 0, &ceil_mode, error) ||
+        !tp_onnx_reader_int(r, "storage_order", 0, &storage_order, error) ||
+        !tp_onnx_reader_int(r, "count_include_pad", 0, &include_pad, error))
+        return FALSE;
+    if (dilation[0] != 1 || dilation[1] != 1 || storage_order != 0)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "dilated pooling and column-major storage are not supported");
+    const TpShape *in = tp_onnx_reader_shape(r, inputs[0]);
+    if (in->ndim != 3)
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "only 2-D pooling of [N, C, H, W] inputs is supported");
+    if (!tp_onnx_reader_auto_pad(r, in, pool->kernel, pool->stride, dilation, pool->pads, error))
+        return FALSE;
+    folded = tp_onnx_reader_folded_pads(r);
+    if (folded != NULL) {
+        gboolean own = pool->pads[0] || pool->pads[1] || pool->pads[2] || pool->pads[3];
+        if (!average || (own && !include_pad))
+            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                        "a Pad before it cannot be folded into its own padding");
+        for (int i = 0; i < 4; i++)
+            pool->pads[i] += folded[i];
+        include_pad = 1; /* the Pad's zeros count in the average */
+    }
+    pool->ceil_mode = ceil_mode != 0;
+    pool->count_include_pad = include_pad != 0;
+    return TRUE;
+}
+
+static gboolean
+max_pool_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                GError **error)
+{
+    return window_pool_import(r, FALSE, attrs, inputs, error);
+}
+
+static gboolean
+average_pool_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                    GError **error)
+{
+    return window_pool_import(r, TRUE, attrs, inputs, error);
+}
+
+/* ONNX: one input, no attributes. */
+static gboolean
+global_pool_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+                   GError **error)
+{
+    static const char *const known[] = {NULL};
+
+    return tp_onnx_reader_attrs(r, known, error) && tp_onnx_reader_value(r, 0, &inputs[0], error);
+}
+
 const TpOpClass tp_op_max_pool = {
     /* .name = */ "MaxPool",
     /* .n_inputs = */ 1,
@@ -180,6 +279,13 @@ const TpOpClass tp_op_max_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .import = */ max_pool_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ window_pool_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_WINNER,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };
 
 const TpOpClass tp_op_average_pool = {
@@ -189,6 +295,13 @@ const TpOpClass tp_op_average_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .import = */ average_pool_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ window_pool_export,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };
 
 const TpOpClass tp_op_global_average_pool = {
@@ -198,4 +311,11 @@ const TpOpClass tp_op_global_average_pool = {
     /* .forward = */ pool_forward,
     /* .backward = */ pool_backward,
     /* .macs = */ NULL,
+    /* .import = */ global_pool_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
+    /* .sign = */ TP_OP_SIGN_INPUTS,
 };

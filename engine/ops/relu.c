@@ -34,6 +34,15 @@ relu_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
                                      dinputs[0]->data, error);
 }
 
+/* ONNX: one input, no attributes. */
+static gboolean
+relu_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
+{
+    static const char *const known[] = {NULL};
+
+    return tp_onnx_reader_attrs(r, known, error) && tp_onnx_reader_value(r, 0, &inputs[0], error);
+}
+
 const TpOpClass tp_op_relu = {
     /* .name = */ "Relu",
     /* .n_inputs = */ 1,
@@ -41,4 +50,11 @@ const TpOpClass tp_op_relu = {
     /* .forward = */ relu_forward,
     /* .backward = */ relu_backward,
     /* .macs = */ NULL,
+    /* .import = */ relu_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ NULL,
+    /* .channels = */ tp_op_channels_keep,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_PASS,
+    /* .sign = */ TP_OP_SIGN_NONNEG,
 };

@@ -10,6 +10,7 @@
 
 #include <string.h>
 
+#include "tp-onnx.h"
 #include "tp-op.h"
 
 static gboolean
@@ -46,6 +47,38 @@ softmax_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs
                                         output->data, doutput->data, dinputs[0]->data, error);
 }
 
+static void
+softmax_export(const TpNode *node, TpOnnxNodeWriter *w)
+{
+    tp_onnx_writer_int(w, "axis", -1);
+}
+
+/* Every output depends on every input feature. */
+static void
+softmax_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
+{
+    out_rule->kind = TP_CHANNELS_KEEP;
+    out_rule->couples = TRUE;
+}
+
+/* ONNX: over the classes of [batch, classes] only. */
+static gboolean
+softmax_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params,
+               GError **error)
+{
+    static const char *const known[] = {"axis", NULL};
+    gint64 axis;
+
+    if (!tp_onnx_reader_attrs(r, known, error) || !tp_onnx_reader_value(r, 0, &inputs[0], error) ||
+        !tp_onnx_reader_int(r, "axis", tp_onnx_reader_opset(r) >= 13 ? -1 : 1, &axis, error))
+        return FALSE;
+    if (tp_onnx_reader_shape(r, inputs[0])->ndim != 1 || (axis != 1 && axis != -1))
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "only softmax over the classes of [batch, classes] is "
+                                    "supported");
+    return TRUE;
+}
+
 const TpOpClass tp_op_softmax = {
     /* .name = */ "Softmax",
     /* .n_inputs = */ 1,
@@ -53,4 +86,11 @@ const TpOpClass tp_op_softmax = {
     /* .forward = */ softmax_forward,
     /* .backward = */ softmax_backward,
     /* .macs = */ NULL,
+    /* .import = */ softmax_import,
+    /* .param_names = */ {NULL},
+    /* .export = */ softmax_export,
+    /* .channels = */ softmax_channels,
+    /* .cut = */ NULL,
+    /* .lrp_rule = */ TP_OP_LRP_NONE, /* only a final Softmax, which LRP skips */
+    /* .sign = */ TP_OP_SIGN_NONNEG,
 };

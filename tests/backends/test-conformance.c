@@ -599,6 +599,7 @@ static const struct {
     {5, 7, 37, 1.0f},
     {1, 37, 3, 0.7f},
     {37, 1, 64, -1.3f},
+    {1, 301, 1000, 0.9f}, /* one row, split over threads: matrix-vector products */
 };
 
 /* Loop index: bit 0 trans_a, bit 1 trans_b, bit 2 beta != 0, the rest the size. */

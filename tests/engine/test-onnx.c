@@ -468,6 +468,15 @@ break_op(Onnx__ModelProto *proto, GPtrArray *arena)
     proto->graph->node[2]->op_type = (char *)"Sigmoid";
 }
 
+/* Three unsupported nodes of two types: one message lists both. */
+static void
+break_ops(Onnx__ModelProto *proto, GPtrArray *arena)
+{
+    proto->graph->node[2]->op_type = (char *)"Sigmoid";
+    proto->graph->node[4]->op_type = (char *)"HardSwish";
+    proto->graph->node[5]->op_type = (char *)"Sigmoid";
+}
+
 static void
 break_dynamic(Onnx__ModelProto *proto, GPtrArray *arena)
 {
@@ -582,6 +591,11 @@ static const struct {
     int code;
 } breakages[] = {
     {break_op, {"Sigmoid node 'relu1'", "not supported"}, TP_ONNX_ERROR_UNSUPPORTED},
+    {break_ops,
+     {"3 nodes of 2 op types are not supported",
+      "Sigmoid (2 nodes; first: Sigmoid node 'relu1')",
+      "HardSwish (1 node; first: HardSwish node 'maxpool')"},
+     TP_ONNX_ERROR_UNSUPPORTED},
     {break_dynamic, {"dimension 2 is dynamic ('height')"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_weight_shape,
      {"Conv node 'conv1'", "weight has shape [8, 1, 9, 3], [8, 3, 9, 3] is needed"},
@@ -672,6 +686,60 @@ START_TEST(test_hostile_sizes)
     ck_assert_msg(strstr(message, "Conv node 'wide'") &&
                       strstr(message, "one sample of shape 1000000x64x64 is larger than the limit"),
                   "%s", message);
+}
+END_TEST
+
+/* PyTorch's exporter dedups equal initializers: a weight reached through an
+ * Identity (and that Identity's output through a second one) loads, and the
+ * model computes what the original does. */
+START_TEST(test_identity_on_constant)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open("cpu");
+    g_autoptr(GPtrArray) arena = g_ptr_array_new_with_free_func(g_free);
+    Onnx__ModelProto *proto = every_op_proto(backend, arena);
+    Onnx__GraphProto *graph = proto->graph;
+    Onnx__NodeProto **nodes = arena_alloc(arena, (graph->n_node + 2) * sizeof(*nodes));
+    g_autoptr(TpModel) original = every_op_model(backend);
+    g_autoptr(TpModel) model = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autofree guint8 *bytes = NULL;
+    g_autofree float *x = g_new(float, 2 * 3 * 11 * 9);
+    g_autofree float *want = NULL;
+    g_autofree float *got = NULL;
+    gsize n_want, n_got, length;
+
+    for (int k = 0; k < 2; k++) {
+        Onnx__NodeProto *id = arena_alloc(arena, sizeof(*id));
+
+        onnx__node_proto__init(id);
+        id->name = k == 0 ? (char *)"Identity_0" : (char *)"Identity_1";
+        id->op_type = (char *)"Identity";
+        id->n_input = id->n_output = 1;
+        id->input = arena_alloc(arena, sizeof(char *));
+        id->output = arena_alloc(arena, sizeof(char *));
+        id->input[0] = k == 0 ? (char *)"fc1.weight" : (char *)"shared.0";
+        id->output[0] = k == 0 ? (char *)"shared.0" : (char *)"shared.1";
+        nodes[k] = id;
+    }
+    for (gsize i = 0; i < graph->n_node; i++) {
+        nodes[i + 2] = graph->node[i];
+        for (gsize j = 0; j < graph->node[i]->n_input; j++)
+            if (g_str_equal(graph->node[i]->input[j], "fc1.weight"))
+                graph->node[i]->input[j] = (char *)"shared.1";
+    }
+    graph->node = nodes;
+    graph->n_node += 2;
+    bytes = pack(proto, &length);
+    model = tp_onnx_load_data(backend, bytes, length, "dedup.onnx", NULL, &error);
+    ck_assert_msg(model != NULL, "%s", error ? error->message : "");
+    ck_assert_uint_eq(tp_model_get_n_nodes(model), tp_model_get_n_nodes(original));
+
+    tp_test_fill_uniform(x, 2 * 3 * 11 * 9, -1.0f, 1.0f, 7);
+    want = run(original, x, 2, &n_want);
+    got = run(model, x, 2, &n_got);
+    ck_assert_uint_eq(n_got, n_want);
+    for (gsize i = 0; i < n_want; i++)
+        ck_assert_float_eq(got[i], want[i]);
 }
 END_TEST
 
@@ -858,6 +926,7 @@ main(void)
     tcase_add_loop_test(tc, test_save_error, 0, n);
     tcase_add_loop_test(tc, test_corrupt, 0, n);
     tcase_add_loop_test(tc, test_malformed, 0, G_N_ELEMENTS(breakages));
+    tcase_add_test(tc, test_identity_on_constant);
     tcase_add_loop_test(tc, test_external_data, 0, G_N_ELEMENTS(external));
     tcase_add_test(tc, test_not_a_file);
     tcase_add_test(tc, test_hostile_sizes);

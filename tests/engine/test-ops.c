@@ -17,7 +17,8 @@
  * inputs the perturbation cannot push across one: ReLU inputs at least 0.1
  * away from 0, MaxPool inputs a permutation of values 0.05 apart (no ties).
  * Dropout masks are reproduced by reseeding the model before every forward.
- * A new op needs a new row in `cases`, not a new test.
+ * A new op needs a new row in `cases`, not a new test (test_cases fails for an
+ * op without one).
  */
 #include "config.h"
 
@@ -726,6 +727,17 @@ START_TEST(test_backward)
 }
 END_TEST
 
+/* Every op type has at least one case here. */
+START_TEST(test_cases)
+{
+    gboolean found = FALSE;
+
+    for (gsize i = 0; i < G_N_ELEMENTS(cases); i++)
+        found = found || cases[i].op == (TpOpType)_i;
+    ck_assert_msg(found, "op %s has no case in test-ops", tp_op_type_to_string((TpOpType)_i));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -740,6 +752,7 @@ main(void)
     tc = tcase_create("ops");
     tcase_add_loop_test(tc, test_forward, 0, n);
     tcase_add_loop_test(tc, test_backward, 0, n);
+    tcase_add_loop_test(tc, test_cases, 0, TP_N_OPS);
     suite_add_tcase(suite, tc);
     return tp_test_run(suite);
 }
