@@ -189,6 +189,7 @@ tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error)
         params = defaults = tp_params_new(info->params);
     backend = g_new0(TpBackend, 1);
     backend->info = info;
+    backend->max_tensor_bytes = TP_BACKEND_DEFAULT_MAX_TENSOR_BYTES;
     copy_vtable(info, &backend->vt);
     if (backend->vt.synchronize == NULL)
         backend->vt.synchronize = synchronize_nothing;
@@ -214,4 +215,53 @@ tp_backend_free(TpBackend *backend)
         return;
     backend->vt.close(backend->self);
     g_free(backend);
+}
+
+gboolean
+tp_backend_check_shape(const TpBackend *backend, int ndim, const int *dims, const char *what,
+                       gsize *out_numel, GError **error)
+{
+    gsize numel = 1, bytes = sizeof(float);
+
+    g_return_val_if_fail(backend != NULL && dims != NULL && what != NULL, FALSE);
+
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1 || !g_size_checked_mul(&numel, numel, (gsize)dims[i]) ||
+            !g_size_checked_mul(&bytes, numel, sizeof(float)) ||
+            bytes > backend->max_tensor_bytes) {
+            GString *shape = g_string_new(NULL);
+            for (int j = 0; j < ndim; j++)
+                g_string_append_printf(shape, "%s%d", j ? "x" : "", dims[j]);
+            g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
+                        "%s of shape %s is larger than the limit of %" G_GUINT64_FORMAT
+                        " bytes (raise it with the [backend] key max-tensor-bytes)",
+                        what, shape->str, backend->max_tensor_bytes);
+            g_string_free(shape, TRUE);
+            return FALSE;
+        }
+    }
+    *out_numel = numel;
+    return TRUE;
+}
+
+gboolean
+tp_backend_load_limits(TpBackend *backend, GKeyFile *keyfile, const char *source, GError **error)
+{
+    g_autofree char *value = g_key_file_get_string(keyfile, "backend", "max-tensor-bytes", NULL);
+    guint64 bytes;
+
+    g_return_val_if_fail(backend != NULL && keyfile != NULL && source != NULL, FALSE);
+
+    if (value == NULL)
+        return TRUE;
+    if (!g_ascii_string_to_unsigned(g_strstrip(value), 10, 1 << 20, G_GUINT64_CONSTANT(1) << 62,
+                                    &bytes, NULL)) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "%s: [backend] max-tensor-bytes = '%s' is not a number of bytes from 1048576 "
+                    "to 2^62",
+                    source, value);
+        return FALSE;
+    }
+    backend->max_tensor_bytes = bytes;
+    return TRUE;
 }

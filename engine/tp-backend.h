@@ -447,12 +447,19 @@ tp_dropout_keep(guint64 seed, guint64 i, float ratio)
  * table with optional members filled in. Engine code and plugins call
  * kernels as backend->vt.relu_forward(backend->self, ...). `vt` is the last
  * member, so that appending to TpBackendVTable moves nothing before it
- * (until ABI 1's first change it sat between `info` and `self`). */
+ * (until ABI 1's first change it sat between `info` and `self`); a new
+ * member of TpBackend goes before it. */
 typedef struct {
     const TpPluginInfo *info;
     gpointer self;
+    guint64 max_tensor_bytes; /* the largest tensor allowed (tp_backend_check_shape) */
     TpBackendVTable vt;
 } TpBackend;
+
+/* The default of max_tensor_bytes (4 GiB): a model file whose shapes ask for
+ * more is refused before anything is allocated; [backend] max-tensor-bytes
+ * raises it. */
+#define TP_BACKEND_DEFAULT_MAX_TENSOR_BYTES (G_GUINT64_CONSTANT(1) << 32)
 
 /* Checks that a backend descriptor's vtable is usable (all required members
  * present). Used by the loader; error names the first missing member. */
@@ -467,6 +474,19 @@ gboolean tp_backend_has_family(const TpBackend *backend, TpKernelFamily family, 
 /* Opens a backend from its descriptor with already-parsed params (NULL: the
  * defaults). Returns an owned handle, or NULL with error set. */
 TpBackend *tp_backend_new(const TpPluginInfo *info, const TpParams *params, GError **error);
+
+/* The number of floats of a tensor of shape dims[0..ndim) (each ≥ 1), into
+ * *out_numel. The one place where sizes that come from files are multiplied:
+ * FALSE with TP_BACKEND_ERROR_NO_MEMORY when the product overflows or its
+ * bytes pass backend's max_tensor_bytes; `what` names the tensor. */
+gboolean tp_backend_check_shape(const TpBackend *backend, int ndim, const int *dims,
+                                const char *what, gsize *out_numel, GError **error);
+
+/* Reads the engine's own key of a [backend] group, max-tensor-bytes (an
+ * integer from 1 MiB to 2^62), into backend when keyfile has it; an invalid
+ * value is an error naming source. */
+gboolean tp_backend_load_limits(TpBackend *backend, GKeyFile *keyfile, const char *source,
+                                GError **error);
 
 /* Closes the backend. Every tensor made on it must be freed first. */
 void tp_backend_free(TpBackend *backend);

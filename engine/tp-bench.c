@@ -41,12 +41,22 @@ runner_init(Runner *r, TpModel *model, TpBenchTask task, int batch, GError **err
 {
     const TpShape *in = tp_model_get_shape(model, 0);
     const TpShape *out = tp_model_get_shape(model, tp_model_get_logits(model));
-    gsize n = (gsize)batch * in->dim[0] * in->dim[1] * in->dim[2];
+    const int dims[4] = {batch, in->dim[0], in->dim[1], in->dim[2]};
     g_autoptr(GRand) rand = g_rand_new_with_seed(1);
     const TpSgdHyper hyper = {.lr = 1e-3f, .momentum = 0.9f};
+    gsize n;
 
     *r = (Runner){.model = model, .task = task, .batch = batch};
-    r->images = g_new(float, n);
+    if (!tp_backend_check_shape(tp_model_get_backend(model), 4, dims, "the input batch", &n,
+                                error))
+        return FALSE;
+    r->images = g_try_new(float, n);
+    if (r->images == NULL) {
+        g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
+                    "no memory for a batch of %d random images (%" G_GSIZE_FORMAT " floats)",
+                    batch, n);
+        return FALSE;
+    }
     r->labels = g_new(gint32, batch);
     for (gsize i = 0; i < n; i++)
         r->images[i] = (float)g_rand_double_range(rand, -1, 1);
@@ -85,8 +95,11 @@ runner_step(Runner *r, double *out_ms, GError **error)
         if (!tp_model_forward(model, r->images, r->batch, TP_MODE_INFER, error))
             return FALSE;
         y = tp_model_get_value(model, tp_model_get_output(model));
-        if (r->output == NULL)
-            r->output = g_new(float, y->numel);
+        if (r->output == NULL && (r->output = g_try_new(float, y->numel)) == NULL) {
+            g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
+                        "no memory for the output (%" G_GSIZE_FORMAT " floats)", y->numel);
+            return FALSE;
+        }
         if (!tp_tensor_download(y, r->output, error))
             return FALSE;
     }
@@ -109,7 +122,7 @@ tp_bench_latency(TpModel *model, TpBenchTask task, int batch, int warmup, int ru
                  double *out_ms, TpLatency *out_latency, GError **error)
 {
     g_autofree double *ms = g_new(double, MAX(runs, 1));
-    Runner r;
+    Runner r = {0};
     gboolean ok;
     double untimed;
 
@@ -133,7 +146,7 @@ tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup
                  TpLatency *out_a, TpLatency *out_b, GError **error)
 {
     g_autofree double *ms = g_new(double, 2 * (gsize)MAX(runs, 1));
-    Runner r[2];
+    Runner r[2] = {{0}};
     gboolean ok;
     double untimed;
 

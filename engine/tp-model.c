@@ -373,6 +373,7 @@ tp_model_add(TpModel *model, TpOpType op, const char *name, const int *inputs,
     TpNode *node;
     TpOpSignature sig;
     guint n_values;
+    gsize numel;
     int output, zero = 0;
     gboolean no = FALSE;
 
@@ -419,6 +420,13 @@ tp_model_add(TpModel *model, TpOpType op, const char *name, const int *inputs,
         sig.n_params > TP_NODE_MAX_PARAMS) {
         g_critical("%s: check() declared a malformed signature", klass->name);
         tp_op_set_error(error, node, "internal error: malformed op signature");
+        goto fail;
+    }
+    /* Activations are allocated at the first forward, for a whole batch:
+     * one sample's must fit already. */
+    if (!tp_backend_check_shape(model->backend, sig.output.ndim, sig.output.dim,
+                                "its output for one sample", &numel, error)) {
+        g_prefix_error(error, NODE_FMT ": ", NODE_ARGS(node));
         goto fail;
     }
 

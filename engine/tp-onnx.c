@@ -980,6 +980,13 @@ create_model(Importer *im, TpBackend *backend, GError **error)
         }
         dims[i - 1] = (int)d->dim_value;
     }
+    gsize numel;
+    g_autofree char *what = g_strdup_printf("input '%s' (one sample)", input->name);
+    g_autoptr(GError) too_large = NULL;
+    if (!tp_backend_check_shape(backend, 3, dims, what, &numel, &too_large)) {
+        g_set_error_literal(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID, too_large->message);
+        return FALSE;
+    }
     im->model = tp_model_new(backend, dims[0], dims[1], dims[2]);
     g_hash_table_insert(im->values, input->name, GINT_TO_POINTER(1));
     if (shape->n_dim == 2) {

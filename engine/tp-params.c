@@ -339,9 +339,10 @@ tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group, const cha
 
         if (skip != NULL && g_strv_contains(skip, keys[i]))
             continue;
-        /* get_string unescapes and strips; a key with a locale suffix is unknown. */
+        /* get_string unescapes and strips; a key with a locale suffix is
+         * unknown. A bad escape sets local but still returns a string. */
         raw = g_key_file_get_string(keyfile, group, keys[i], &local);
-        if (raw == NULL || !tp_params_set(staged, keys[i], raw, &local)) {
+        if (raw == NULL || local != NULL || !tp_params_set(staged, keys[i], raw, &local)) {
             g_set_error(error, TP_PARAMS_ERROR,
                         local->domain == TP_PARAMS_ERROR ? local->code : TP_PARAMS_ERROR_BAD_VALUE,
                         "%s: [%s] %s", source, group, local->message);

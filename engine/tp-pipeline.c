@@ -31,6 +31,7 @@
 #include "tp-dataset.h"
 #include "tp-loader.h"
 #include "tp-onnx.h"
+#include "tp-lock.h"
 #include "tp-paths.h"
 #include "tp-pipeline.h"
 #include "tp-plot.h"
@@ -1119,7 +1120,7 @@ static gboolean
 setup(Run *r, GError **error)
 {
     TpPipeline *p = r->p;
-    static const char *const skip[] = {"plugin", NULL};
+    static const char *const skip[] = {"plugin", "max-tensor-bytes", NULL};
     g_autofree char *backend_name = g_key_file_get_string(p->keyfile, "backend", "plugin", NULL);
     const TpPlugin *plugin;
     g_autoptr(TpParams) backend_params = NULL;
@@ -1132,6 +1133,7 @@ setup(Run *r, GError **error)
     backend_params = tp_params_new(plugin->info->params);
     if (!tp_params_load(backend_params, p->keyfile, "backend", p->source, skip, error) ||
         !(r->backend = tp_backend_new(plugin->info, backend_params, error)) ||
+        !tp_backend_load_limits(r->backend, p->keyfile, p->source, error) ||
         !(r->train = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
                                                   TP_SPLIT_TRAIN, error)) ||
         !(r->test = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
@@ -1184,6 +1186,15 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
     g_return_val_if_fail(p != NULL, FALSE);
 
+    /* One run at a time per output (its checkpoint and report go with it),
+     * held by rank 0, which writes them for every rank. */
+    g_autoptr(TpLock) lock = NULL;
+    g_autoptr(TpLock) checkpoint_lock = NULL;
+    if (tp_comm_rank() == 0 && ((lock = tp_lock_acquire(p->model_path, error)) == NULL ||
+                                (checkpoint_lock = tp_lock_acquire(p->checkpoint, error)) == NULL)) {
+        g_prefix_error(error, "%s: ", p->source);
+        return FALSE;
+    }
     r.p = p;
     r.progress = progress;
     r.progress_data = data;

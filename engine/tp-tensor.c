@@ -5,25 +5,6 @@
 
 #include "tp-tensor.h"
 
-/* Product of shape into *out_numel; FALSE (error set) if it overflows.
- * Dimensions must already be known positive. */
-static gboolean
-shape_numel(int ndim, const int *shape, gsize *out_numel, GError **error)
-{
-    gsize numel = 1, bytes;
-
-    for (int i = 0; i < ndim; i++) {
-        if (!g_size_checked_mul(&numel, numel, (gsize)shape[i]) ||
-            !g_size_checked_mul(&bytes, numel, sizeof(float))) {
-            g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
-                        "tensor of %d dimensions is too large to allocate", ndim);
-            return FALSE;
-        }
-    }
-    *out_numel = numel;
-    return TRUE;
-}
-
 /* TRUE if ndim and every dimension are in range (a programmer error otherwise). */
 static gboolean
 shape_is_valid(int ndim, const int *shape)
@@ -49,7 +30,7 @@ tp_tensor_new(TpBackend *backend, int ndim, const int *shape, GError **error)
     g_return_val_if_fail(shape_is_valid(ndim, shape), NULL);
     g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
-    if (!shape_numel(ndim, shape, &numel, error))
+    if (!tp_backend_check_shape(backend, ndim, shape, "a tensor", &numel, error))
         return NULL;
 
     tensor = g_new0(TpTensor, 1);
@@ -155,7 +136,12 @@ tp_tensor_dup_host(const TpTensor *tensor, GError **error)
 
     g_return_val_if_fail(tensor != NULL, NULL);
 
-    host = g_new(float, tensor->numel);
+    host = g_try_new(float, tensor->numel);
+    if (host == NULL) {
+        g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_NO_MEMORY,
+                    "no memory for a host copy of %" G_GSIZE_FORMAT " floats", tensor->numel);
+        return NULL;
+    }
     if (!tp_tensor_download(tensor, host, error))
         return NULL;
     return g_steal_pointer(&host);

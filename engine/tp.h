@@ -12,6 +12,7 @@
 #include "tp-dataset.h"
 #include "tp-explain.h"
 #include "tp-loader.h"
+#include "tp-lock.h"
 #include "tp-lrp.h"
 #include "tp-tensor.h"
 #include "tp-model.h"

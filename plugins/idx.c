@@ -13,6 +13,9 @@
  *                 file names in path (an absolute name is used as is); a name
  *                 ending in .gz is gunzipped while it is read (GIO's GZlibDecompressor)
  *   classes       comma-separated class names, in label order (optional)
+ *   max-bytes     the most bytes one file's header may promise (default 4 GiB):
+ *                 a larger claim fails at once, before any data is read, so a
+ *                 damaged header or a gzip bomb costs nothing
  *
  * Classes: the names in `classes` when set (their count must exceed every
  * label); else, when the files are Fashion-MNIST (path is the default, or the
@@ -69,6 +72,14 @@ static const TpParamSpec idx_params[] = {
         .type = TP_PARAM_STRING,
         .default_value = "t10k-labels-idx1-ubyte.gz",
         .help = "test labels file in path; .gz is gunzipped",
+    },
+    {
+        .key = "max-bytes",
+        .type = TP_PARAM_INT,
+        .default_value = "4294967296",
+        .min = 1,
+        .max = 4611686018427387904.0,
+        .help = "most bytes of data one file's header may promise (default 4 GiB)",
     },
     {
         .key = "classes",
@@ -161,7 +172,8 @@ magic_hint(guint32 found, guint32 want)
  * (truncated) or longer than its header says, bad gzip data; _INVALID for a
  * dimension that is 0 or too large. */
 static gboolean
-read_idx_file(const char *path, guint32 magic, guint32 *out_dims, guint8 **out_data, GError **error)
+read_idx_file(const char *path, guint32 magic, guint64 max_bytes, guint32 *out_dims,
+              guint8 **out_data, GError **error)
 {
     const guint n_dims = magic & 0xff;
     g_autoptr(GFile) file = g_file_new_for_path(path);
@@ -222,10 +234,11 @@ read_idx_file(const char *path, guint32 magic, guint32 *out_dims, guint8 **out_d
         }
         total *= dims[d];
     }
-    if (total > G_MAXSSIZE) {
+    if (total > max_bytes || total > G_MAXSSIZE) {
         g_set_error(error, TP_DATASET_ERROR, TP_DATASET_ERROR_INVALID,
-                    "%s: the header promises %" G_GUINT64_FORMAT " bytes, more than memory holds",
-                    path, total);
+                    "%s: the header promises %" G_GUINT64_FORMAT
+                    " bytes of data, more than max-bytes (%" G_GUINT64_FORMAT ")",
+                    path, total, max_bytes);
         return FALSE;
     }
 
@@ -234,8 +247,15 @@ read_idx_file(const char *path, guint32 magic, guint32 *out_dims, guint8 **out_d
     data = g_malloc(capacity);
     while (have < total) {
         if (have == capacity) {
+            guint8 *grown;
             capacity = MIN((gsize)total, capacity * 2);
-            data = g_realloc(data, capacity);
+            if ((grown = g_try_realloc(data, capacity)) == NULL) {
+                g_set_error(error, TP_DATASET_ERROR, TP_DATASET_ERROR_IO,
+                            "%s: no memory for %" G_GSIZE_FORMAT " bytes of its data", path,
+                            capacity);
+                return FALSE;
+            }
+            data = grown;
         }
         if (!read_bytes(stream, path, data + have, capacity - have, &got, error))
             return FALSE;
@@ -377,8 +397,11 @@ idx_open(const TpParams *params, TpSplit split, GError **error)
     g_autoptr(Idx) idx = g_new0(Idx, 1);
     guint32 image_dims[3], label_dims[1];
 
-    if (!read_idx_file(images_path, IDX_IMAGES_MAGIC, image_dims, &idx->pixels, error) ||
-        !read_idx_file(labels_path, IDX_LABELS_MAGIC, label_dims, &idx->labels, error))
+    const guint64 max_bytes = (guint64)tp_params_get_int(params, "max-bytes");
+
+    if (!read_idx_file(images_path, IDX_IMAGES_MAGIC, max_bytes, image_dims, &idx->pixels,
+                       error) ||
+        !read_idx_file(labels_path, IDX_LABELS_MAGIC, max_bytes, label_dims, &idx->labels, error))
         return NULL;
     if (label_dims[0] != image_dims[0]) {
         g_set_error(error, TP_DATASET_ERROR, TP_DATASET_ERROR_INVALID,

@@ -16,6 +16,7 @@
 #include "tp-cli.h"
 #include "tp-comm.h"
 #include "tp-keyfile.h"
+#include "tp-lock.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 #include "tp-zoo.h"
@@ -303,6 +304,13 @@ run(int argc, char **argv)
     ckpt = g_key_file_get_string(keyfile, "output", "checkpoint", NULL);
     if (ckpt == NULL)
         ckpt = g_strconcat(out_path, ".checkpoint", NULL);
+    /* One run at a time per output model and per checkpoint folder, held by
+     * the rank that writes them. */
+    g_autoptr(TpLock) out_lock = NULL;
+    g_autoptr(TpLock) ckpt_lock = NULL;
+    if (writer && ((out_lock = tp_lock_acquire(out_path, &error)) == NULL ||
+                   (ckpt_lock = tp_lock_acquire(ckpt, &error)) == NULL))
+        return tp_cli_fail(error);
 
     backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL ||

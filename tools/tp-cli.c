@@ -143,18 +143,22 @@ tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *const *gr
 TpBackend *
 tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error)
 {
-    static const char *const own_keys[] = {"plugin", NULL};
+    static const char *const own_keys[] = {"plugin", "max-tensor-bytes", NULL};
     g_autofree char *name = g_key_file_get_string(keyfile, "backend", "plugin", NULL);
     const TpPlugin *plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_BACKEND,
                                                 name ? name : "cpu", error);
     g_autoptr(TpParams) params = NULL;
+    TpBackend *backend;
 
     if (plugin == NULL)
         return NULL;
     params = tp_params_new(plugin->info->params);
     if (!tp_params_load(params, keyfile, "backend", source, own_keys, error))
         return NULL;
-    return tp_backend_new(plugin->info, params, error);
+    backend = tp_backend_new(plugin->info, params, error);
+    if (backend != NULL && !tp_backend_load_limits(backend, keyfile, source, error))
+        g_clear_pointer(&backend, tp_backend_free);
+    return backend;
 }
 
 char *

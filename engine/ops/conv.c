@@ -37,13 +37,14 @@
 #include "tp-onnx.h"
 #include "tp-op.h"
 
-/* One output size, or -1 if the dilated kernel does not fit the padded input. */
+/* One output size, or -1 if the dilated kernel does not fit the padded input
+ * (computed in 64 bits: every operand may come from a file). */
 static int
 out_size(int in, int pad_begin, int pad_end, int kernel, int stride, int dilation)
 {
-    int span = in + pad_begin + pad_end - dilation * (kernel - 1) - 1;
+    gint64 span = (gint64)in + pad_begin + pad_end - (gint64)dilation * (kernel - 1) - 1;
 
-    return span < 0 ? -1 : span / stride + 1;
+    return span < 0 || span / stride + 1 > G_MAXINT ? -1 : (int)(span / stride + 1);
 }
 
 static gboolean

@@ -25,19 +25,20 @@
 #include "tp-op.h"
 
 /* The output size along one axis (see the top of the file); -1 if the kernel
- * is larger than the padded input. */
+ * is larger than the padded input or the size does not fit an int (computed
+ * in 64 bits: every operand may come from a file). */
 static int
 pool_out_size(int in, int pad_begin, int pad_end, int kernel, int stride, gboolean ceil_mode)
 {
-    int span = in + pad_begin + pad_end - kernel;
-    int out;
+    gint64 span = (gint64)in + pad_begin + pad_end - kernel;
+    gint64 out;
 
     if (span < 0)
         return -1;
     out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-    if (ceil_mode && (out - 1) * stride >= in + pad_begin)
+    if (ceil_mode && (out - 1) * stride >= (gint64)in + pad_begin)
         out--;
-    return out;
+    return out > G_MAXINT ? -1 : (int)out;
 }
 
 static gboolean

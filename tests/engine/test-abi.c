@@ -207,8 +207,9 @@ static const Pin pins[] = {
      * vtable grows at the struct's end. */
     PIN(TpBackend, info, 0),
     PIN(TpBackend, self, 8),
-    PIN(TpBackend, vt, 16),
-    SIZE(TpBackend, 16 + 368),
+    PIN(TpBackend, max_tensor_bytes, 16),
+    PIN(TpBackend, vt, 24),
+    SIZE(TpBackend, 24 + 368),
     PIN(TpNode, op, 0),
     PIN(TpNode, name, 8),
     PIN(TpNode, n_inputs, 16),

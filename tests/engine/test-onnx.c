@@ -636,6 +636,59 @@ START_TEST(test_malformed)
 }
 END_TEST
 
+/* Hostile sizes fail when the model is read, before anything large is
+ * allocated: an input of 60000x60000 pixels (the issue's 185-byte model), and
+ * a Conv with 10^6 output channels on a 64x64 image (4 MB of weights, 16 GB of
+ * activations per sample). Raising [backend] max-tensor-bytes admits the
+ * small one's input. */
+START_TEST(test_hostile_sizes)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open("cpu");
+    g_autoptr(GPtrArray) arena = g_ptr_array_new_with_free_func(g_free);
+    ProtobufCAllocator allocator = {arena_alloc, arena_free, arena};
+    g_autoptr(TpModel) model = tp_model_new(backend, 1, 64, 64);
+    g_autofree char *dir = tp_test_make_temp_dir();
+    g_autofree char *path = g_build_filename(dir, "m.onnx", NULL);
+    g_autofree guint8 *bytes = NULL, *packed = NULL;
+    gsize length, packed_length;
+    TpOpAttrs a;
+
+    memset(&a, 0, sizeof(a));
+    a.conv = (TpConvAttrs){1, {1, 1}, {1, 1}, {0}, {1, 1}, 1, FALSE};
+    tp_test_add(model, TP_OP_CONV, "wide", 0, 0, &a);
+    ck_assert(tp_onnx_save(model, path, NULL));
+    ck_assert(g_file_get_contents(path, (char **)&bytes, &length, NULL));
+    tp_test_remove_dir(dir);
+
+    Onnx__ModelProto *proto = onnx__model_proto__unpack(&allocator, length, bytes);
+    Onnx__TensorShapeProto *shape = proto->graph->input[0]->type->tensor_type->shape;
+    shape->dim[2]->dim_value = shape->dim[3]->dim_value = 60000;
+    packed = pack(proto, &packed_length);
+    g_autofree char *message = load_fails(backend, packed, packed_length, NULL);
+    ck_assert_msg(strstr(message, "input 'input' (one sample) of shape 1x60000x60000 is larger "
+                                  "than the limit of 4294967296 bytes"),
+                  "%s", message);
+    backend->max_tensor_bytes = G_GUINT64_CONSTANT(1) << 34;
+    TpModel *raised = tp_onnx_load_data(backend, packed, packed_length, "raised.onnx", NULL, NULL);
+    ck_assert_ptr_nonnull(raised);
+    tp_model_free(raised);
+    backend->max_tensor_bytes = TP_BACKEND_DEFAULT_MAX_TENSOR_BYTES;
+
+    shape->dim[2]->dim_value = shape->dim[3]->dim_value = 64;
+    Onnx__TensorProto *w = initializer(proto, "wide.weight");
+    w->dims[0] = 1000000;
+    w->raw_data.len = 1000000 * sizeof(float);
+    w->raw_data.data = arena_alloc(arena, w->raw_data.len);
+    g_free(packed);
+    packed = pack(proto, &packed_length);
+    g_free(message);
+    message = load_fails(backend, packed, packed_length, NULL);
+    ck_assert_msg(strstr(message, "Conv node 'wide'") &&
+                      strstr(message, "one sample of shape 1000000x64x64 is larger than the limit"),
+                  "%s", message);
+}
+END_TEST
+
 /* PyTorch's exporter dedups equal initializers: a weight reached through an
  * Identity (and that Identity's output through a second one) loads, and the
  * model computes what the original does. */
@@ -876,6 +929,7 @@ main(void)
     tcase_add_test(tc, test_identity_on_constant);
     tcase_add_loop_test(tc, test_external_data, 0, G_N_ELEMENTS(external));
     tcase_add_test(tc, test_not_a_file);
+    tcase_add_test(tc, test_hostile_sizes);
     tcase_add_test(tc, test_onnxruntime);
     suite_add_tcase(suite, tc);
     return tp_test_run(suite);

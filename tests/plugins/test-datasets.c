@@ -736,6 +736,41 @@ START_TEST(test_idx_bad_input)
 }
 END_TEST
 
+/* Headers that promise more than max-bytes fail before any data is read or
+ * allocated: 2^31 images, a gzip bomb's 6e6 images (a 1 MB stream of zeros
+ * behind a header worth 4.7 GB), and an honest file past a small max-bytes. */
+START_TEST(test_idx_hostile_header)
+{
+    static const struct {
+        guint32 n;
+        const char *max_bytes, *says;
+    } cases[] = {
+        {2147483648u, NULL, "promises 1683627180032 bytes of data, more than max-bytes"},
+        {6000000, NULL, "more than max-bytes (4294967296)"},
+        {5, "50", "promises 60 bytes of data, more than max-bytes (50)"},
+    };
+
+    for (gsize c = 0; c < G_N_ELEMENTS(cases); c++) {
+        g_autoptr(TpTestDir) dir = tp_test_make_temp_dir();
+        const gboolean honest = cases[c].n == 5;
+        const guint32 image_dims[] = {cases[c].n, honest ? 3 : 28, honest ? 4 : 28};
+        const guint32 label_dims[] = {5};
+        const gsize body = honest ? 60 : 1 << 20;
+        g_autofree guint8 *zeros = g_new0(guint8, body);
+        g_autoptr(GByteArray) images = idx_bytes(0x803, image_dims, 3, zeros, body);
+        g_autoptr(GByteArray) labels = idx_bytes(0x801, label_dims, 1, zeros, 5);
+        g_autofree char *images_path = write_file(dir, "images.gz", images->data, images->len, TRUE);
+        g_autofree char *labels_path = write_file(dir, "labels.gz", labels->data, labels->len, TRUE);
+        g_autoptr(GPtrArray) keys =
+            keys_new("path", dir, "train-images", "images.gz", "train-labels", "labels.gz",
+                     "max-bytes", cases[c].max_bytes ? cases[c].max_bytes : "4294967296", NULL);
+
+        open_fails("idx", keys, TP_SPLIT_TRAIN, TP_DATASET_ERROR_INVALID, "hostile header",
+                   images_path, NULL, cases[c].says);
+    }
+}
+END_TEST
+
 /* The real thing, when Debian's dataset-fashion-mnist is installed. */
 START_TEST(test_idx_fashion_mnist)
 {
@@ -1238,6 +1273,7 @@ datasets_suite(void)
     tcase_add_test(tc, test_idx_class_names);
     tcase_add_loop_test(tc, test_idx_bad_input, 0, G_N_ELEMENTS(idx_cases));
     tcase_add_test(tc, test_idx_fashion_mnist);
+    tcase_add_test(tc, test_idx_hostile_header);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("cifar10");
