@@ -50,6 +50,7 @@ struct _TpModel {
     TpMode mode;              /* mode of the last forward */
     guint64 seed;             /* dropout seed (tp_model_set_seed) */
     guint64 n_train_forwards; /* training forwards since the seed was set */
+    TpComm *sync_comm;        /* tp_model_set_sync_comm(), or NULL */
     GStrv class_names;        /* output class names, or NULL */
     int *class_indices;       /* outputs' classes in the original model, or NULL */
     int n_class_indices;
@@ -569,6 +570,13 @@ tp_model_set_seed(TpModel *model, guint64 seed)
     model->n_train_forwards = 0;
 }
 
+void
+tp_model_set_sync_comm(TpModel *model, TpComm *comm)
+{
+    g_return_if_fail(model != NULL);
+    model->sync_comm = comm;
+}
+
 /* With profiling on, waits for node `index`'s kernels and adds the time since
  * `start` to its entry of profile[pass]. */
 static gboolean
@@ -674,6 +682,7 @@ tp_model_forward(TpModel *model, const float *input, int batch, TpMode mode, GEr
         for (int k = 0; k < node->n_inputs; k++)
             in[k] = g_ptr_array_index(model->values, node->inputs[k]);
         entry->state.mode = mode;
+        entry->state.sync_comm = mode == TP_MODE_TRAIN ? model->sync_comm : NULL;
         if (mode == TP_MODE_TRAIN)
             entry->state.seed = dropout_seed(model->seed, draw, i);
         if (fused > 0)

@@ -23,6 +23,7 @@
 #include <glib.h>
 
 #include "tp-backend.h"
+#include "tp-comm.h"
 #include "tp-tensor.h"
 
 G_BEGIN_DECLS
@@ -168,6 +169,12 @@ gboolean tp_model_param_is_trainable(const TpModel *model, guint index, int i);
 
 /* Seeds the dropout masks; training forwards draw a new mask each call. */
 void tp_model_set_seed(TpModel *model, guint64 seed);
+
+/* The communicator whose ranks' batch statistics BatchNormalization combines
+ * in training forwards (synchronized batch norm, docs/scaling.md); NULL, the
+ * default: each process normalizes with its own. comm is borrowed. Every
+ * rank must then run the same training forwards and backwards. */
+void tp_model_set_sync_comm(TpModel *model, TpComm *comm);
 
 /* Runs all ops on a batch of `batch` samples, input in host memory
  * ([batch, C, H, W] floats). Every value stays on the tape, except those

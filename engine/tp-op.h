@@ -50,6 +50,8 @@ typedef struct {
     guint64 seed; /* Dropout: mask seed of this forward (set by the model before
                    * a training forward; derived from the model seed, the
                    * model's training-forward counter and the node index) */
+    TpComm *sync_comm; /* BatchNorm: the ranks whose batch statistics this forward
+                        * combines (tp_model_set_sync_comm(); NULL: its own) */
     /* Per-node tensors an op allocates on first use and reuses; their sizes
      * must not depend on the batch (BatchNorm: saved mean and inverse
      * standard deviation, constants for eval-mode backward). */

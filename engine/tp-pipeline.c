@@ -95,6 +95,8 @@ static const TpParamSpec finetune_specs[] = {
     {"batch-size", TP_PARAM_INT, "64", 1, 65536, NULL, "samples per SGD step"},
     {"warmup-epochs", TP_PARAM_DOUBLE, "0", 0, 1000, NULL,
      "fine-tuning after head surgery, before pruning"},
+    {"sync-batch-norm", TP_PARAM_BOOLEAN, "false", 0, 0, NULL,
+     "with several ranks: BatchNorm normalizes with the whole batch's statistics"},
     {NULL},
 };
 
@@ -635,6 +637,7 @@ finetune(Run *r, double epochs, guint64 seed, GError **error)
     config.step_epochs = 1;
     config.gamma = 1;
     config.seed = seed;
+    config.sync_batch_norm = tp_params_get_boolean(r->p->finetune, "sync-batch-norm");
     g_autoptr(TpTrainer) trainer = tp_trainer_new(r->model, &config, error);
     if (trainer == NULL)
         return FALSE;

@@ -47,6 +47,8 @@ static const TpParamSpec train_specs[] = {
      "share of each class held out for validation"},
     {"augment", TP_PARAM_BOOLEAN, "false", 0, 0, NULL,
      "pad-and-crop and horizontal flips (for color images)"},
+    {"sync-batch-norm", TP_PARAM_BOOLEAN, "false", 0, 0, NULL,
+     "with several ranks: BatchNorm normalizes with the whole batch's statistics"},
     {NULL},
 };
 
@@ -76,6 +78,7 @@ tp_train_config_from_params(const TpParams *params, TpTrainConfig *out_config)
     out_config->gamma = tp_params_get_double(params, "gamma");
     out_config->label_smoothing = tp_params_get_double(params, "label-smoothing");
     out_config->seed = (guint64)tp_params_get_int(params, "seed");
+    out_config->sync_batch_norm = tp_params_get_boolean(params, "sync-batch-norm");
 }
 
 double
@@ -252,8 +255,10 @@ check_labels(const gint32 *labels, int batch, int classes, GError **error)
  * applies the same SGD step. Gradients travel in buckets of at most
  * BUCKET_FLOATS floats through a host buffer, after the backward pass (the
  * backends have no hook to start them while it runs). BatchNorm normalizes
- * with each rank's own batch statistics; its running statistics are
- * averaged over the ranks after each step so the replicas stay equal. */
+ * with each rank's own batch statistics, or with the global batch's when
+ * sync-batch-norm is set (batch-norm.c); its running statistics are
+ * averaged over the ranks that had samples after each step so the replicas
+ * stay equal. */
 
 #define BUCKET_FLOATS ((gsize)4 << 20) /* 16 MiB */
 
@@ -399,6 +404,13 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
                   (float)tp_train_lr(&trainer->config, trainer->epoch, trainer->step, steps));
     tp_model_set_seed(model, mix(trainer->config.seed ^ mix(trainer->epoch) ^
                                  mix(G_GUINT64_CONSTANT(1) << 40 | trainer->step)));
+    /* A batch smaller than the ranks leaves some slices empty; those ranks
+     * run no forward, so that step normalizes per rank (every rank knows
+     * total, so all of them decide alike). */
+    tp_model_set_sync_comm(model, trainer->config.sync_batch_norm && comm != NULL &&
+                                          total >= comm->size
+                                      ? comm
+                                      : NULL);
     if (batch > 0) {
         if (!tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) ||
             !tp_model_loss(model, labels, (float)trainer->config.label_smoothing, &loss, error))
@@ -406,6 +418,7 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
         logits = host_logits(model, &trainer->logits, &trainer->logits_capacity, &classes, error);
         if (logits == NULL || !tp_model_backward_params(model, tp_model_get_logits(model), error))
             return FALSE;
+        tp_model_set_sync_comm(model, NULL);
         sums[0] = loss * batch;
         for (int i = 0; i < batch; i++)
             sums[1] += argmax(logits + (gsize)i * classes, classes) == labels[i];
@@ -425,8 +438,12 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
     }
     if (!tp_sgd_step(trainer->sgd, error))
         return FALSE;
+    /* A batch smaller than the ranks leaves MIN(total, size) slices with
+     * samples; the others ran no forward and keep their old running
+     * statistics out of the average. */
     if (comm != NULL &&
-        !reduce_tensors(trainer, comm, FALSE, 1.0f / (float)comm->size, error))
+        !reduce_tensors(trainer, comm, FALSE,
+                        batch > 0 ? 1.0f / (float)MIN(total, comm->size) : 0.0f, error))
         return FALSE;
     trainer->correct += (gsize)sums[1];
     trainer->sum_loss += sums[0];
@@ -540,6 +557,7 @@ save_config(GKeyFile *state, const TpTrainConfig *c)
     g_key_file_set_string(state, "train", "label-smoothing",
                           g_ascii_dtostr(buf, sizeof(buf), c->label_smoothing));
     g_key_file_set_uint64(state, "train", "seed", c->seed);
+    g_key_file_set_boolean(state, "train", "sync-batch-norm", c->sync_batch_norm);
 }
 
 /* Removes checkpoint files in dir other than the two the state names. */

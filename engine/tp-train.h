@@ -48,11 +48,13 @@ typedef struct {
     double gamma;         /* STEP */
     double label_smoothing;
     guint64 seed; /* dropout masks and the loader's order */
+    gboolean sync_batch_norm; /* more than one rank: BatchNorm with the global batch's
+                               * statistics (docs/scaling.md) */
 } TpTrainConfig;
 
 /* The [train] keyfile keys (epochs, batch-size, lr, momentum, weight-decay,
  * nesterov, schedule, warmup-epochs, step-epochs, gamma, label-smoothing,
- * seed, validation-fraction, augment), as a parameter table. */
+ * seed, validation-fraction, augment, sync-batch-norm), as a parameter table. */
 const TpParamSpec *tp_train_get_param_specs(void);
 
 /* Fills config from parameters made with tp_train_get_param_specs(). */

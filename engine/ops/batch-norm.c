@@ -18,6 +18,22 @@
  * backward kernel fed the running statistics in place of the saved ones
  * (dscale, dbias); criteria such as Taylor differentiate eval-mode models.
  *
+ * Synchronized statistics (state->sync_comm set, docs/scaling.md): a
+ * training forward normalizes with the mean and biased variance of the whole
+ * global batch, every rank's slice: per-channel sums over (N, H, W), then
+ * sums of squared deviations from the global mean, each summed over the
+ * ranks in double, on the host; the running statistics are updated from
+ * those global ones. Its backward sums over the ranks, per channel,
+ *   A = Σ w·dy   and   B = Σ w·dy·x̂,   x̂ = (x − mean) / sqrt(var + eps),
+ * where w is the rank's share of the batch's samples: each rank's dy is the
+ * gradient of its own mean loss and the trainer weighs ranks' gradients by w
+ * (tp-train.c), so the gradient of the global loss is w·dy. With M values
+ * per channel in the global batch,
+ *   dx = scale / sqrt(var + eps) · (dy − (A + x̂·B) / (M·w)),
+ * the gradient of the global loss divided by w (the trainer's weighing
+ * multiplies it back); dscale = Σ dy·x̂ and dbias = Σ dy are the rank's own,
+ * summed with the other gradients.
+ *
  * Attributes (TpBatchNormAttrs): epsilon (default 1e-5, > 0), momentum
  * (default 0.9, in (0, 1]). Parameters [C] each: 0 scale (starts at 1),
  * 1 bias, 2 running mean, 3 running var (starts at 1); 2 and 3 are not
@@ -94,6 +110,75 @@ batch_norm_geometry(const TpNode *node, const TpTensor *x, TpBatchNormGeometry *
     };
 }
 
+/* Synchronized training forward (see the top of the file). */
+static gboolean
+batch_norm_forward_sync(const TpNode *node, const TpBatchNormGeometry *g, const TpTensor *x,
+                        TpTensor *output, TpTensor *save_mean, TpTensor *save_invstd,
+                        TpComm *comm, GError **error)
+{
+    gsize c = (gsize)g->c, hw = (gsize)g->hw;
+    g_autofree float *host = tp_tensor_dup_host(x, error);
+    g_autofree float *p[4] = {NULL, NULL, NULL, NULL};
+    g_autofree double *sums = g_new0(double, c + 1);
+    g_autofree float *mean = g_new(float, c);
+    g_autofree float *invstd = g_new(float, c);
+    double count;
+
+    if (host == NULL)
+        return FALSE;
+    for (int i = 0; i < 4; i++)
+        if ((p[i] = tp_tensor_dup_host(node->params[i], error)) == NULL)
+            return FALSE;
+    for (gsize s = 0; s < (gsize)g->n; s++)
+        for (gsize ch = 0; ch < c; ch++)
+            for (gsize k = 0; k < hw; k++)
+                sums[ch] += host[(s * c + ch) * hw + k];
+    sums[c] = (double)g->n * (double)hw;
+    if (!tp_comm_all_reduce_double(comm, sums, c + 1, error))
+        return FALSE;
+    count = sums[c];
+    if (count < 2) {
+        g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
+                    "training needs at least 2 values per channel, the global batch has %g",
+                    count);
+        return FALSE;
+    }
+    for (gsize ch = 0; ch < c; ch++)
+        sums[ch] /= count;
+    {
+        g_autofree double *squares = g_new0(double, c);
+
+        for (gsize s = 0; s < (gsize)g->n; s++)
+            for (gsize ch = 0; ch < c; ch++)
+                for (gsize k = 0; k < hw; k++) {
+                    double d = host[(s * c + ch) * hw + k] - sums[ch];
+                    squares[ch] += d * d;
+                }
+        if (!tp_comm_all_reduce_double(comm, squares, c, error))
+            return FALSE;
+        for (gsize ch = 0; ch < c; ch++) {
+            double var = squares[ch] / count;
+
+            mean[ch] = (float)sums[ch];
+            invstd[ch] = (float)(1.0 / sqrt(var + g->epsilon));
+            p[RUNNING_MEAN][ch] = (float)(g->momentum * (double)p[RUNNING_MEAN][ch] +
+                                          (1.0 - g->momentum) * sums[ch]);
+            p[RUNNING_VAR][ch] = (float)(g->momentum * (double)p[RUNNING_VAR][ch] +
+                                         (1.0 - g->momentum) * squares[ch] / (count - 1));
+        }
+    }
+    for (gsize s = 0; s < (gsize)g->n; s++)
+        for (gsize ch = 0; ch < c; ch++)
+            for (gsize k = 0; k < hw; k++) {
+                float *v = &host[(s * c + ch) * hw + k];
+                *v = p[SCALE][ch] * (*v - mean[ch]) * invstd[ch] + p[BIAS][ch];
+            }
+    return tp_tensor_upload(output, host, error) && tp_tensor_upload(save_mean, mean, error) &&
+           tp_tensor_upload(save_invstd, invstd, error) &&
+           tp_tensor_upload(node->params[RUNNING_MEAN], p[RUNNING_MEAN], error) &&
+           tp_tensor_upload(node->params[RUNNING_VAR], p[RUNNING_VAR], error);
+}
+
 static gboolean
 batch_norm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
                    TpTensor *output, TpMode mode, TpOpState *state, GError **error)
@@ -122,6 +207,9 @@ batch_norm_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inpu
         return FALSE;
     tp_tensor_touch(node->params[RUNNING_MEAN]);
     tp_tensor_touch(node->params[RUNNING_VAR]);
+    if (state->sync_comm != NULL)
+        return batch_norm_forward_sync(node, &g, inputs[0], output, save_mean, save_invstd,
+                                       state->sync_comm, error);
     return backend->vt.batch_norm_forward_train(
         backend->self, &g, inputs[0]->data, p[SCALE], p[BIAS], p[RUNNING_MEAN], p[RUNNING_VAR],
         output->data, save_mean->data, save_invstd->data, error);
@@ -163,6 +251,64 @@ batch_norm_backward_eval(const TpNode *node, TpBackend *backend, const TpBatchNo
                                                node->params[RUNNING_VAR]->data, dx->data, error);
 }
 
+/* Backward of a synchronized training forward (see the top of the file). */
+static gboolean
+batch_norm_backward_sync(const TpNode *node, const TpBatchNormGeometry *g, const TpTensor *x,
+                         const TpTensor *dy, TpTensor *dx, TpOpState *state, GError **error)
+{
+    gsize c = (gsize)g->c, hw = (gsize)g->hw;
+    g_autofree float *hx = tp_tensor_dup_host(x, error);
+    g_autofree float *hdy = hx != NULL ? tp_tensor_dup_host(dy, error) : NULL;
+    g_autofree float *mean = hdy != NULL ? tp_tensor_dup_host(state->buffers[SAVE_MEAN], error)
+                                         : NULL;
+    g_autofree float *invstd =
+        mean != NULL ? tp_tensor_dup_host(state->buffers[SAVE_INVSTD], error) : NULL;
+    g_autofree float *scale = invstd != NULL ? tp_tensor_dup_host(node->params[SCALE], error)
+                                             : NULL;
+    g_autofree float *dscale = g_new0(float, c);
+    g_autofree float *dbias = g_new0(float, c);
+    /* n·Σ dy, n·Σ dy·x̂ per channel, then n (this rank's samples): summed
+     * over the ranks and divided by the total, they are A and B, since
+     * w = n / total. */
+    g_autofree double *sums = g_new0(double, 2 * c + 1);
+    double local = (double)g->n * (double)hw; /* M·w */
+
+    if (scale == NULL)
+        return FALSE;
+    for (gsize s = 0; s < (gsize)g->n; s++)
+        for (gsize ch = 0; ch < c; ch++)
+            for (gsize k = 0; k < hw; k++) {
+                gsize i = (s * c + ch) * hw + k;
+                double xhat = (hx[i] - mean[ch]) * (double)invstd[ch];
+
+                sums[ch] += hdy[i];
+                sums[c + ch] += hdy[i] * xhat;
+            }
+    for (gsize ch = 0; ch < c; ch++) {
+        dbias[ch] = (float)sums[ch];
+        dscale[ch] = (float)sums[c + ch];
+    }
+    for (gsize i = 0; i < 2 * c; i++)
+        sums[i] *= g->n;
+    sums[2 * c] = g->n;
+    if (!tp_comm_all_reduce_double(state->sync_comm, sums, 2 * c + 1, error))
+        return FALSE;
+    for (gsize i = 0; i < 2 * c; i++)
+        sums[i] /= sums[2 * c];
+    for (gsize s = 0; s < (gsize)g->n; s++)
+        for (gsize ch = 0; ch < c; ch++)
+            for (gsize k = 0; k < hw; k++) {
+                gsize i = (s * c + ch) * hw + k;
+                double xhat = (hx[i] - mean[ch]) * (double)invstd[ch];
+
+                hx[i] = (float)(scale[ch] * (double)invstd[ch] *
+                                (hdy[i] - (sums[ch] + xhat * sums[c + ch]) / local));
+            }
+    return tp_tensor_upload(dx, hx, error) &&
+           tp_tensor_upload(node->grads[SCALE], dscale, error) &&
+           tp_tensor_upload(node->grads[BIAS], dbias, error);
+}
+
 static gboolean
 batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
                     const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
@@ -176,6 +322,8 @@ batch_norm_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inp
     if (state->mode != TP_MODE_TRAIN)
         return batch_norm_backward_eval(node, backend, &g, inputs[0], doutput, dinputs[0], state,
                                         error);
+    if (state->sync_comm != NULL)
+        return batch_norm_backward_sync(node, &g, inputs[0], doutput, dinputs[0], state, error);
     return backend->vt.batch_norm_backward(
         backend->self, &g, inputs[0]->data, doutput->data, node->params[SCALE]->data,
         state->buffers[SAVE_MEAN]->data, state->buffers[SAVE_INVSTD]->data, dinputs[0]->data,
