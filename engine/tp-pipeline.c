@@ -1186,6 +1186,8 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
     g_return_val_if_fail(p != NULL, FALSE);
 
+    if (!check_before_work(p, resume, error))
+        return FALSE;
     /* One run at a time per output (its checkpoint and report go with it),
      * held by rank 0, which writes them for every rank. */
     g_autoptr(TpLock) lock = NULL;
@@ -1201,7 +1203,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     r.clock = g_timer_new();
     memset(&p->result, 0, sizeof(p->result));
     g_clear_pointer(&p->stop_reason, g_free);
-    if (!check_before_work(p, resume, error) || !setup(&r, error))
+    if (!setup(&r, error))
         goto out;
 
     /* Step 0: head surgery (tp_prune_apply records the class indices). */
