@@ -70,6 +70,13 @@ static const struct {
 } torch_models[] = {
     {"torch-vgg", 2, 12},
     {"torch-resnet", 2, 17},
+    /* Shape arithmetic folded at import (Conv, Relu, Flatten, Gemm). */
+    {"torch-view-dynamic", 2, 4},
+    {"torch-view-fixed", 2, 4},
+    {"torch-flatten-dynamic", 2, 4},
+    {"torch-flatten-fixed", 2, 4},
+    {"torch-arith-dynamic", 2, 4},
+    {"torch-arith-fixed", 2, 4},
 };
 
 /* Each exported model, on every backend, gives PyTorch's outputs to 1e-4. */
