@@ -211,6 +211,13 @@ lrp_score(gpointer self, TpCriterionContext *context, GError **error)
     return TRUE;
 }
 
+/* Relevance is summed over the samples (see the top). */
+static TpScoreAggregate
+lrp_aggregate(gpointer self)
+{
+    return TP_SCORES_SUM;
+}
+
 static const TpCriterionVTable lrp_vtable = {
     /* .open =          */ lrp_open,
     /* .close =         */ lrp_close,
@@ -218,6 +225,7 @@ static const TpCriterionVTable lrp_vtable = {
     /* .normalization = */ lrp_normalization,
     /* .lrp_config =    */ lrp_config,
     /* .score =         */ lrp_score,
+    /* .aggregate =     */ lrp_aggregate,
 };
 
 static const TpPluginInfo lrp_info = {

@@ -148,6 +148,7 @@ static const TpCriterionVTable magnitude_vtable = {
     /* .normalization = */ magnitude_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ magnitude_score,
+    /* .aggregate =     */ NULL,
 };
 
 static const TpPluginInfo magnitude_info = {

@@ -97,6 +97,7 @@ static const TpCriterionVTable random_vtable = {
     /* .normalization = */ random_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ random_score,
+    /* .aggregate =     */ NULL,
 };
 
 static const TpPluginInfo random_info = {

@@ -186,6 +186,7 @@ static const TpCriterionVTable taylor_vtable = {
     /* .normalization = */ taylor_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ taylor_score,
+    /* .aggregate =     */ NULL, /* means over the samples */
 };
 
 static const TpPluginInfo taylor_info = {

@@ -10,9 +10,9 @@
 
 G_DEFINE_QUARK(tp_backend_error, tp_backend_error)
 
-/* Every member but synchronize, the prepared-weights trio and
- * conv2d_forward_relu is required (the members[] below); the table must
- * reach at least the last of them. */
+/* Every member but synchronize, the prepared-weights trio,
+ * conv2d_forward_relu and the kernel families is required (the members[]
+ * below); the table must reach at least the last of them. */
 #define REQUIRED_END (offsetof(TpBackendVTable, stabilized_divide) + sizeof(gpointer))
 
 static const struct {
@@ -57,6 +57,44 @@ static const struct {
 #undef MEMBER
 };
 
+/* The families (TpKernelFamily, indexed by its value): each member's offset,
+ * ending at 0. */
+static const struct {
+    const char *name;
+    const char *members;
+    gsize offsets[3];
+} families[] = {
+/* clang-format off */
+#define AT(m) offsetof(TpBackendVTable, m)
+    /* clang-format on */
+    [TP_KERNELS_UNARY] = {"unary", "unary_forward, unary_backward",
+                          {AT(unary_forward), AT(unary_backward)}},
+    [TP_KERNELS_BINARY] = {"binary", "binary_forward, binary_backward",
+                           {AT(binary_forward), AT(binary_backward)}},
+    [TP_KERNELS_STRIDED] = {"strided", "strided_copy", {AT(strided_copy)}},
+    [TP_KERNELS_REDUCE] = {"reduce", "reduce_forward, reduce_backward",
+                           {AT(reduce_forward), AT(reduce_backward)}},
+    [TP_KERNELS_LAYER_NORM] = {"layer-norm", "layer_norm_forward, layer_norm_backward",
+                               {AT(layer_norm_forward), AT(layer_norm_backward)}},
+#undef AT
+};
+
+/* How many of family f's members vt sets. */
+static int
+family_members_set(const TpBackendVTable *vt, TpKernelFamily f, int *out_total)
+{
+    int set = 0, total = 0;
+
+    for (int i = 0; i < 3 && families[f].offsets[i] != 0; i++) {
+        gpointer fn;
+        memcpy(&fn, (const char *)vt + families[f].offsets[i], sizeof(fn));
+        set += fn != NULL;
+        total++;
+    }
+    *out_total = total;
+    return set;
+}
+
 /* The plugin's table copied into a full-size one: members a plugin built
  * against an older header lacks read as NULL. */
 static void
@@ -88,6 +126,15 @@ tp_backend_vtable_check(const TpPluginInfo *info, GError **error)
                     info->name);
         return FALSE;
     }
+    for (TpKernelFamily f = TP_KERNELS_UNARY; f < G_N_ELEMENTS(families); f++) {
+        int total, set = family_members_set(&vt, f, &total);
+        if (set != 0 && set != total) {
+            g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
+                        "backend '%s' sets some of the %s family's kernels (%s): set all or none",
+                        info->name, families[f].name, families[f].members);
+            return FALSE;
+        }
+    }
     for (gsize i = 0; i < G_N_ELEMENTS(members); i++) {
         gpointer fn;
         memcpy(&fn, (const char *)&vt + members[i].offset, sizeof(fn));
@@ -98,6 +145,23 @@ tp_backend_vtable_check(const TpPluginInfo *info, GError **error)
         }
     }
     return TRUE;
+}
+
+gboolean
+tp_backend_has_family(const TpBackend *backend, TpKernelFamily family, GError **error)
+{
+    int total;
+
+    g_return_val_if_fail(backend != NULL, FALSE);
+    g_return_val_if_fail(family >= TP_KERNELS_UNARY && family < G_N_ELEMENTS(families), FALSE);
+
+    if (family_members_set(&backend->vt, family, &total) == total)
+        return TRUE;
+    g_set_error(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_FAILED,
+                "backend '%s' lacks the %s kernel family (%s), which this model needs: "
+                "rebuild the plugin against a taskprune that has it, or choose another backend",
+                backend->info->name, families[family].name, families[family].members);
+    return FALSE;
 }
 
 static gboolean

@@ -97,6 +97,138 @@ typedef struct {
     gboolean nesterov;
 } TpSgdHyper;
 
+/* ---------------------------------------------------------------- kernel families
+ *
+ * Generic kernels appended after ABI 1's first release, in families: a
+ * backend sets every member of a family or none (the loader checks), and an
+ * op that needs a family asks tp_backend_has_family() first, so a backend
+ * built before the family existed fails with a message naming it instead
+ * of a NULL call. */
+
+/* The most axes a family's geometry describes. Shapes with fewer axes are
+ * given with ndim < TP_KERNEL_MAX_DIMS; entries past ndim are not read. */
+#define TP_KERNEL_MAX_DIMS 6
+
+typedef enum {
+    TP_KERNELS_UNARY = 1,    /* unary_forward, unary_backward */
+    TP_KERNELS_BINARY = 2,   /* binary_forward, binary_backward */
+    TP_KERNELS_STRIDED = 3,  /* strided_copy */
+    TP_KERNELS_REDUCE = 4,   /* reduce_forward, reduce_backward */
+    TP_KERNELS_LAYER_NORM = 5, /* layer_norm_forward, layer_norm_backward */
+} TpKernelFamily;
+
+/* A pointwise function y = f(x) of TpUnaryOp's parameters. */
+typedef enum {
+    TP_UNARY_RELU = 1,         /* max(x, 0) */
+    TP_UNARY_CLIP = 2,         /* min(max(x, lo), hi) */
+    TP_UNARY_SIGMOID = 3,      /* 1 / (1 + exp(-x)) */
+    TP_UNARY_HARD_SIGMOID = 4, /* max(0, min(1, alpha * x + beta)) (ONNX HardSigmoid) */
+    TP_UNARY_HARD_SWISH = 5,   /* x * max(0, min(1, x / 6 + 1 / 2)) */
+    TP_UNARY_SILU = 6,         /* x * sigmoid(x) */
+    TP_UNARY_GELU = 7,         /* x / 2 * (1 + erf(x / sqrt 2)), the exact form */
+    TP_UNARY_LEAKY_RELU = 8,   /* x >= 0 ? x : alpha * x */
+    TP_UNARY_TANH = 9,         /* tanh(x) */
+    TP_UNARY_SQRT = 10,        /* sqrt(x) */
+    TP_UNARY_ERF = 11,         /* erf(x) */
+    TP_UNARY_EXP = 12,         /* exp(x) */
+    TP_UNARY_RECIPROCAL = 13,  /* 1 / x */
+    TP_UNARY_POW = 14,         /* pow(x, alpha), a constant exponent */
+    TP_UNARY_LOG = 15,         /* log(x) */
+    TP_UNARY_NEG = 16,         /* -x */
+    TP_UNARY_ABS = 17,         /* |x| */
+} TpUnaryFunction;
+
+/* One pointwise function and its parameters; members a function does not
+ * name are not read. Derivatives at kinks (relu and leaky-relu at 0, clip
+ * at lo and hi, hard-sigmoid and hard-swish where the clamp starts, abs at
+ * 0) are those of the flat side: 0 for relu, clip, hard-sigmoid and abs,
+ * 1 for leaky-relu at 0 (x >= 0 takes the identity), and hard-swish's
+ * x / 3 + 1 / 2 at -3 and 3 (PyTorch's). */
+typedef struct {
+    TpUnaryFunction function;
+    float alpha; /* leaky-relu's slope, hard-sigmoid's alpha, pow's exponent */
+    float beta;  /* hard-sigmoid's beta */
+    float lo, hi; /* clip's bounds, lo <= hi; either may be -INFINITY or INFINITY */
+} TpUnaryOp;
+
+/* TRUE for the functions whose derivative unary_backward reads from y
+ * (relu, clip, sigmoid, tanh, sqrt, exp, reciprocal: cheaper, and the
+ * forward may then run in place), FALSE for those it reads from x. */
+static inline gboolean
+tp_unary_backward_from_y(TpUnaryFunction function)
+{
+    switch (function) {
+    case TP_UNARY_RELU:
+    case TP_UNARY_CLIP:
+    case TP_UNARY_SIGMOID:
+    case TP_UNARY_TANH:
+    case TP_UNARY_SQRT:
+    case TP_UNARY_EXP:
+    case TP_UNARY_RECIPROCAL:
+        return TRUE;
+    default:
+        return FALSE;
+    }
+}
+
+typedef enum {
+    TP_BINARY_ADD = 1, /* a + b */
+    TP_BINARY_SUB = 2, /* a - b */
+    TP_BINARY_MUL = 3, /* a * b */
+    TP_BINARY_DIV = 4, /* a / b */
+} TpBinaryOp;
+
+/* Numpy (ONNX multidirectional) broadcasting, with the shapes already
+ * aligned by the engine: every operand has ndim axes (a shorter shape is
+ * padded with leading 1s), and on each axis a[d] and b[d] are y[d] or 1.
+ * All three are dense row-major. */
+typedef struct {
+    int ndim; /* 1 .. TP_KERNEL_MAX_DIMS */
+    int y[TP_KERNEL_MAX_DIMS];
+    int a[TP_KERNEL_MAX_DIMS];
+    int b[TP_KERNEL_MAX_DIMS];
+} TpBroadcastGeometry;
+
+/* An N-d view copy: for every index (i_0, ..., i_{ndim-1}) below shape,
+ *     dst[dst_offset + sum i_d * dst_stride[d]] (+)= src[src_offset + sum i_d * src_stride[d]]
+ * with offsets and strides in floats. Strides may be 0 (src: a broadcast,
+ * as Expand) or negative (a reversed axis, as reflect padding), as long as
+ * every index stays inside its buffer; no two indices write the same dst
+ * element, and src and dst do not overlap. Concat, split, slice (with
+ * steps), transpose, channel shuffle and padding are each one call or one
+ * per operand. */
+typedef struct {
+    int ndim; /* 1 .. TP_KERNEL_MAX_DIMS */
+    int shape[TP_KERNEL_MAX_DIMS];
+    gssize src_stride[TP_KERNEL_MAX_DIMS];
+    gssize dst_stride[TP_KERNEL_MAX_DIMS];
+    gsize src_offset, dst_offset;
+    gboolean accumulate; /* TRUE: dst += src; FALSE: dst = src */
+} TpStridedCopy;
+
+typedef enum {
+    TP_REDUCE_SUM = 1,
+    TP_REDUCE_MEAN = 2,
+} TpReduceOp;
+
+/* A reduction over axes: x has shape x[0 .. ndim), y has the same axes with
+ * y[d] = 1 on the reduced ones and y[d] = x[d] elsewhere (keepdims' layout;
+ * without keepdims the elements are the same). Both dense row-major. */
+typedef struct {
+    int ndim; /* 1 .. TP_KERNEL_MAX_DIMS */
+    int x[TP_KERNEL_MAX_DIMS];
+    int y[TP_KERNEL_MAX_DIMS];
+} TpReduceGeometry;
+
+/* Layer normalization of x: [rows, cols] over each row (the trailing axes
+ * from ONNX's `axis` on, flattened into cols):
+ *     y = (x - mean) * invstd * scale + bias,   invstd = 1 / sqrt(var + epsilon)
+ * with the biased variance of the row; scale and bias have cols elements. */
+typedef struct {
+    int rows, cols;
+    float epsilon;
+} TpLayerNormGeometry;
+
 typedef struct _TpBackendVTable TpBackendVTable;
 
 struct _TpBackendVTable {
@@ -237,6 +369,63 @@ struct _TpBackendVTable {
     gboolean (*conv2d_forward_relu)(gpointer self, const TpConvGeometry *g, const float *x,
                                     const float *weights, const float *prepared, const float *bias,
                                     float *y, GError **error);
+
+    /* ------------------------------------------------------------ families
+     * Everything below is optional by family (TpKernelFamily): all members
+     * of a family or none. Default: none; an op that needs the family fails
+     * at load with tp_backend_has_family()'s message. Reductions over many
+     * terms accumulate in double on the cpu backend; a backend must meet
+     * tests/backends/test-conformance.c's tolerances. */
+
+    /* (optional, unary family) y = f(x) over n floats; y may be x. */
+    gboolean (*unary_forward)(gpointer self, const TpUnaryOp *op, gsize n, const float *x,
+                              float *y, GError **error);
+    /* (optional, unary family) dx = f'(x) * dy over n floats, with f'
+     * formed from y where tp_unary_backward_from_y(op->function) (x may then
+     * be NULL), else from x (y may then be NULL). dx may be dy. */
+    gboolean (*unary_backward)(gpointer self, const TpUnaryOp *op, gsize n, const float *x,
+                               const float *y, const float *dy, float *dx, GError **error);
+
+    /* (optional, binary family) y = a op b, broadcast as g says. y may be a
+     * (b) when a (b) has y's shape. */
+    gboolean (*binary_forward)(gpointer self, TpBinaryOp op, const TpBroadcastGeometry *g,
+                               const float *a, const float *b, float *y, GError **error);
+    /* (optional, binary family) The gradients of y = a op b given dy (y's
+     * shape): da (a's shape) is dy * dy/da summed over the axes a was
+     * broadcast along, db likewise; either may be NULL (not wanted). ADD
+     * and SUB read neither a nor b (they may be NULL), MUL reads the other
+     * operand, DIV reads b, and a for db. Outputs do not alias inputs. */
+    gboolean (*binary_backward)(gpointer self, TpBinaryOp op, const TpBroadcastGeometry *g,
+                                const float *a, const float *b, const float *dy, float *da,
+                                float *db, GError **error);
+
+    /* (optional, strided family) The copy g describes (TpStridedCopy). */
+    gboolean (*strided_copy)(gpointer self, const TpStridedCopy *g, const float *src, float *dst,
+                             GError **error);
+
+    /* (optional, reduce family) y = the sum (mean) of x over the axes g
+     * reduces. */
+    gboolean (*reduce_forward)(gpointer self, TpReduceOp op, const TpReduceGeometry *g,
+                               const float *x, float *y, GError **error);
+    /* (optional, reduce family) dx = dy broadcast back to x's shape (divided
+     * by the number of terms for MEAN). */
+    gboolean (*reduce_backward)(gpointer self, TpReduceOp op, const TpReduceGeometry *g,
+                                const float *dy, float *dx, GError **error);
+
+    /* (optional, layer-norm family) Layer normalization (TpLayerNormGeometry).
+     * bias may be NULL (none). save_mean and save_invstd ([rows] each) are
+     * written when not NULL, for the backward of a training pass; evaluation
+     * passes NULL. y may be x. */
+    gboolean (*layer_norm_forward)(gpointer self, const TpLayerNormGeometry *g, const float *x,
+                                   const float *scale, const float *bias, float *y,
+                                   float *save_mean, float *save_invstd, GError **error);
+    /* (optional, layer-norm family) dx from x, dy, scale and the saved
+     * statistics; dscale and dbias ([cols], summed over rows, overwritten)
+     * when not NULL. */
+    gboolean (*layer_norm_backward)(gpointer self, const TpLayerNormGeometry *g, const float *x,
+                                    const float *dy, const float *scale, const float *save_mean,
+                                    const float *save_invstd, float *dx, float *dscale,
+                                    float *dbias, GError **error);
 };
 
 /* The ε0 of stabilized_divide(): what stab(0) is, whatever epsilon. */
@@ -254,18 +443,26 @@ tp_dropout_keep(guint64 seed, guint64 i, float ratio)
     return (double)(z >> 11) * (1.0 / 9007199254740992.0) >= ratio;
 }
 
-/* An open backend. `vt` is the plugin's table with optional members filled
- * in; `self` is what its open() returned. Engine code calls kernels as
- * backend->vt.relu_forward(backend->self, ...). */
+/* An open backend. `self` is what its open() returned; `vt` is the plugin's
+ * table with optional members filled in. Engine code and plugins call
+ * kernels as backend->vt.relu_forward(backend->self, ...). `vt` is the last
+ * member, so that appending to TpBackendVTable moves nothing before it
+ * (until ABI 1's first change it sat between `info` and `self`). */
 typedef struct {
     const TpPluginInfo *info;
-    TpBackendVTable vt;
     gpointer self;
+    TpBackendVTable vt;
 } TpBackend;
 
 /* Checks that a backend descriptor's vtable is usable (all required members
  * present). Used by the loader; error names the first missing member. */
 gboolean tp_backend_vtable_check(const TpPluginInfo *info, GError **error);
+
+/* TRUE when backend has every member of family; otherwise FALSE with an
+ * error (TP_BACKEND_ERROR_FAILED) naming the backend, the family and its
+ * members. An op that needs the family calls it before its first kernel
+ * and prefixes the node's name. */
+gboolean tp_backend_has_family(const TpBackend *backend, TpKernelFamily family, GError **error);
 
 /* Opens a backend from its descriptor with already-parsed params (NULL: the
  * defaults). Returns an owned handle, or NULL with error set. */

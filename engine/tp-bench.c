@@ -2,6 +2,7 @@
  * of the same batch, after warm-up runs that plan memory and fill caches. */
 #include "config.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,14 @@ tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup
 }
 
 /* One forward, loss and backward pass over every batch of the loader. */
+gboolean
+tp_latency_within_noise(const TpLatency *a, const TpLatency *b)
+{
+    double spread = MAX(a->p90_ms - a->p50_ms, b->p90_ms - b->p50_ms);
+
+    return fabs(a->p50_ms - b->p50_ms) <= spread;
+}
+
 static gboolean
 forward_backward_epoch(TpModel *model, TpLoader *loader, GError **error)
 {

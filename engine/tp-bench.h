@@ -40,6 +40,11 @@ gboolean tp_bench_latency(TpModel *model, TpBenchTask task, int batch, int warmu
 gboolean tp_bench_compare(TpModel *a, TpModel *b, TpBenchTask task, int batch, int warmup,
                           int runs, TpLatency *out_a, TpLatency *out_b, GError **error);
 
+/* Whether a and b (of tp_bench_compare) differ by no more than the spread
+ * of their runs: |a.p50 - b.p50| <= the larger p90 - p50. Then neither is
+ * measurably faster. */
+gboolean tp_latency_within_noise(const TpLatency *a, const TpLatency *b);
+
 /* Scores the units with criterion on the loader's samples (one epoch; the
  * loader's labels must fit the model's outputs), `runs` times after one
  * untimed round, and times an eval-mode forward, cross-entropy and backward

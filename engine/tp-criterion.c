@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "tp-comm.h"
 #include "tp-criterion.h"
 #include "tp-registry.h"
 
@@ -44,6 +45,7 @@ struct _TpCriterionContext {
     int batch;       /* samples of the last batch; 0 before the first */
     GArray *labels;  /* gint32: host copy of the last batch's labels */
     TpLrp *lrp;      /* made by the first batch that needs relevance */
+    gsize samples;   /* seen by this process */
 };
 
 /* ---------------------------------------------------------------- the plugin */
@@ -56,8 +58,8 @@ copy_vtable(const TpPluginInfo *info, TpCriterionVTable *out)
 }
 
 /* Checks a criterion descriptor's vtable before any plugin code runs: the
- * table covers every ABI-1 member and all but the optional lrp_config are
- * set. The error names the first missing member. */
+ * table covers every ABI-1 member and all but the optional lrp_config and
+ * aggregate are set. The error names the first missing member. */
 gboolean
 tp_criterion_vtable_check(const TpPluginInfo *info, GError **error)
 {
@@ -85,7 +87,7 @@ tp_criterion_vtable_check(const TpPluginInfo *info, GError **error)
         missing = "score";
     if (missing != NULL) {
         g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                    "criterion '%s' lacks the required member %s (only lrp_config may be NULL)",
+                    "criterion '%s' lacks the required member %s (only lrp_config and aggregate may be NULL)",
                     info->name, missing);
         return FALSE;
     }
@@ -222,6 +224,48 @@ units_fit(const TpModel *model, const TpUnits *units)
     return TRUE;
 }
 
+/* Data parallelism (docs/scaling.md): each rank scored its share of the
+ * samples. Sums over samples (TP_SCORES_SUM) are added over the ranks;
+ * means (TP_SCORES_MEAN) are weighted by each rank's n_r samples, added and
+ * divided by the total. Either way the result is what one process computes
+ * on every sample (up to the order of summation), and every rank gets the
+ * same bits, so every rank ranks and cuts the same units. */
+static gboolean
+sum_over_ranks(TpCriterionContext *context, GError **error)
+{
+    g_autoptr(GArray) all = g_array_new(FALSE, FALSE, sizeof(double));
+    TpCriterion *criterion = context->criterion;
+    gboolean sums = criterion->vt.aggregate != NULL &&
+                    criterion->vt.aggregate(criterion->self) == TP_SCORES_SUM;
+    double samples = (double)context->samples;
+    gsize offset = 1;
+
+    /* One pass writes, one reads, in the same order: spaces, producers, units. */
+    g_array_append_val(all, samples);
+    for (int pass = 0; pass < 2; pass++) {
+        for (guint s = 0; s < tp_units_get_n_spaces(context->units); s++) {
+            const TpUnitSpace *space = tp_units_get_space(context->units, s);
+            for (guint p = 0; p < space->n_producers; p++) {
+                double *scores = context->scores[space->producers[p]];
+                for (int u = 0; u < space->n_units; u++) {
+                    double v = sums ? scores[u] : scores[u] * samples;
+                    if (pass == 0)
+                        g_array_append_val(all, v);
+                    else
+                        scores[u] = g_array_index(all, double, offset++) /
+                                    (sums ? 1.0 : MAX(samples, 1.0));
+                }
+            }
+        }
+        if (pass == 0 && !tp_comm_all_reduce_double(tp_comm_get_parallel(),
+                                                     (double *)(gpointer)all->data, all->len,
+                                                     error))
+            return FALSE;
+        samples = g_array_index(all, double, 0);
+    }
+    return TRUE;
+}
+
 /* Runs one scoring round (see the top of the file). model, units and loader
  * are borrowed and must outlive the context; loader may be NULL only for a
  * criterion that needs no data, and is left alone by one (its epoch 0 is
@@ -255,6 +299,9 @@ tp_criterion_score(TpCriterion *criterion, TpModel *model, const TpUnits *units,
         return NULL;
     }
     if (!check_scores(context, error))
+        return NULL;
+    if ((context->needs & TP_CRITERION_NEEDS_DATA) && tp_comm_get_parallel() != NULL &&
+        !sum_over_ranks(context, error))
         return NULL;
     return g_steal_pointer(&context);
 }
@@ -330,10 +377,13 @@ tp_criterion_context_next(TpCriterionContext *context, GError **error)
                     context->criterion->info->name);
         return FALSE;
     }
-    if (!tp_loader_next(context->loader, &images, &labels, &batch, error)) {
-        context->batch = 0;
-        return FALSE;
-    }
+    do { /* a sharded loader may give this rank an empty slice of a batch */
+        if (!tp_loader_next(context->loader, &images, &labels, &batch, error)) {
+            context->batch = 0;
+            return FALSE;
+        }
+    } while (batch == 0);
+    context->samples += (gsize)batch;
     context->batch = batch;
     g_array_set_size(context->labels, 0);
     g_array_append_vals(context->labels, labels, (guint)batch);

@@ -53,6 +53,14 @@ typedef enum {
     TP_NORMALIZE_L2, /* divide by the space's Euclidean norm */
 } TpNormalization;
 
+/* How a criterion's scores aggregate over the scoring samples; with data
+ * parallelism each rank scores its share and the engine combines the
+ * shares accordingly (docs/scaling.md). */
+typedef enum {
+    TP_SCORES_MEAN = 0, /* the mean over the samples: shares weighted by their sample counts */
+    TP_SCORES_SUM = 1,  /* the sum over the samples: shares added */
+} TpScoreAggregate;
+
 typedef struct _TpCriterionContext TpCriterionContext;
 
 typedef struct {
@@ -67,6 +75,8 @@ typedef struct {
     void (*lrp_config)(gpointer self, TpLrpConfig *out_config);
     /* Fills the scores (tp_criterion_context_get_scores()): finite, >= 0. */
     gboolean (*score)(gpointer self, TpCriterionContext *context, GError **error);
+    /* (optional) How score() aggregates over samples. NULL: TP_SCORES_MEAN. */
+    TpScoreAggregate (*aggregate)(gpointer self);
 } TpCriterionVTable;
 
 /* ---------------------------------------------------------------- for plugins */

@@ -170,5 +170,12 @@ tp_dataset_find_class(const TpDataset *dataset, const char *name)
     for (int i = 0; names != NULL && i < dataset->meta.n_classes; i++)
         if (names[i] != NULL && g_str_equal(names[i], name))
             return i;
+    /* Then ignoring case: "sandal" is Sandal. */
+    g_autofree char *folded = g_utf8_casefold(name, -1);
+    for (int i = 0; names != NULL && i < dataset->meta.n_classes; i++) {
+        g_autofree char *other = names[i] ? g_utf8_casefold(names[i], -1) : NULL;
+        if (other != NULL && g_str_equal(other, folded))
+            return i;
+    }
     return -1;
 }

@@ -13,7 +13,9 @@
  * (seed, EPOCH, epoch), restarted from the selection each epoch; augmentation
  * draws one 64-bit value keyed by (seed, AUGMENT, epoch, dataset index) and
  * takes dx, dy and the flip from it. Nothing depends on the thread that fills
- * a batch, so prefetch on and off give the same bytes.
+ * a batch, so prefetch on and off give the same bytes. Nor on sharding: a
+ * shard is a slice of each batch of that order, so the shards of one epoch
+ * together are the unsharded stream, whatever the number of processes.
  *
  * Samples are not cached: each batch reads through the plugin (a dataset
  * plugin already holds or maps its data; a float copy of Fashion-MNIST would
@@ -54,6 +56,7 @@ typedef struct {
     float *images;
     gint32 *labels;
     int count;
+    int total; /* the whole batch's size, of which count is this shard's slice */
 } Slot;
 
 struct _TpLoader {
@@ -76,6 +79,7 @@ struct _TpLoader {
     gboolean started; /* an epoch was started */
     guint epoch;
     gsize delivered; /* batches handed to the caller in this epoch */
+    int last_total;  /* the whole size of the batch delivered last */
 
     /* Shared with the worker, under lock (error also without prefetch). */
     GMutex lock;
@@ -180,6 +184,9 @@ check_config(TpLoader *loader, const TpLoaderConfig *config, GError **error)
 
     if (config->batch_size < 1)
         return invalid(error, "batch size %d: it must be at least 1", config->batch_size);
+    if (config->shard_count > 1 && (config->shard_rank < 0 || config->shard_rank >= config->shard_count))
+        return invalid(error, "shard %d of %d: it must be in [0, %d)", config->shard_rank,
+                       config->shard_count, config->shard_count);
     if (config->part != TP_LOADER_ALL && config->part != TP_LOADER_TRAIN &&
         config->part != TP_LOADER_VALIDATION)
         return invalid(error, "part %d: it must be ALL, TRAIN or VALIDATION", (int)config->part);
@@ -390,9 +397,17 @@ static gboolean
 fill_batch(TpLoader *loader, gsize b, Slot *slot, GError **error)
 {
     gsize first = b * (gsize)loader->config.batch_size;
-    int count = (int)MIN((gsize)loader->config.batch_size, loader->n_samples - first);
+    int total = (int)MIN((gsize)loader->config.batch_size, loader->n_samples - first);
+    int count = total;
     gboolean normalize = loader->mean != NULL || loader->std != NULL;
+    int shards = loader->config.shard_count;
 
+    if (shards > 1) { /* this rank's slice (tp-loader.h) */
+        int r = loader->config.shard_rank;
+        int begin = (int)((gint64)r * total / shards), end = (int)((gint64)(r + 1) * total / shards);
+        first += (gsize)begin;
+        count = end - begin;
+    }
     for (int i = 0; i < count; i++) {
         gsize index = loader->order[first + i];
         float *dst = slot->images + (gsize)i * loader->sample_size;
@@ -417,6 +432,7 @@ fill_batch(TpLoader *loader, gsize b, Slot *slot, GError **error)
         slot->labels[i] = loader->label_map[label];
     }
     slot->count = count;
+    slot->total = total;
     return TRUE;
 }
 
@@ -591,6 +607,13 @@ tp_loader_get_n_batches(const TpLoader *loader)
     return loader->n_batches;
 }
 
+int
+tp_loader_get_batch_total(const TpLoader *loader)
+{
+    g_return_val_if_fail(loader != NULL, 0);
+    return loader->last_total;
+}
+
 void
 tp_loader_start_epoch(TpLoader *loader, guint epoch)
 {
@@ -659,6 +682,7 @@ tp_loader_next(TpLoader *loader, const float **out_images, const gint32 **out_la
         slot = &loader->slots[b % 2];
     }
     loader->delivered = b + 1;
+    loader->last_total = slot->total;
     *out_images = slot->images;
     *out_labels = slot->labels;
     *out_batch = slot->count;

@@ -64,6 +64,13 @@ typedef struct {
      * either way (if the thread cannot be created, reads stay on the caller's). */
     gboolean prefetch;
     int samples_per_class;      /* at most this many of each kept class (a seeded draw); 0: all */
+    /* Data parallelism (docs/scaling.md): with shard_count > 1, each batch of
+     * the epoch's order (the same on every process: it depends on seed and
+     * epoch only) is split into shard_count contiguous slices, and this
+     * loader delivers slice shard_rank: samples [floor(r b / n), floor((r+1)
+     * b / n)) of a batch of b. Every process sees every batch, so a slice
+     * may be empty (*out_batch 0, still TRUE). 0 or 1: the whole batch. */
+    int shard_rank, shard_count;
 } TpLoaderConfig;
 
 typedef struct _TpLoader TpLoader;
@@ -97,6 +104,10 @@ void tp_loader_start_epoch(TpLoader *loader, guint epoch);
  * next tp_loader_start_epoch(). */
 gboolean tp_loader_next(TpLoader *loader, const float **out_images, const gint32 **out_labels,
                         int *out_batch, GError **error);
+
+/* The size of the whole batch the last tp_loader_next() took its slice
+ * from (with sharding; without, its *out_batch). */
+int tp_loader_get_batch_total(const TpLoader *loader);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpLoader, tp_loader_free)
 

@@ -1270,6 +1270,11 @@ tp_onnx_load(TpBackend *backend, const char *path, GError **error)
 
     g_return_val_if_fail(backend != NULL && path != NULL, NULL);
 
+    if (g_file_test(path, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "%s: is a folder, not an ONNX file",
+                    path);
+        return NULL;
+    }
     file = g_mapped_file_new(path, FALSE, &local);
     if (file == NULL) {
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_IO, "%s", local->message);

@@ -11,22 +11,32 @@
  *
  * A checkpoint (folder [output] checkpoint) holds the model after every
  * accepted step and state.ini with the rows so far; --resume reloads both.
+ *
+ * Across processes (docs/scaling.md): every loader is sharded by the default
+ * communicator's rank and size, so training, scoring and evaluation are
+ * data-parallel and every rank computes the same model; the replicas are
+ * compared after each step. Only rank 0 writes files; nothing written
+ * depends on the number of processes, so any number can resume.
  */
 #include "config.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
 
 #include "tp-bench.h"
+#include "tp-comm.h"
 #include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-loader.h"
 #include "tp-onnx.h"
+#include "tp-paths.h"
 #include "tp-pipeline.h"
 #include "tp-plot.h"
 #include "tp-prune.h"
 #include "tp-registry.h"
+#include "tp-settings.h"
 #include "tp-train.h"
 
 G_DEFINE_QUARK(tp_pipeline_error, tp_pipeline_error)
@@ -52,6 +62,9 @@ static const TpParamSpec task_specs[] = {
      "share of each class's training images held out for validation"},
     {"seed", TP_PARAM_INT, "0", 0, 9007199254740992.0, NULL,
      "seed of the split, the data order and random draws"},
+    {"class-map", TP_PARAM_STRING, "", 0, 0, NULL,
+     "the base model's output of each target class, comma-separated, when class names "
+     "cannot match them"},
     {NULL},
 };
 
@@ -129,9 +142,21 @@ struct _TpPipeline {
     int samples_per_class; /* 0: all */
     char *task_name;
     char *model_path, *report_path, *csv_path, *plot_path, *checkpoint;
+    GKeyFile *settings; /* (tp-settings.h) what a checkpoint must have been made with */
+    char *stop_reason;
     GArray *rows;
     TpPipelineResult result;
 };
+
+/* Set by tp_pipeline_interrupt() (from a signal handler); runs stop at the
+ * next check. */
+static volatile sig_atomic_t interrupted;
+
+void
+tp_pipeline_interrupt(void)
+{
+    interrupted = 1;
+}
 
 static gboolean config_error(GError **error, const char *source, const char *group, const char *key,
                              const char *format, ...) G_GNUC_PRINTF(5, 6);
@@ -226,7 +251,15 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
     g_key_file_load_from_data(p->keyfile, data, (gsize)-1, G_KEY_FILE_NONE, NULL);
 
     for (int i = 0; groups[i] != NULL; i++) {
-        /* [criterion NAME] groups hold a sweep's per-criterion keys. */
+        /* [criterion NAME] groups hold a sweep's per-criterion keys
+         * (tp-sweep.c checks them); a run of its own has none. */
+        if (g_str_has_prefix(groups[i], "criterion ") && !g_strv_contains((const char *const *)groups, "sweep")) {
+            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                        "%s: group [%s]: only a [sweep] reads [criterion NAME] groups; put the "
+                        "keys in [criterion]",
+                        source, groups[i]);
+            return NULL;
+        }
         if (!g_strv_contains(known_groups, groups[i]) &&
             !g_str_has_prefix(groups[i], "criterion ")) {
             g_autofree char *valid = g_strjoinv("], [", (char **)known_groups);
@@ -250,6 +283,15 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
         config_error(error, source, "task", "classes",
                      "missing (e.g. classes = 5,7,9 or Sandal,Sneaker,Ankle boot)");
         return NULL;
+    }
+    {
+        g_auto(GStrv) words = g_strsplit(tp_params_get_string(p->task, "classes"), ",", -1);
+        if (g_strv_length(words) < 2) {
+            config_error(error, source, "task", "classes",
+                         "'%s' is one class: a one-class task is always right; give two or more",
+                         tp_params_get_string(p->task, "classes"));
+            return NULL;
+        }
     }
     if (!g_key_file_has_key(keyfile, "dataset", "plugin", NULL)) {
         config_error(error, source, "dataset", "plugin", "missing (e.g. plugin = idx)");
@@ -304,6 +346,23 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
     p->checkpoint =
         or_default(tp_params_get_string(p->output, "checkpoint"), p->model_path, ".checkpoint");
     p->task_name = g_strdup(tp_params_get_string(p->task, "name"));
+
+    /* What a checkpoint must have been made with: everything that decides
+     * the models (not [output], [backend] or [pipeline], nor where the loop
+     * stops: a resume may go further). */
+    p->settings = g_key_file_new();
+    tp_settings_add_params(p->settings, "model", model_specs, p->model);
+    tp_settings_add_params(p->settings, "task", task_specs, p->task);
+    tp_settings_add_params(p->settings, "prune", prune_specs, p->prune);
+    tp_settings_add_params(p->settings, "finetune", finetune_specs, p->finetune);
+    tp_settings_add_group(p->settings, keyfile, "dataset");
+    g_key_file_set_string(p->settings, TP_SETTINGS_GROUP, "criterion.plugin", p->criterion_name);
+    g_key_file_set_integer(p->settings, TP_SETTINGS_GROUP, "criterion.samples", p->samples_per_class);
+    tp_settings_add_params(p->settings, "criterion", plugin->info->params,
+                           p->criterion_params);
+    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.goal", NULL);
+    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.goal-metric", NULL);
+    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.max-steps", NULL);
     return g_steal_pointer(&p);
 }
 
@@ -327,6 +386,8 @@ tp_pipeline_free(TpPipeline *p)
     g_free(p->csv_path);
     g_free(p->plot_path);
     g_free(p->checkpoint);
+    g_clear_pointer(&p->settings, g_key_file_unref);
+    g_free(p->stop_reason);
     g_array_unref(p->rows);
     tp_registry_free(p->registry);
     g_free(p);
@@ -434,12 +495,16 @@ resolve_classes(Run *r, GError **error)
         int c = tp_dataset_find_class(r->train, word);
         if (c < 0 && g_ascii_string_to_unsigned(word, 10, 0, G_MAXINT, &index, NULL))
             c = (int)index;
-        if (c < 0 || c >= r->train->meta.n_classes)
+        if (c < 0 || c >= r->train->meta.n_classes) {
+            const char *const *names = r->train->meta.class_names;
+            g_autofree char *valid =
+                names != NULL ? g_strjoinv(", ", (char **)names) : g_strdup("no names");
             return config_error(error, r->p->source, "task", "classes",
-                                "'%s' is not a class of dataset '%s' (%d classes, indices 0 to "
-                                "%d, or their names)",
+                                "'%s' is not a class of dataset '%s' (%d classes: indices 0 to "
+                                "%d, or their names: %s)",
                                 word, r->train->info->name, r->train->meta.n_classes,
-                                r->train->meta.n_classes - 1);
+                                r->train->meta.n_classes - 1, valid);
+        }
         for (int j = 0; j < i; j++)
             if (r->classes[j] == c)
                 return config_error(error, r->p->source, "task", "classes",
@@ -451,15 +516,52 @@ resolve_classes(Run *r, GError **error)
     return TRUE;
 }
 
-/* The base model's output for each target class: by name when the model
- * names its classes, else the dataset index. */
+/* [task] class-map: the base model's output of each target class. */
+static gboolean
+read_class_map(Run *r, const char *map, int outputs, GError **error)
+{
+    g_auto(GStrv) words = g_strsplit(map, ",", -1);
+
+    if ((int)g_strv_length(words) != r->n_classes)
+        return config_error(error, r->p->source, "task", "class-map",
+                            "%u outputs for %d classes (give one output per class of [task] "
+                            "classes, in order)",
+                            g_strv_length(words), r->n_classes);
+    for (int i = 0; i < r->n_classes; i++) {
+        guint64 output;
+        if (!g_ascii_string_to_unsigned(g_strstrip(words[i]), 10, 0, (guint64)outputs - 1,
+                                        &output, NULL))
+            return config_error(error, r->p->source, "task", "class-map",
+                                "'%s' is not an output of the base model (0 to %d)", words[i],
+                                outputs - 1);
+        r->head[i] = (int)output;
+    }
+    return TRUE;
+}
+
+/* The base model's output for each target class: [task] class-map when
+ * given; by name when the model and the dataset both name their classes;
+ * else the dataset index, only when the model has as many outputs as the
+ * dataset has classes (the rule of `taskprune eval`). */
 static gboolean
 resolve_head(Run *r, GError **error)
 {
     const char *const *names = tp_model_get_class_names(r->base);
     int outputs = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
+    const char *map = tp_params_get_string(r->p->task, "class-map");
 
     r->head = g_new(int, r->n_classes);
+    if (*map)
+        return read_class_map(r, map, outputs, error);
+    if ((names == NULL || r->train->meta.class_names == NULL) &&
+        outputs != r->train->meta.n_classes)
+        return config_error(
+            error, r->p->source, "task", "class-map",
+            "the base model %s has %d outputs and dataset '%s' %d classes, and names cannot "
+            "match them (the %s no class names): give the base model's output of each target "
+            "class, e.g. class-map = 1,2 (--set task.class-map=1,2)",
+            tp_params_get_string(r->p->model, "path"), outputs, r->train->info->name,
+            r->train->meta.n_classes, names == NULL ? "model has" : "dataset has");
     for (int i = 0; i < r->n_classes; i++) {
         const char *name =
             r->train->meta.class_names ? r->train->meta.class_names[r->classes[i]] : NULL;
@@ -493,6 +595,8 @@ make_loader(Run *r, TpDataset *dataset, TpLoaderPart part, gboolean shuffle, int
     config.batch_size = batch;
     config.prefetch = TRUE;
     config.samples_per_class = per_class;
+    config.shard_rank = tp_comm_rank();
+    config.shard_count = tp_comm_size();
     tp_model_get_normalization(r->base, &config.mean, &config.std);
     return tp_loader_new(dataset, &config, error);
 }
@@ -505,7 +609,7 @@ static gboolean
 within_budget(const TpTrainProgress *progress, gpointer data)
 {
     StepBudget *budget = data;
-    return ++budget->done < budget->target;
+    return ++budget->done < budget->target && !interrupted;
 }
 
 /* Fine-tunes r->model at a constant learning rate for [finetune] steps SGD
@@ -533,7 +637,7 @@ finetune(Run *r, double epochs, guint64 seed, GError **error)
     g_autoptr(TpTrainer) trainer = tp_trainer_new(r->model, &config, error);
     if (trainer == NULL)
         return FALSE;
-    while (budget.done < budget.target) {
+    while (budget.done < budget.target && !interrupted) {
         gboolean stopped;
         if (!tp_trainer_run_epoch(trainer, r->fit, within_budget, &budget, &stopped, NULL, error))
             return FALSE;
@@ -565,6 +669,8 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
         }
+        if (batch == 0) /* an empty slice of a sharded batch */
+            continue;
         if (!tp_model_forward(r->base, images, batch, TP_MODE_INFER, error))
             return FALSE;
         y = tp_model_get_value(r->base, tp_model_get_logits(r->base));
@@ -580,6 +686,13 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
             correct += best == r->head[labels[i]];
         }
         total += (gsize)batch;
+    }
+    if (tp_comm_get_parallel() != NULL) {
+        double counts[2] = {(double)correct, (double)total};
+        if (!tp_comm_all_reduce_double(tp_comm_get_parallel(), counts, 2, error))
+            return FALSE;
+        correct = (gsize)counts[0];
+        total = (gsize)counts[1];
     }
     *out_accuracy = total ? (double)correct / total : 0;
     return TRUE;
@@ -741,6 +854,8 @@ save_checkpoint(Run *r, guint step, GError **error)
     g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
 
+    if (tp_comm_rank() != 0) /* rank 0 writes for every rank */
+        return TRUE;
     if (g_mkdir_with_parents(p->checkpoint, 0755) != 0) {
         g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
                     "cannot create checkpoint folder %s", p->checkpoint);
@@ -770,6 +885,7 @@ save_checkpoint(Run *r, guint step, GError **error)
 #undef SET
         g_key_file_set_boolean(state, group, "accepted", row->accepted);
     }
+    tp_settings_copy(state, p->settings);
     return g_key_file_save_to_file(state, state_path, error);
 }
 
@@ -821,6 +937,57 @@ load_checkpoint(Run *r, guint *out_step, GError **error)
     return TRUE;
 }
 
+/* Before any work: every output can be written and none is the base model;
+ * with resume, the checkpoint exists and was made with these settings. */
+static gboolean
+check_before_work(TpPipeline *p, gboolean resume, GError **error)
+{
+    const char *base = tp_params_get_string(p->model, "path");
+    const char *inputs[] = {base, NULL};
+    const struct {
+        const char *path, *what;
+    } outputs[] = {{p->model_path, "[output] model"},
+                   {p->report_path, "[output] report"},
+                   {p->csv_path, "the CSV report"},
+                   {p->plot_path, "[output] plot"}};
+    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
+    g_autoptr(GKeyFile) state = g_key_file_new();
+    g_autofree char *diff = NULL;
+
+    for (gsize i = 0; i < G_N_ELEMENTS(outputs); i++)
+        if (!tp_paths_check_output(outputs[i].path, outputs[i].what, inputs, error))
+            return FALSE;
+    if (!tp_paths_check_folder(p->checkpoint, "[output] checkpoint", error))
+        return FALSE;
+    if (!resume)
+        return TRUE;
+    if (!g_file_test(state_path, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
+                    "cannot resume: no checkpoint in %s (run without --resume)", p->checkpoint);
+        return FALSE;
+    }
+    if (!g_key_file_load_from_file(state, state_path, G_KEY_FILE_NONE, error)) {
+        g_prefix_error(error, "cannot resume from %s: ", state_path);
+        return FALSE;
+    }
+    if (!g_key_file_has_group(state, TP_SETTINGS_GROUP)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
+                    "cannot resume from %s: it does not record the settings it was made with "
+                    "(an older version wrote it); run without --resume",
+                    state_path);
+        return FALSE;
+    }
+    diff = tp_settings_diff(state, p->settings);
+    if (diff != NULL) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
+                    "cannot resume from %s: the settings differ from the checkpoint's: %s (run "
+                    "with the checkpoint's settings, or without --resume)",
+                    p->checkpoint, diff);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* ---------------------------------------------------------------- outputs */
 
 static gboolean
@@ -835,7 +1002,7 @@ write_reports(Run *r, GError **error)
     g_autofree double *x = g_new(double, MAX(p->rows->len, 1));
     g_autofree double *y = g_new(double, MAX(p->rows->len, 1));
     g_autofree char *title = NULL;
-    int n = 0;
+    int n = 0, chosen = -1;
 
     g_string_append_printf(json,
                            "  \"pipeline\": \"%s\",\n  \"task\": \"%s\",\n  \"criterion\": "
@@ -861,6 +1028,8 @@ write_reports(Run *r, GError **error)
                                row->step, row->units, row->params, row->macs, row->params_removed,
                                row->macs_removed, row->accuracy, row->loss, row->score_s,
                                row->prune_s, row->finetune_s, row->eval_s, row->accepted);
+        if (row->step == res->step)
+            chosen = n;
         x[n] = 100 * row->params_removed;
         y[n++] = 100 * row->accuracy;
     }
@@ -871,16 +1040,22 @@ write_reports(Run *r, GError **error)
         ", \"params\": %" G_GUINT64_FORMAT ", \"base_macs\": %" G_GUINT64_FORMAT
         ", \"macs\": %" G_GUINT64_FORMAT ", \"base_bytes\": %" G_GSIZE_FORMAT
         ", \"bytes\": %" G_GSIZE_FORMAT ", \"base_latency_ms\": %.4f, \"latency_ms\": %.4f, "
+        "\"latency_within_noise\": %s, \"accuracy\": %.6f, \"stop_reason\": \"%s\", "
         "\"backend\": \"%s\", \"model\": \"%s\"}\n}\n",
         res->step, res->baseline_accuracy, res->base_accuracy, res->test_accuracy, res->base_params,
         res->params, res->base_macs, res->macs, res->base_bytes, res->bytes, res->base_latency_ms,
-        res->latency_ms, r->backend->info->name, p->model_path);
+        res->latency_ms, res->latency_within_noise ? "true" : "false", res->accuracy,
+        res->stop_reason, r->backend->info->name, p->model_path);
     title = g_strdup_printf("%s: validation accuracy against parameters removed", p->task_name);
     TpPlotSeries series = {p->criterion_name, n, x, y};
+    TpPlotGuides guides = {.baseline = 100 * res->baseline_accuracy,
+                           .tolerance = tp_params_get_double(p->prune, "tolerance"),
+                           .marked = &chosen,
+                           .min_y_span = 10};
     return g_file_set_contents(p->report_path, json->str, (gssize)json->len, error) &&
            g_file_set_contents(p->csv_path, csv->str, (gssize)csv->len, error) &&
            tp_plot_write_svg(p->plot_path, title, "parameters removed (%)",
-                             "validation accuracy (%)", &series, 1, error);
+                             "validation accuracy (%)", &series, 1, &guides, error);
 }
 
 static gsize
@@ -901,14 +1076,21 @@ finish(Run *r, GError **error)
     TpLatency base, pruned;
     TpCount count;
     int runs = (int)tp_params_get_int(p->output, "latency-runs");
+    gboolean writer = tp_comm_rank() == 0;
 
-    if (!tp_onnx_save(r->accepted, p->model_path, error))
+    if (writer && !tp_onnx_save(r->accepted, p->model_path, error))
         return FALSE;
     report_progress(r, "test", res->step, res->baseline_accuracy);
     test = make_loader(r, r->test, TP_LOADER_ALL, FALSE, 0, 256, error);
     if (test == NULL || !(e = tp_evaluate(r->accepted, test, error)))
         return FALSE;
     res->test_accuracy = tp_evaluation_accuracy(e);
+    for (guint i = 0; i < p->rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
+        if (row->accepted && row->step == res->step)
+            res->accuracy = row->accuracy;
+    }
+    res->stop_reason = p->stop_reason;
     tp_model_count(r->accepted, &count);
     res->params = count.params;
     res->macs = count.macs;
@@ -918,15 +1100,18 @@ finish(Run *r, GError **error)
     res->base_macs = r->base_count.macs;
     res->base_bytes = file_size(tp_params_get_string(p->model, "path"));
     res->bytes = file_size(p->model_path);
+    res->model_path = p->model_path;
+    res->report_path = p->report_path;
+    res->csv_path = p->csv_path;
+    res->plot_path = p->plot_path;
+    if (!writer) /* latency and reports are rank 0's */
+        return TRUE;
     report_progress(r, "latency", res->step, res->baseline_accuracy);
     if (!tp_bench_compare(r->base, r->accepted, TP_BENCH_INFER, 1, 3, runs, &base, &pruned, error))
         return FALSE;
     res->base_latency_ms = base.p50_ms;
     res->latency_ms = pruned.p50_ms;
-    res->model_path = p->model_path;
-    res->report_path = p->report_path;
-    res->csv_path = p->csv_path;
-    res->plot_path = p->plot_path;
+    res->latency_within_noise = tp_latency_within_noise(&base, &pruned);
     return write_reports(r, error);
 }
 
@@ -1004,7 +1189,8 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     r.progress_data = data;
     r.clock = g_timer_new();
     memset(&p->result, 0, sizeof(p->result));
-    if (!setup(&r, error))
+    g_clear_pointer(&p->stop_reason, g_free);
+    if (!check_before_work(p, resume, error) || !setup(&r, error))
         goto out;
 
     /* Step 0: head surgery (tp_prune_apply records the class indices). */
@@ -1042,8 +1228,14 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         row.loss = baseline_loss;
         if (warmup > 0) {
             report_progress(&r, "warm-up", 0, p->result.baseline_accuracy);
-            if (!finetune(&r, warmup, seed, error) ||
-                !validate(&r, r.model, &p->result.baseline_accuracy, &row.loss, error))
+            if (!finetune(&r, warmup, seed, error))
+                goto out;
+            if (interrupted) {
+                g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_INTERRUPTED,
+                            "interrupted before the first checkpoint (nothing to resume)");
+                goto out;
+            }
+            if (!validate(&r, r.model, &p->result.baseline_accuracy, &row.loss, error))
                 goto out;
         }
         units = tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
@@ -1064,15 +1256,33 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         g_autoptr(GTimer) timer = g_timer_new();
         TpModel *pruned;
 
-        if (removed(&r, last) >= goal || !last->accepted)
+        if (interrupted)
             break;
+        if (removed(&r, last) >= goal) {
+            p->stop_reason = g_strdup_printf("goal reached: %.1f%% of the %s removed at step %u",
+                                             100 * removed(&r, last),
+                                             tp_params_get_string(p->prune, "goal-metric"),
+                                             last->step);
+            break;
+        }
+        if (!last->accepted) {
+            p->stop_reason = g_strdup_printf(
+                "accuracy left the tolerance at step %u (%.2f%%, more than %g points below the "
+                "baseline's %.2f%%); the result is step %u",
+                last->step, 100 * last->accuracy, 100 * tolerance,
+                100 * p->result.baseline_accuracy, p->result.step);
+            break;
+        }
         step++;
         report_progress(&r, "score", step, last->accuracy);
         pruned = prune_step(&r, step, &row.score_s, &row.prune_s, error);
         if (pruned == NULL) {
             if (error != NULL && *error != NULL)
                 goto out;
-            break; /* every space is at min-units */
+            p->stop_reason = g_strdup_printf("nothing more to cut: every layer is at [prune] "
+                                             "min-units after step %u",
+                                             step - 1);
+            break;
         }
         if (r.accepted != r.model)
             tp_model_free(r.model);
@@ -1081,7 +1291,14 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         g_timer_start(timer);
         if (!finetune(&r, tp_params_get_double(p->finetune, "epochs"), seed + step, error))
             goto out;
+        if (interrupted)
+            break; /* a step cut short is not kept: --resume redoes it */
         row.finetune_s = g_timer_elapsed(timer, NULL);
+        {
+            g_autofree char *when = g_strdup_printf("after pruning step %u", step);
+            if (!tp_train_check_replicas(r.model, when, error))
+                goto out;
+        }
         g_timer_start(timer);
         report_progress(&r, "evaluate", step, last->accuracy);
         if (!validate(&r, r.model, &row.accuracy, &row.loss, error))
@@ -1105,6 +1322,14 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         }
         report_progress(&r, "done", step, row.accuracy);
     }
+    if (interrupted) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_INTERRUPTED,
+                    "interrupted; the checkpoint in %s holds step %u", p->checkpoint,
+                    p->result.step);
+        goto out;
+    }
+    if (p->stop_reason == NULL)
+        p->stop_reason = g_strdup_printf("[prune] max-steps (%u) reached", max_steps);
     ok = finish(&r, error);
 out:
     /* Errors about a key of the keyfile name it already. */

@@ -25,6 +25,7 @@ typedef enum {
     TP_PIPELINE_ERROR_CONFIG,     /* an unknown, missing or impossible setting */
     TP_PIPELINE_ERROR_CHECKPOINT, /* a checkpoint that cannot be written or resumed */
     TP_PIPELINE_ERROR_FAILED,     /* the run failed (the message says where) */
+    TP_PIPELINE_ERROR_INTERRUPTED, /* tp_pipeline_interrupt(): stopped at a checkpoint */
 } TpPipelineError;
 
 /* One row of the report: the state after a pruning step (step 0: the
@@ -71,6 +72,13 @@ void tp_pipeline_free(TpPipeline *pipeline);
 gboolean tp_pipeline_run(TpPipeline *pipeline, gboolean resume, TpPipelineProgressFunc progress,
                          gpointer data, GError **error);
 
+/* Asks every run of this process to stop: at the next check (within a
+ * fine-tuning batch, or between phases) the run drops the step in progress
+ * and fails with TP_PIPELINE_ERROR_INTERRUPTED; its checkpoint holds the
+ * last accepted step, for --resume. Async-signal-safe (for a SIGINT
+ * handler); it cannot be undone. */
+void tp_pipeline_interrupt(void);
+
 /* After a run: the report rows (borrowed) and the result's figures. */
 const GArray *tp_pipeline_get_rows(const TpPipeline *pipeline); /* TpPipelineRow */
 
@@ -84,6 +92,9 @@ typedef struct {
     guint64 params, macs;             /* the result */
     gsize base_bytes, bytes;          /* ONNX file sizes */
     double base_latency_ms, latency_ms; /* batch-1 p50 on the pipeline's backend */
+    gboolean latency_within_noise;    /* the difference is within the runs' spread */
+    double accuracy;                  /* of the result, validation (its step's row) */
+    const char *stop_reason;          /* why the loop stopped, one sentence */
     const char *model_path, *report_path, *csv_path, *plot_path;
 } TpPipelineResult;
 

@@ -1,5 +1,7 @@
 /* tp-plot.c — a small SVG line plot writer (no dependencies): a frame, ticks
- * at round numbers, one polyline with markers per series and a legend. */
+ * at round numbers, one polyline with markers per series and a legend, and
+ * the guides of tp-plot.h (baseline, tolerance band, chosen points, a
+ * minimum y span). */
 #include "config.h"
 
 #include <math.h>
@@ -36,11 +38,13 @@ escape(GString *out, const char *s)
     g_string_append(out, e);
 }
 
-gboolean
-tp_plot_write_svg(const char *path, const char *title, const char *x_label, const char *y_label,
-                  const TpPlotSeries *series, int n_series, GError **error)
+char *
+tp_plot_svg(const char *title, const char *x_label, const char *y_label, const TpPlotSeries *series,
+            int n_series, const TpPlotGuides *guides)
 {
-    g_autoptr(GString) svg = g_string_new(NULL);
+    GString *svg = g_string_new(NULL);
+    const gboolean baseline = guides != NULL && isfinite(guides->baseline);
+    const double band = baseline && guides->tolerance > 0 ? guides->tolerance : 0;
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
     const double pw = WIDTH - LEFT - RIGHT, ph = HEIGHT - TOP - BOTTOM;
     char a[G_ASCII_DTOSTR_BUF_SIZE], b[G_ASCII_DTOSTR_BUF_SIZE];
@@ -56,6 +60,12 @@ tp_plot_write_svg(const char *path, const char *title, const char *x_label, cons
         x0 = y0 = 0;
         x1 = y1 = 1;
     }
+    if (baseline) {
+        y0 = MIN(y0, guides->baseline - band);
+        y1 = MAX(y1, guides->baseline);
+    }
+    if (guides != NULL && y1 - y0 < guides->min_y_span)
+        y0 = y1 - guides->min_y_span;
     if (x1 - x0 < 1e-9)
         x1 = x0 + 1;
     if (y1 - y0 < 1e-9)
@@ -98,6 +108,19 @@ tp_plot_write_svg(const char *path, const char *title, const char *x_label, cons
                            TOP + ph / 2);
     escape(svg, y_label);
     g_string_append(svg, "</text>\n");
+    if (band > 0)
+        g_string_append_printf(svg,
+                               "<rect class=\"tolerance\" x=\"%d\" y=\"%.1f\" width=\"%.0f\" "
+                               "height=\"%.1f\" fill=\"#2ca02c\" fill-opacity=\"0.12\"/>\n",
+                               LEFT, PY(guides->baseline), pw,
+                               PY(guides->baseline - band) - PY(guides->baseline));
+    if (baseline)
+        g_string_append_printf(svg,
+                               "<line class=\"baseline\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" "
+                               "y2=\"%.1f\" stroke=\"#2ca02c\" stroke-dasharray=\"6 4\"/>"
+                               "<text x=\"%d\" y=\"%.1f\" fill=\"#2ca02c\">baseline</text>\n",
+                               LEFT, PY(guides->baseline), WIDTH - RIGHT, PY(guides->baseline),
+                               WIDTH - RIGHT + 6, PY(guides->baseline) + 4);
     for (int s = 0; s < n_series; s++) {
         const char *colour = colours[s % G_N_ELEMENTS(colours)];
         g_string_append_printf(svg,
@@ -110,6 +133,13 @@ tp_plot_write_svg(const char *path, const char *title, const char *x_label, cons
         for (int i = 0; i < series[s].n; i++)
             g_string_append_printf(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n",
                                    PX(series[s].x[i]), PY(series[s].y[i]), colour);
+        if (guides != NULL && guides->marked != NULL && guides->marked[s] >= 0 &&
+            guides->marked[s] < series[s].n)
+            g_string_append_printf(svg,
+                                   "<circle class=\"chosen\" cx=\"%.1f\" cy=\"%.1f\" r=\"8\" "
+                                   "fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+                                   PX(series[s].x[guides->marked[s]]),
+                                   PY(series[s].y[guides->marked[s]]), colour);
         g_string_append_printf(svg,
                                "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
                                "stroke-width=\"2\"/><text x=\"%d\" y=\"%d\">",
@@ -121,5 +151,15 @@ tp_plot_write_svg(const char *path, const char *title, const char *x_label, cons
     g_string_append(svg, "</svg>\n");
 #undef PX
 #undef PY
-    return g_file_set_contents(path, svg->str, (gssize)svg->len, error);
+    return g_string_free(svg, FALSE);
+}
+
+gboolean
+tp_plot_write_svg(const char *path, const char *title, const char *x_label, const char *y_label,
+                  const TpPlotSeries *series, int n_series, const TpPlotGuides *guides,
+                  GError **error)
+{
+    g_autofree char *svg = tp_plot_svg(title, x_label, y_label, series, n_series, guides);
+
+    return g_file_set_contents(path, svg, -1, error);
 }

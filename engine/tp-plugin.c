@@ -3,7 +3,7 @@
 
 #include "tp-plugin.h"
 
-/* "criterion", "backend" or "dataset"; "unknown" for anything else. */
+/* "criterion", "backend", "dataset" or "communicator"; "unknown" for anything else. */
 const char *
 tp_plugin_kind_to_string(TpPluginKind kind)
 {
@@ -14,6 +14,8 @@ tp_plugin_kind_to_string(TpPluginKind kind)
         return "backend";
     case TP_PLUGIN_KIND_DATASET:
         return "dataset";
+    case TP_PLUGIN_KIND_COMM:
+        return "communicator";
     }
     return "unknown";
 }
@@ -27,6 +29,7 @@ tp_plugin_kind_to_string(TpPluginKind kind)
 #include <stddef.h>
 
 #include "tp-backend.h"
+#include "tp-comm.h"
 #include "tp-criterion.h"
 #include "tp-dataset.h"
 #include "tp-params.h"
@@ -93,9 +96,11 @@ check_info(const TpPluginInfo *info, GError **error)
         return tp_dataset_vtable_check(info, error);
     case TP_PLUGIN_KIND_CRITERION:
         return tp_criterion_vtable_check(info, error);
+    case TP_PLUGIN_KIND_COMM:
+        return tp_comm_vtable_check(info, error);
     }
     g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
-                "plugin '%s' has unknown kind %d (valid: 1 criterion, 2 backend, 3 dataset)",
+                "plugin '%s' has unknown kind %d (valid: 1 criterion, 2 backend, 3 dataset, 4 communicator)",
                 info->name, (int)info->kind);
     return FALSE;
 }

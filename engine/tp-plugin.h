@@ -34,6 +34,7 @@ typedef enum {
     TP_PLUGIN_KIND_CRITERION = 1, /* scores prunable units (interface: later ABI) */
     TP_PLUGIN_KIND_BACKEND = 2,   /* kernels: TpBackendVTable in tp-backend.h */
     TP_PLUGIN_KIND_DATASET = 3,   /* samples and labels (interface: later ABI) */
+    TP_PLUGIN_KIND_COMM = 4,      /* processes of one job: TpCommVTable in tp-comm.h */
 } TpPluginKind;
 
 typedef enum {

@@ -9,7 +9,7 @@
 G_DEFINE_QUARK(tp_plugin_error, tp_plugin_error)
 
 /* The installed plugin folders, one per kind. */
-static const char *const installed_folders[] = {"criteria", "backends", "datasets"};
+static const char *const installed_folders[] = {"criteria", "backends", "datasets", "comms"};
 
 typedef struct {
     TpPlugin *plugin;

@@ -2,7 +2,7 @@
  *
  * Search order: the caller's extra folders (`taskprune plugins --plugin-path`,
  * a pipeline's [pipeline] plugin-path key), then $TASKPRUNE_PLUGIN_PATH (':'-separated), then the installed folders
- * $(libdir)/taskprune-1/{criteria,backends,datasets}. Within one of these
+ * $(libdir)/taskprune-1/{criteria,backends,datasets,comms}. Within one of these
  * three sources, two plugins of one kind and name are a conflict: the second
  * is skipped with a warning. A plugin from an earlier source shadows one of
  * the same kind and name from a later source (logged at debug level), so a

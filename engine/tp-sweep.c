@@ -1,10 +1,17 @@
 /* tp-sweep.c — the [sweep] group: the same pipeline over several criteria
- * and target tasks, and one comparison of the runs (tp-sweep.h). */
+ * and target tasks, and one comparison of the runs (tp-sweep.h).
+ *
+ * Each run ends by writing FOLDER/TASK-CRITERION.run.ini (its rows and
+ * result); the comparison is made from those files, so runs made by other
+ * processes (a job of several ranks, or a Slurm job array with
+ * --sweep-index) merge the same way as runs made here. */
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
+#include "tp-comm.h"
 #include "tp-plot.h"
 #include "tp-sweep.h"
 
@@ -81,6 +88,8 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
     for (int t = 0; tasks[t] != NULL; t++) {
         g_autoptr(GArray) series = g_array_new(FALSE, TRUE, sizeof(TpPlotSeries));
         g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) marked = g_array_new(FALSE, TRUE, sizeof(int));
+        TpPlotGuides guides = {.baseline = NAN, .min_y_span = 10};
         for (guint i = 0; i < runs->len; i++) {
             const Done *d = &g_array_index(runs, Done, i);
             if (!g_str_equal(d->task, tasks[t]))
@@ -88,11 +97,16 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
             double *x = g_new(double, d->rows->len), *y = g_new(double, d->rows->len);
             g_ptr_array_add(owned, x);
             g_ptr_array_add(owned, y);
+            int chosen = -1;
             for (guint j = 0; j < d->rows->len; j++) {
                 const TpPipelineRow *row = &g_array_index(d->rows, TpPipelineRow, j);
                 x[j] = 100 * row->params_removed;
                 y[j] = 100 * row->accuracy;
+                if (row->step == d->result.step)
+                    chosen = (int)j;
             }
+            g_array_append_val(marked, chosen);
+            guides.baseline = 100 * d->result.baseline_accuracy; /* one base model per task */
             TpPlotSeries s = {d->criterion, (int)d->rows->len, x, y};
             g_array_append_val(series, s);
         }
@@ -101,8 +115,10 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
         g_autofree char *title = g_strdup_printf("%s: validation accuracy against parameters "
                                                  "removed",
                                                  tasks[t]);
+        guides.marked = (const int *)marked->data;
         if (!tp_plot_write_svg(path, title, "parameters removed (%)", "validation accuracy (%)",
-                               (const TpPlotSeries *)series->data, (int)series->len, error))
+                               (const TpPlotSeries *)series->data, (int)series->len, &guides,
+                               error))
             return FALSE;
     }
     return TRUE;
@@ -151,24 +167,197 @@ run_keyfile(GKeyFile *keyfile, const char *folder, const char *task, const char 
     return run;
 }
 
-gboolean
-tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
-             void (*label)(const char *run, gpointer data), TpPipelineProgressFunc progress,
-             gpointer data, GError **error)
+/* Each [criterion NAME] group must name a criterion of the sweep (a typo
+ * would otherwise be ignored). */
+static gboolean
+check_criterion_groups(GKeyFile *keyfile, const char *source, char **criteria, GError **error)
+{
+    g_auto(GStrv) groups = g_key_file_get_groups(keyfile, NULL);
+
+    for (int i = 0; groups[i] != NULL; i++) {
+        if (!g_str_has_prefix(groups[i], "criterion "))
+            continue;
+        if (!g_strv_contains((const char *const *)criteria, groups[i] + strlen("criterion "))) {
+            g_autofree char *listed = g_strjoinv(", ", criteria);
+            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                        "%s: group [%s]: '%s' is not a criterion of the sweep (%s)", source,
+                        groups[i], groups[i] + strlen("criterion "), listed);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- run files */
+
+#define RESULT_DOUBLES(X)                                                                          \
+    X("baseline-accuracy", baseline_accuracy)                                                      \
+    X("base-accuracy", base_accuracy)                                                              \
+    X("test-accuracy", test_accuracy)                                                              \
+    X("base-latency-ms", base_latency_ms)                                                          \
+    X("latency-ms", latency_ms)
+#define RESULT_UINTS(X)                                                                            \
+    X("step", step)                                                                                \
+    X("base-classes", base_classes)                                                                \
+    X("classes", classes)                                                                          \
+    X("base-params", base_params)                                                                  \
+    X("params", params)                                                                            \
+    X("base-macs", base_macs)                                                                      \
+    X("macs", macs)                                                                                \
+    X("base-bytes", base_bytes)                                                                    \
+    X("bytes", bytes)
+#define ROW_DOUBLES(X)                                                                             \
+    X("params-removed", params_removed)                                                            \
+    X("macs-removed", macs_removed)                                                                \
+    X("accuracy", accuracy)                                                                        \
+    X("loss", loss)                                                                                \
+    X("score-s", score_s)                                                                          \
+    X("prune-s", prune_s)                                                                          \
+    X("finetune-s", finetune_s)                                                                    \
+    X("eval-s", eval_s)
+#define ROW_UINTS(X)                                                                               \
+    X("step", step)                                                                                \
+    X("units", units)                                                                              \
+    X("params", params)                                                                            \
+    X("macs", macs)                                                                                \
+    X("accepted", accepted)
+
+static char *
+run_file(const char *folder, const char *task, const char *criterion)
+{
+    g_autofree char *name = g_strdup_printf("%s-%s.run.ini", task, criterion);
+    return g_build_filename(folder, name, NULL);
+}
+
+/* Writes one run's rows and result (to a temporary name, then renamed). */
+static gboolean
+save_run(const char *folder, const Done *d, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *path = run_file(folder, d->task, d->criterion);
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+    g_key_file_set_string(kf, "run", "task", d->task);
+    g_key_file_set_string(kf, "run", "criterion", d->criterion);
+    g_key_file_set_string(kf, "run", "model", d->model);
+#define SET_D(key, f) g_key_file_set_string(kf, "result", key, g_ascii_dtostr(buf, sizeof(buf), d->result.f));
+#define SET_U(key, f) g_key_file_set_uint64(kf, "result", key, (guint64)d->result.f);
+    RESULT_DOUBLES(SET_D)
+    RESULT_UINTS(SET_U)
+#undef SET_D
+#undef SET_U
+    for (guint i = 0; i < d->rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(d->rows, TpPipelineRow, i);
+        g_autofree char *group = g_strdup_printf("row-%u", i);
+#define SET_D(key, f) g_key_file_set_string(kf, group, key, g_ascii_dtostr(buf, sizeof(buf), row->f));
+#define SET_U(key, f) g_key_file_set_uint64(kf, group, key, (guint64)row->f);
+        ROW_DOUBLES(SET_D)
+        ROW_UINTS(SET_U)
+#undef SET_D
+#undef SET_U
+    }
+    return g_key_file_save_to_file(kf, path, error);
+}
+
+/* Reads the run file of (task, criterion) into *out; names the file and
+ * the command that makes it when it is missing. */
+static gboolean
+load_run(const char *folder, const char *task, const char *criterion, guint index, Done *out,
+         GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *path = run_file(folder, task, criterion);
+    g_autoptr(GError) local = NULL;
+
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED,
+                    "run %u (%s / %s) has no result: %s: %s (run it with --sweep-index %u)",
+                    index, task, criterion, path, local->message, index);
+        return FALSE;
+    }
+    memset(out, 0, sizeof(*out));
+    out->task = g_strdup(task);
+    out->criterion = g_strdup(criterion);
+    out->model = g_key_file_get_string(kf, "run", "model", NULL);
+    out->rows = g_array_new(FALSE, TRUE, sizeof(TpPipelineRow));
+#define GET_D(key, f) out->result.f = g_key_file_get_double(kf, "result", key, NULL);
+#define GET_U(key, f) out->result.f = g_key_file_get_uint64(kf, "result", key, NULL);
+    RESULT_DOUBLES(GET_D)
+    RESULT_UINTS(GET_U)
+#undef GET_D
+#undef GET_U
+    for (guint i = 0;; i++) {
+        g_autofree char *group = g_strdup_printf("row-%u", i);
+        TpPipelineRow row = {0};
+        if (!g_key_file_has_group(kf, group))
+            break;
+#define GET_D(key, f) row.f = g_key_file_get_double(kf, group, key, NULL);
+#define GET_U(key, f) row.f = g_key_file_get_uint64(kf, group, key, NULL);
+        ROW_DOUBLES(GET_D)
+        ROW_UINTS(GET_U)
+#undef GET_D
+#undef GET_U
+        g_array_append_val(out->rows, row);
+    }
+    if (out->model == NULL || out->rows->len == 0) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED,
+                    "%s: not a run's result (no model or no rows)", path);
+        done_clear(out);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---------------------------------------------------------------- the sweep */
+
+typedef struct {
+    char *folder;
+    char **criteria;
+    GPtrArray *task_names; /* NULL-terminated */
+    GPtrArray *task_classes;
+} Sweep;
+
+static void
+sweep_clear(Sweep *sw)
+{
+    g_free(sw->folder);
+    g_strfreev(sw->criteria);
+    g_clear_pointer(&sw->task_names, g_ptr_array_unref);
+    g_clear_pointer(&sw->task_classes, g_ptr_array_unref);
+}
+
+static guint
+sweep_count(const Sweep *sw)
+{
+    return (sw->task_names->len - 1) * g_strv_length(sw->criteria);
+}
+
+/* Run `index`: tasks outer, criteria inner. */
+static void
+sweep_nth(const Sweep *sw, guint index, const char **out_task, const char **out_classes,
+          const char **out_criterion)
+{
+    guint n = g_strv_length(sw->criteria);
+
+    *out_task = g_ptr_array_index(sw->task_names, index / n);
+    *out_classes = g_ptr_array_index(sw->task_classes, index / n);
+    *out_criterion = sw->criteria[index % n];
+}
+
+static gboolean
+sweep_parse(GKeyFile *keyfile, const char *source, Sweep *sw, GError **error)
 {
     g_autofree char *criteria_text = g_key_file_get_string(keyfile, "sweep", "criteria", NULL);
     g_autofree char *tasks_text = g_key_file_get_string(keyfile, "sweep", "tasks", NULL);
-    g_autofree char *folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
     g_autofree char *default_criterion =
         g_key_file_get_string(keyfile, "criterion", "plugin", NULL);
     g_autofree char *default_classes = g_key_file_get_string(keyfile, "task", "classes", NULL);
-    g_autoptr(GArray) runs = g_array_new(FALSE, TRUE, sizeof(Done));
-    g_auto(GStrv) criteria = NULL, task_specs = NULL, keys = NULL;
-    g_autoptr(GPtrArray) task_names = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) task_classes = g_ptr_array_new_with_free_func(g_free);
+    g_auto(GStrv) task_specs = NULL, keys = NULL;
     static const char *const valid[] = {"criteria", "tasks", "folder", NULL};
 
-    g_array_set_clear_func(runs, done_clear);
+    sw->folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
+    sw->task_names = g_ptr_array_new_with_free_func(g_free);
+    sw->task_classes = g_ptr_array_new_with_free_func(g_free);
     keys = g_key_file_get_keys(keyfile, "sweep", NULL, NULL);
     for (int i = 0; keys != NULL && keys[i] != NULL; i++)
         if (!g_strv_contains(valid, keys[i])) {
@@ -177,12 +366,16 @@ tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
                         source, keys[i]);
             return FALSE;
         }
-    if (folder == NULL) {
+    if (sw->folder == NULL) {
         g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
                     "%s: [sweep] folder: missing (where the runs and the comparison go)", source);
         return FALSE;
     }
-    criteria = g_strsplit(criteria_text ? criteria_text : (default_criterion ?: ""), ",", -1);
+    sw->criteria = g_strsplit(criteria_text ? criteria_text : (default_criterion ?: ""), ",", -1);
+    for (int c = 0; sw->criteria[c] != NULL; c++)
+        g_strstrip(sw->criteria[c]);
+    if (!check_criterion_groups(keyfile, source, sw->criteria, error))
+        return FALSE;
     if (tasks_text != NULL) {
         task_specs = g_strsplit(tasks_text, ";", -1);
         for (int i = 0; task_specs[i] != NULL; i++) {
@@ -194,47 +387,151 @@ tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
                             source, task_specs[i]);
                 return FALSE;
             }
-            g_ptr_array_add(task_names, g_strstrip(g_strndup(task_specs[i], eq - task_specs[i])));
-            g_ptr_array_add(task_classes, g_strdup(eq + 1));
+            g_ptr_array_add(sw->task_names,
+                            g_strstrip(g_strndup(task_specs[i], eq - task_specs[i])));
+            g_ptr_array_add(sw->task_classes, g_strdup(eq + 1));
         }
     } else {
-        g_ptr_array_add(task_names, g_strdup("task"));
-        g_ptr_array_add(task_classes, g_strdup(default_classes ? default_classes : ""));
+        g_ptr_array_add(sw->task_names, g_strdup("task"));
+        g_ptr_array_add(sw->task_classes, g_strdup(default_classes ? default_classes : ""));
     }
-    g_ptr_array_add(task_names, NULL);
-    if (g_mkdir_with_parents(folder, 0755) != 0) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED, "cannot create %s", folder);
-        return FALSE;
-    }
+    g_ptr_array_add(sw->task_names, NULL);
+    return TRUE;
+}
 
-    for (guint t = 0; t + 1 < task_names->len; t++) {
-        for (int c = 0; criteria[c] != NULL; c++) {
-            const char *task = g_ptr_array_index(task_names, t);
-            char *criterion = g_strstrip(criteria[c]);
-            g_autoptr(GKeyFile) kf =
-                run_keyfile(keyfile, folder, task, g_ptr_array_index(task_classes, t), criterion);
-            g_autofree char *name = g_strdup_printf("%s / %s", task, criterion);
-            g_autoptr(TpPipeline) pipeline = tp_pipeline_new(kf, source, error);
-            g_autofree char *state = NULL;
+/* Checks every run's keys, so that a bad key fails before the first run
+ * starts (and before the sweep's folder is made). */
+static gboolean
+check_runs(GKeyFile *keyfile, const char *source, const Sweep *sw, GError **error)
+{
+    for (guint i = 0; i < sweep_count(sw); i++) {
+        const char *task, *classes, *criterion;
+        sweep_nth(sw, i, &task, &classes, &criterion);
+        g_autoptr(GKeyFile) kf = run_keyfile(keyfile, sw->folder, task, classes, criterion);
+        g_autoptr(TpPipeline) pipeline = tp_pipeline_new(kf, source, error);
 
-            if (pipeline == NULL)
-                return FALSE;
-            if (label != NULL)
-                label(name, data);
-            state = g_strdup_printf("%s/%s-%s.onnx.checkpoint/state.ini", folder, task, criterion);
-            if (!tp_pipeline_run(pipeline, resume && g_file_test(state, G_FILE_TEST_EXISTS),
-                                 progress, data, error)) {
-                g_prefix_error(error, "%s: ", name);
-                return FALSE;
-            }
-            Done done = {g_strdup(task), g_strdup(criterion),
-                         g_array_copy((GArray *)tp_pipeline_get_rows(pipeline)),
-                         *tp_pipeline_get_result(pipeline), NULL};
-            done.model = g_strdup(done.result.model_path);
-            done.result.model_path = done.result.report_path = NULL;
-            done.result.csv_path = done.result.plot_path = NULL;
-            g_array_append_val(runs, done);
+        if (pipeline == NULL) {
+            g_prefix_error(error, "%s / %s: ", task, criterion);
+            return FALSE;
         }
     }
-    return write_comparison(folder, runs, (char **)task_names->pdata, error);
+    return TRUE;
+}
+
+/* Runs run `index` of the sweep in this process alone and writes its run file. */
+static gboolean
+run_one(GKeyFile *keyfile, const char *source, const Sweep *sw, guint index, gboolean resume,
+        void (*label)(const char *run, gpointer data), TpPipelineProgressFunc progress,
+        gpointer data, GError **error)
+{
+    const char *task, *classes, *criterion;
+    sweep_nth(sw, index, &task, &classes, &criterion);
+    g_autoptr(GKeyFile) kf = run_keyfile(keyfile, sw->folder, task, classes, criterion);
+    g_autofree char *name = g_strdup_printf("%s / %s", task, criterion);
+    g_autoptr(TpPipeline) pipeline = tp_pipeline_new(kf, source, error);
+    g_autofree char *state = NULL;
+    TpComm *comm = tp_comm_get_default();
+    gboolean ok;
+
+    if (pipeline == NULL)
+        return FALSE;
+    if (label != NULL)
+        label(name, data);
+    state = g_strdup_printf("%s/%s-%s.onnx.checkpoint/state.ini", sw->folder, task, criterion);
+    tp_comm_set_default(NULL); /* a run is one process's: whole data, its own files */
+    ok = tp_pipeline_run(pipeline, resume && g_file_test(state, G_FILE_TEST_EXISTS), progress,
+                         data, error);
+    tp_comm_set_default(comm);
+    if (!ok) {
+        g_prefix_error(error, "%s: ", name);
+        return FALSE;
+    }
+    Done done = {(char *)task, (char *)criterion, (GArray *)tp_pipeline_get_rows(pipeline),
+                 *tp_pipeline_get_result(pipeline), (char *)tp_pipeline_get_result(pipeline)->model_path};
+    return save_run(sw->folder, &done, error);
+}
+
+/* The comparison of every run, from their run files. */
+static gboolean
+merge(const Sweep *sw, GError **error)
+{
+    g_autoptr(GArray) runs = g_array_new(FALSE, TRUE, sizeof(Done));
+
+    g_array_set_clear_func(runs, done_clear);
+    for (guint i = 0; i < sweep_count(sw); i++) {
+        const char *task, *classes, *criterion;
+        Done done;
+        sweep_nth(sw, i, &task, &classes, &criterion);
+        if (!load_run(sw->folder, task, criterion, i, &done, error))
+            return FALSE;
+        g_array_append_val(runs, done);
+    }
+    return write_comparison(sw->folder, runs, (char **)sw->task_names->pdata, error);
+}
+
+gboolean
+tp_sweep_run(GKeyFile *keyfile, const char *source, gboolean resume,
+             void (*label)(const char *run, gpointer data), TpPipelineProgressFunc progress,
+             gpointer data, GError **error)
+{
+    return tp_sweep_run_index(keyfile, source, resume, -1, label, progress, data, error);
+}
+
+gboolean
+tp_sweep_run_index(GKeyFile *keyfile, const char *source, gboolean resume, int index,
+                   void (*label)(const char *run, gpointer data), TpPipelineProgressFunc progress,
+                   gpointer data, GError **error)
+{
+    Sweep sw = {0};
+    TpComm *comm = tp_comm_get_parallel();
+    int rank = comm ? comm->rank : 0, size = comm ? comm->size : 1;
+    gboolean ok = FALSE;
+
+    if (!sweep_parse(keyfile, source, &sw, error))
+        goto out;
+    if (index >= 0 && size > 1) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                    "%s: --sweep-index runs one run in one process, and this job has %d: start "
+                    "it without mpirun (or let the sweep deal its runs out to the processes)",
+                    source, size);
+        goto out;
+    }
+    if (index >= 0 && (guint)index >= sweep_count(&sw)) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                    "%s: --sweep-index %d: the sweep has runs 0 to %u", source, index,
+                    sweep_count(&sw) - 1);
+        goto out;
+    }
+    if (!check_runs(keyfile, source, &sw, error))
+        goto out;
+    if (g_mkdir_with_parents(sw.folder, 0755) != 0) {
+        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_FAILED, "cannot create %s",
+                    sw.folder);
+        goto out;
+    }
+    if (index >= 0) {
+        ok = run_one(keyfile, source, &sw, (guint)index, resume, label, progress, data, error);
+        goto out;
+    }
+    /* Whole runs round-robin over the ranks; rank 0 merges once all are done. */
+    for (guint i = (guint)rank; i < sweep_count(&sw); i += (guint)size)
+        if (!run_one(keyfile, source, &sw, i, resume, label, progress, data, error))
+            goto out;
+    if (comm != NULL && !tp_comm_barrier(comm, error))
+        goto out;
+    ok = rank != 0 || merge(&sw, error);
+out:
+    sweep_clear(&sw);
+    return ok;
+}
+
+gboolean
+tp_sweep_merge(GKeyFile *keyfile, const char *source, GError **error)
+{
+    Sweep sw = {0};
+    gboolean ok = sweep_parse(keyfile, source, &sw, error) &&
+                  (tp_comm_rank() != 0 || merge(&sw, error)); /* rank 0 writes */
+
+    sweep_clear(&sw);
+    return ok;
 }

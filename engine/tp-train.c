@@ -18,6 +18,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tp-comm.h"
 #include "tp-onnx.h"
 #include "tp-sgd.h"
 #include "tp-train.h"
@@ -28,7 +29,7 @@ G_DEFINE_QUARK(tp_train_error, tp_train_error)
 
 static const TpParamSpec train_specs[] = {
     {"epochs", TP_PARAM_INT, "5", 1, 100000, NULL, "passes over the training data"},
-    {"batch-size", TP_PARAM_INT, "128", 1, 65536, NULL, "samples per SGD step"},
+    {"batch-size", TP_PARAM_INT, "64", 1, 65536, NULL, "samples per SGD step"},
     {"lr", TP_PARAM_DOUBLE, "0.05", 0, 10, NULL, "peak learning rate"},
     {"momentum", TP_PARAM_DOUBLE, "0.9", 0, 0.999, NULL, "SGD momentum"},
     {"weight-decay", TP_PARAM_DOUBLE, "5e-4", 0, 1, NULL, "L2 weight decay"},
@@ -123,6 +124,7 @@ struct _TpTrainer {
     double seconds;
     float *logits; /* host copy of a batch's logits, grown as needed */
     gsize logits_capacity;
+    float *bucket; /* data parallelism: gradients on their way through the communicator */
 };
 
 static gboolean
@@ -173,6 +175,7 @@ tp_trainer_free(TpTrainer *trainer)
         return;
     tp_sgd_free(trainer->sgd);
     g_free(trainer->logits);
+    g_free(trainer->bucket);
     g_free(trainer);
 }
 
@@ -239,14 +242,155 @@ check_labels(const gint32 *labels, int batch, int classes, GError **error)
     return TRUE;
 }
 
+/* ---------------------------------------------------------------- data parallelism
+ *
+ * With a communicator of more than one process (docs/scaling.md) each rank
+ * runs its slice of the global batch (tp-loader.h). Its loss is the mean
+ * over its b samples, so its gradient is scaled by b / B before the sum over
+ * ranks: the sum is the gradient of the global batch's mean loss, the one a
+ * single process computes (up to the order of summation). Every rank then
+ * applies the same SGD step. Gradients travel in buckets of at most
+ * BUCKET_FLOATS floats through a host buffer, after the backward pass (the
+ * backends have no hook to start them while it runs). BatchNorm normalizes
+ * with each rank's own batch statistics; its running statistics are
+ * averaged over the ranks after each step so the replicas stay equal. */
+
+#define BUCKET_FLOATS ((gsize)4 << 20) /* 16 MiB */
+
+/* Sends the bucket's `fill` floats through the all-reduce and writes the
+ * sums back to the tensors they came from. */
 static gboolean
-train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int batch, gsize steps,
-           GError **error)
+flush_bucket(TpComm *comm, float *bucket, gsize fill, TpTensor **tensors, guint n_tensors,
+             GError **error)
+{
+    gsize offset = 0;
+
+    if (!tp_comm_all_reduce_float(comm, bucket, fill, error))
+        return FALSE;
+    for (guint i = 0; i < n_tensors; i++) {
+        if (!tp_tensor_upload(tensors[i], bucket + offset, error))
+            return FALSE;
+        offset += tensors[i]->numel;
+    }
+    return TRUE;
+}
+
+/* Sums `which` tensors of every node over the ranks, each rank's scaled by
+ * `scale` first: trainable gradients (grads TRUE) or BatchNorm's running
+ * statistics (grads FALSE). */
+static gboolean
+reduce_tensors(TpTrainer *trainer, TpComm *comm, gboolean grads, float scale, GError **error)
 {
     TpModel *model = trainer->model;
-    const float *logits;
-    double loss;
-    int classes;
+    g_autoptr(GPtrArray) pending = g_ptr_array_new();
+    gsize fill = 0;
+
+    if (trainer->bucket == NULL)
+        trainer->bucket = g_new(float, BUCKET_FLOATS);
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
+        const TpNode *node = tp_model_get_node(model, i);
+        for (int p = 0; p < node->n_params; p++) {
+            TpTensor *t;
+            if (grads && !tp_model_param_is_trainable(model, i, p))
+                continue;
+            if (!grads && (node->op != TP_OP_BATCH_NORM || p < 2))
+                continue;
+            t = grads ? tp_model_get_param_grad(model, i, p) : tp_model_get_param(model, i, p);
+            if (t == NULL) {
+                g_set_error(error, TP_TRAIN_ERROR, TP_TRAIN_ERROR_INVALID,
+                            "rank %d has no gradient of node '%s' yet: its first batch was "
+                            "empty; use fewer processes or a larger batch",
+                            comm->rank, node->name);
+                return FALSE;
+            }
+            if (fill > 0 && fill + t->numel > BUCKET_FLOATS) {
+                if (!flush_bucket(comm, trainer->bucket, fill, (TpTensor **)pending->pdata,
+                                  pending->len, error))
+                    return FALSE;
+                g_ptr_array_set_size(pending, 0);
+                fill = 0;
+            }
+            if (t->numel > BUCKET_FLOATS) { /* a tensor larger than a bucket goes alone */
+                g_autofree float *host = tp_tensor_dup_host(t, error);
+                if (host == NULL)
+                    return FALSE;
+                for (gsize k = 0; k < t->numel; k++)
+                    host[k] *= scale;
+                if (!flush_bucket(comm, host, t->numel, &t, 1, error))
+                    return FALSE;
+                continue;
+            }
+            if (!tp_tensor_download(t, trainer->bucket + fill, error))
+                return FALSE;
+            for (gsize k = 0; k < t->numel; k++)
+                trainer->bucket[fill + k] *= scale;
+            fill += t->numel;
+            g_ptr_array_add(pending, t);
+        }
+    }
+    return fill == 0 || flush_bucket(comm, trainer->bucket, fill, (TpTensor **)pending->pdata,
+                                     pending->len, error);
+}
+
+/* Zeroes every trainable gradient (a rank whose slice of a batch is empty). */
+static gboolean
+zero_grads(TpModel *model, int rank, GError **error)
+{
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
+        const TpNode *node = tp_model_get_node(model, i);
+        for (int p = 0; p < node->n_params; p++) {
+            TpTensor *g = tp_model_get_param_grad(model, i, p);
+            if (!tp_model_param_is_trainable(model, i, p))
+                continue;
+            if (g == NULL) {
+                g_set_error(error, TP_TRAIN_ERROR, TP_TRAIN_ERROR_INVALID,
+                            "rank %d got no sample of the first batch: use fewer processes or a "
+                            "larger batch",
+                            rank);
+                return FALSE;
+            }
+            g_autofree float *zeros = g_new0(float, g->numel);
+            if (!tp_tensor_upload(g, zeros, error))
+                return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean
+tp_train_check_replicas(TpModel *model, const char *when, GError **error)
+{
+    TpComm *comm = tp_comm_get_parallel();
+    g_autoptr(GChecksum) sum = NULL;
+    guint8 digest[32];
+    gsize length = sizeof(digest);
+
+    if (comm == NULL)
+        return TRUE;
+    sum = g_checksum_new(G_CHECKSUM_SHA256);
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
+        const TpNode *node = tp_model_get_node(model, i);
+        for (int p = 0; p < node->n_params; p++) {
+            g_autofree float *host = tp_tensor_dup_host(node->params[p], error);
+            if (host == NULL)
+                return FALSE;
+            g_checksum_update(sum, (const guchar *)host, node->params[p]->numel * sizeof(float));
+        }
+    }
+    g_checksum_get_digest(sum, digest, &length);
+    g_autofree char *what = g_strdup_printf("the model %s", when);
+    return tp_comm_check_equal(comm, digest, length, what, error);
+}
+
+static gboolean
+train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int batch, int total,
+           gsize steps, GError **error)
+{
+    TpModel *model = trainer->model;
+    TpComm *comm = tp_comm_get_parallel();
+    const float *logits = NULL;
+    double loss = 0.0, sums[2] = {0.0, 0.0}; /* loss x samples, correct */
+    int classes = 0;
     int shape_classes = tp_model_get_shape(model, tp_model_get_logits(model))->dim[0];
 
     if (!check_labels(labels, batch, shape_classes, error))
@@ -255,9 +399,23 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
                   (float)tp_train_lr(&trainer->config, trainer->epoch, trainer->step, steps));
     tp_model_set_seed(model, mix(trainer->config.seed ^ mix(trainer->epoch) ^
                                  mix(G_GUINT64_CONSTANT(1) << 40 | trainer->step)));
-    if (!tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) ||
-        !tp_model_loss(model, labels, (float)trainer->config.label_smoothing, &loss, error))
+    if (batch > 0) {
+        if (!tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) ||
+            !tp_model_loss(model, labels, (float)trainer->config.label_smoothing, &loss, error))
+            return FALSE;
+        logits = host_logits(model, &trainer->logits, &trainer->logits_capacity, &classes, error);
+        if (logits == NULL || !tp_model_backward_params(model, tp_model_get_logits(model), error))
+            return FALSE;
+        sums[0] = loss * batch;
+        for (int i = 0; i < batch; i++)
+            sums[1] += argmax(logits + (gsize)i * classes, classes) == labels[i];
+    } else if (!zero_grads(model, comm ? comm->rank : 0, error)) {
         return FALSE;
+    }
+    if (comm != NULL && (!tp_comm_all_reduce_double(comm, sums, 2, error) ||
+                         !reduce_tensors(trainer, comm, TRUE, (float)batch / total, error)))
+        return FALSE;
+    loss = sums[0] / total;
     if (!isfinite(loss)) {
         g_set_error(error, TP_TRAIN_ERROR, TP_TRAIN_ERROR_DIVERGED,
                     "the loss became %g at epoch %u, step %" G_GSIZE_FORMAT
@@ -265,14 +423,14 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
                     loss, trainer->epoch + 1, trainer->step + 1);
         return FALSE;
     }
-    logits = host_logits(model, &trainer->logits, &trainer->logits_capacity, &classes, error);
-    if (logits == NULL || !tp_model_backward_params(model, tp_model_get_logits(model), error) ||
-        !tp_sgd_step(trainer->sgd, error))
+    if (!tp_sgd_step(trainer->sgd, error))
         return FALSE;
-    for (int i = 0; i < batch; i++)
-        trainer->correct += argmax(logits + (gsize)i * classes, classes) == labels[i];
-    trainer->sum_loss += loss * batch;
-    trainer->images += (gsize)batch;
+    if (comm != NULL &&
+        !reduce_tensors(trainer, comm, FALSE, 1.0f / (float)comm->size, error))
+        return FALSE;
+    trainer->correct += (gsize)sums[1];
+    trainer->sum_loss += sums[0];
+    trainer->images += (gsize)total;
     return TRUE;
 }
 
@@ -296,6 +454,7 @@ tp_trainer_run_epoch(TpTrainer *trainer, TpLoader *loader, TpTrainProgressFunc p
                      GError **error)
 {
     gsize steps = tp_loader_get_n_batches(loader);
+    TpComm *comm = tp_comm_get_parallel();
     g_autoptr(GTimer) timer = g_timer_new();
     double seconds_before = trainer->seconds;
     TpTrainProgress p;
@@ -329,12 +488,17 @@ tp_trainer_run_epoch(TpTrainer *trainer, TpLoader *loader, TpTrainProgressFunc p
             }
             break;
         }
-        if (!train_step(trainer, images, labels, batch, steps, error))
+        if (!train_step(trainer, images, labels, batch, tp_loader_get_batch_total(loader), steps,
+                        error))
             return FALSE;
         trainer->step++;
         trainer->seconds = seconds_before + g_timer_elapsed(timer, NULL);
         fill_progress(trainer, steps, &p);
-        if (progress != NULL && !progress(&p, data) && trainer->step < steps) {
+        /* Every rank stops at the same step: one rank asking is enough. */
+        double stop = progress != NULL && !progress(&p, data);
+        if (comm != NULL && !tp_comm_all_reduce_double(comm, &stop, 1, error))
+            return FALSE;
+        if (stop != 0 && trainer->step < steps) {
             *out_stopped = TRUE;
             break;
         }
@@ -547,6 +711,29 @@ tp_trainer_load(TpBackend *backend, const char *dir, TpModel **out_model, GError
 
 /* ---------------------------------------------------------------- evaluation */
 
+/* With a sharded loader: the counts and the loss of every rank's share,
+ * summed (as doubles: exact for counts below 2^53). */
+static gboolean
+sum_over_ranks(TpEvaluation *e, GError **error)
+{
+    gsize cells = (gsize)e->n_classes * e->n_classes;
+    g_autofree double *v = g_new(double, cells + 3);
+
+    v[0] = (double)e->n_samples;
+    v[1] = (double)e->correct;
+    v[2] = e->loss;
+    for (gsize i = 0; i < cells; i++)
+        v[3 + i] = (double)e->confusion[i];
+    if (!tp_comm_all_reduce_double(tp_comm_get_parallel(), v, cells + 3, error))
+        return FALSE;
+    e->n_samples = (gsize)v[0];
+    e->correct = (gsize)v[1];
+    e->loss = v[2];
+    for (gsize i = 0; i < cells; i++)
+        e->confusion[i] = (guint64)v[3 + i];
+    return TRUE;
+}
+
 TpEvaluation *
 tp_evaluate(TpModel *model, TpLoader *loader, GError **error)
 {
@@ -571,6 +758,8 @@ tp_evaluate(TpModel *model, TpLoader *loader, GError **error)
             }
             break;
         }
+        if (batch == 0) /* this rank's slice of a small last batch (sharded loader) */
+            continue;
         if (!check_labels(labels, batch, classes, error) ||
             !tp_model_forward(model, images, batch, TP_MODE_INFER, error))
             return NULL;
@@ -589,6 +778,8 @@ tp_evaluate(TpModel *model, TpLoader *loader, GError **error)
         }
         e->n_samples += (gsize)batch;
     }
+    if (tp_comm_get_parallel() != NULL && !sum_over_ranks(e, error))
+        return NULL;
     if (e->n_samples > 0)
         e->loss /= (double)e->n_samples;
     return g_steal_pointer(&e);

@@ -106,6 +106,14 @@ TpTrainer *tp_trainer_load(TpBackend *backend, const char *dir, TpModel **out_mo
 /* The config a trainer runs (borrowed). */
 const TpTrainConfig *tp_trainer_get_config(const TpTrainer *trainer);
 
+/* With a default communicator of more than one process (tp-comm.h): whether
+ * every rank holds the same model (a SHA-256 of every parameter, compared
+ * with rank 0's); fails with TP_COMM_ERROR_DIVERGED naming `when` ("after
+ * step 3") otherwise. TRUE at once without one. Training with a sharded
+ * loader (tp-loader.h) and such a communicator is data-parallel:
+ * docs/scaling.md. */
+gboolean tp_train_check_replicas(TpModel *model, const char *when, GError **error);
+
 /* ---------------------------------------------------------------- evaluation */
 
 typedef struct {
@@ -117,7 +125,9 @@ typedef struct {
 } TpEvaluation;
 
 /* Runs model (eval mode) over every batch of loader, whose labels must be
- * the model's output indices. */
+ * the model's output indices. With a sharded loader and a default
+ * communicator of more than one process, the counts and the loss are summed
+ * over the ranks (every rank returns the whole evaluation). */
 TpEvaluation *tp_evaluate(TpModel *model, TpLoader *loader, GError **error);
 void tp_evaluation_free(TpEvaluation *evaluation);
 

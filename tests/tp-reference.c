@@ -505,3 +505,309 @@ ref_stabilized_divide(gsize n, const float *r, const float *z, float epsilon, fl
         y[i] = (float)((double)r[i] / stab);
     }
 }
+
+/* ------------------------------------------------------------ unary family */
+
+double
+ref_unary_value(const TpUnaryOp *op, double x)
+{
+    switch (op->function) {
+    case TP_UNARY_RELU:
+        return x > 0.0 ? x : 0.0;
+    case TP_UNARY_CLIP:
+        return x < op->lo ? op->lo : x > op->hi ? op->hi : x;
+    case TP_UNARY_SIGMOID:
+        return 1.0 / (1.0 + exp(-x));
+    case TP_UNARY_HARD_SIGMOID:
+        return fmin(1.0, fmax(0.0, op->alpha * x + op->beta));
+    case TP_UNARY_HARD_SWISH:
+        return x * fmin(1.0, fmax(0.0, x / 6.0 + 0.5));
+    case TP_UNARY_SILU:
+        return x / (1.0 + exp(-x));
+    case TP_UNARY_GELU:
+        return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+    case TP_UNARY_LEAKY_RELU:
+        return x >= 0.0 ? x : op->alpha * x;
+    case TP_UNARY_TANH:
+        return tanh(x);
+    case TP_UNARY_SQRT:
+        return sqrt(x);
+    case TP_UNARY_ERF:
+        return erf(x);
+    case TP_UNARY_EXP:
+        return exp(x);
+    case TP_UNARY_RECIPROCAL:
+        return 1.0 / x;
+    case TP_UNARY_POW:
+        return pow(x, op->alpha);
+    case TP_UNARY_LOG:
+        return log(x);
+    case TP_UNARY_NEG:
+        return -x;
+    case TP_UNARY_ABS:
+        return fabs(x);
+    }
+    g_assert_not_reached();
+}
+
+double
+ref_unary_derivative(const TpUnaryOp *op, double x)
+{
+    switch (op->function) {
+    case TP_UNARY_RELU:
+        return x > 0.0 ? 1.0 : 0.0;
+    case TP_UNARY_CLIP:
+        return x > op->lo && x < op->hi ? 1.0 : 0.0;
+    case TP_UNARY_SIGMOID: {
+        double s = 1.0 / (1.0 + exp(-x));
+        return s * (1.0 - s);
+    }
+    case TP_UNARY_HARD_SIGMOID: {
+        double t = op->alpha * x + op->beta;
+        return t > 0.0 && t < 1.0 ? op->alpha : 0.0;
+    }
+    case TP_UNARY_HARD_SWISH:
+        return x < -3.0 ? 0.0 : x <= 3.0 ? 2.0 * x / 6.0 + 0.5 : 1.0;
+    case TP_UNARY_SILU: {
+        double s = 1.0 / (1.0 + exp(-x));
+        return s + x * s * (1.0 - s);
+    }
+    case TP_UNARY_GELU:
+        return 0.5 * (1.0 + erf(x / sqrt(2.0))) + x * exp(-x * x / 2.0) / sqrt(2.0 * G_PI);
+    case TP_UNARY_LEAKY_RELU:
+        return x >= 0.0 ? 1.0 : op->alpha;
+    case TP_UNARY_TANH:
+        return 1.0 - tanh(x) * tanh(x);
+    case TP_UNARY_SQRT:
+        return 0.5 / sqrt(x);
+    case TP_UNARY_ERF:
+        return 2.0 / sqrt(G_PI) * exp(-x * x);
+    case TP_UNARY_EXP:
+        return exp(x);
+    case TP_UNARY_RECIPROCAL:
+        return -1.0 / (x * x);
+    case TP_UNARY_POW:
+        return op->alpha * pow(x, op->alpha - 1.0);
+    case TP_UNARY_LOG:
+        return 1.0 / x;
+    case TP_UNARY_NEG:
+        return -1.0;
+    case TP_UNARY_ABS:
+        return x > 0.0 ? 1.0 : x < 0.0 ? -1.0 : 0.0;
+    }
+    g_assert_not_reached();
+}
+
+void
+ref_unary_forward(const TpUnaryOp *op, gsize n, const float *x, float *y)
+{
+    for (gsize i = 0; i < n; i++)
+        y[i] = (float)ref_unary_value(op, x[i]);
+}
+
+void
+ref_unary_backward(const TpUnaryOp *op, gsize n, const float *x, const float *dy, float *dx)
+{
+    for (gsize i = 0; i < n; i++)
+        dx[i] = (float)(ref_unary_derivative(op, x[i]) * dy[i]);
+}
+
+/* ------------------------------------------------------------ binary and reduce families */
+
+/* The index into an operand of shape `shape` (each axis y[d] or 1) of the
+ * element that y's element i (row-major over y) reads. */
+static gsize
+broadcast_index(int ndim, const int *y, const int *shape, gsize i)
+{
+    gsize index = 0, scale = 1;
+
+    for (int d = ndim - 1; d >= 0; d--) {
+        gsize coord = i % (gsize)y[d];
+        i /= (gsize)y[d];
+        if (shape[d] != 1)
+            index += coord * scale;
+        scale *= (gsize)shape[d];
+    }
+    return index;
+}
+
+static gsize
+shape_numel(int ndim, const int *shape)
+{
+    gsize n = 1;
+
+    for (int d = 0; d < ndim; d++)
+        n *= (gsize)shape[d];
+    return n;
+}
+
+static double
+binary_value(TpBinaryOp op, double a, double b)
+{
+    switch (op) {
+    case TP_BINARY_ADD:
+        return a + b;
+    case TP_BINARY_SUB:
+        return a - b;
+    case TP_BINARY_MUL:
+        return a * b;
+    case TP_BINARY_DIV:
+        return a / b;
+    }
+    g_assert_not_reached();
+}
+
+void
+ref_binary_forward(TpBinaryOp op, const TpBroadcastGeometry *g, const float *a, const float *b,
+                   float *y)
+{
+    gsize n = shape_numel(g->ndim, g->y);
+
+    for (gsize i = 0; i < n; i++)
+        y[i] = (float)binary_value(op, a[broadcast_index(g->ndim, g->y, g->a, i)],
+                                   b[broadcast_index(g->ndim, g->y, g->b, i)]);
+}
+
+void
+ref_binary_backward(TpBinaryOp op, const TpBroadcastGeometry *g, const float *a, const float *b,
+                    const float *dy, float *da, float *db)
+{
+    gsize n = shape_numel(g->ndim, g->y);
+    gsize na = shape_numel(g->ndim, g->a), nb = shape_numel(g->ndim, g->b);
+    g_autofree double *sa = g_new0(double, na);
+    g_autofree double *sb = g_new0(double, nb);
+
+    for (gsize i = 0; i < n; i++) {
+        gsize ia = broadcast_index(g->ndim, g->y, g->a, i);
+        gsize ib = broadcast_index(g->ndim, g->y, g->b, i);
+        double av = a != NULL ? a[ia] : 0.0, bv = b != NULL ? b[ib] : 1.0;
+        double ga = op == TP_BINARY_MUL ? bv : op == TP_BINARY_DIV ? 1.0 / bv : 1.0;
+        double gb = op == TP_BINARY_MUL   ? av
+                    : op == TP_BINARY_DIV ? -av / (bv * bv)
+                    : op == TP_BINARY_SUB ? -1.0
+                                          : 1.0;
+        sa[ia] += dy[i] * ga;
+        sb[ib] += dy[i] * gb;
+    }
+    for (gsize j = 0; da != NULL && j < na; j++)
+        da[j] = (float)sa[j];
+    for (gsize j = 0; db != NULL && j < nb; j++)
+        db[j] = (float)sb[j];
+}
+
+void
+ref_reduce_forward(TpReduceOp op, const TpReduceGeometry *g, const float *x, float *y)
+{
+    gsize nx = shape_numel(g->ndim, g->x), ny = shape_numel(g->ndim, g->y);
+    g_autofree double *sum = g_new0(double, ny);
+
+    for (gsize i = 0; i < nx; i++)
+        sum[broadcast_index(g->ndim, g->x, g->y, i)] += x[i];
+    for (gsize j = 0; j < ny; j++)
+        y[j] = (float)(op == TP_REDUCE_MEAN ? sum[j] / (double)(nx / ny) : sum[j]);
+}
+
+void
+ref_reduce_backward(TpReduceOp op, const TpReduceGeometry *g, const float *dy, float *dx)
+{
+    gsize nx = shape_numel(g->ndim, g->x), ny = shape_numel(g->ndim, g->y);
+
+    for (gsize i = 0; i < nx; i++) {
+        double v = dy[broadcast_index(g->ndim, g->x, g->y, i)];
+        dx[i] = (float)(op == TP_REDUCE_MEAN ? v / (double)(nx / ny) : v);
+    }
+}
+
+/* ------------------------------------------------------------ strided family */
+
+void
+ref_strided_copy(const TpStridedCopy *g, const float *src, float *dst)
+{
+    gsize n = 1;
+
+    for (int d = 0; d < g->ndim; d++)
+        n *= (gsize)g->shape[d];
+    for (gsize i = 0; i < n; i++) {
+        gssize s = (gssize)g->src_offset, t = (gssize)g->dst_offset;
+        gsize rest = i;
+        for (int d = g->ndim - 1; d >= 0; d--) {
+            gssize coord = (gssize)(rest % (gsize)g->shape[d]);
+            rest /= (gsize)g->shape[d];
+            s += coord * g->src_stride[d];
+            t += coord * g->dst_stride[d];
+        }
+        dst[t] = g->accumulate ? dst[t] + src[s] : src[s];
+    }
+}
+
+/* ------------------------------------------------------------ layer-norm family */
+
+/* Row r's mean and 1 / sqrt(biased variance + epsilon), in double. */
+static void
+layer_norm_row_stats(const TpLayerNormGeometry *g, const float *x, int r, double *mean,
+                     double *invstd)
+{
+    double sum = 0.0, sq = 0.0;
+
+    for (int j = 0; j < g->cols; j++)
+        sum += x[(gsize)r * g->cols + j];
+    *mean = sum / g->cols;
+    for (int j = 0; j < g->cols; j++) {
+        double d = x[(gsize)r * g->cols + j] - *mean;
+        sq += d * d;
+    }
+    *invstd = 1.0 / sqrt(sq / g->cols + g->epsilon);
+}
+
+void
+ref_layer_norm_forward(const TpLayerNormGeometry *g, const float *x, const float *scale,
+                       const float *bias, float *y, float *save_mean, float *save_invstd)
+{
+    for (int r = 0; r < g->rows; r++) {
+        double mean, invstd;
+        layer_norm_row_stats(g, x, r, &mean, &invstd);
+        if (save_mean != NULL)
+            save_mean[r] = (float)mean;
+        if (save_invstd != NULL)
+            save_invstd[r] = (float)invstd;
+        for (int j = 0; j < g->cols; j++) {
+            gsize i = (gsize)r * g->cols + j;
+            y[i] = (float)((x[i] - mean) * invstd * scale[j] + (bias != NULL ? bias[j] : 0.0));
+        }
+    }
+}
+
+/* The textbook gradient through the mean and the variance, in double:
+ * dx_j = invstd * (g_j - mean(g) - x̂_j * mean(g * x̂)) with g = dy * scale. */
+void
+ref_layer_norm_backward(const TpLayerNormGeometry *g, const float *x, const float *dy,
+                        const float *scale, float *dx, float *dscale, float *dbias)
+{
+    g_autofree double *ds = g_new0(double, MAX(g->cols, 1));
+    g_autofree double *db = g_new0(double, MAX(g->cols, 1));
+
+    for (int r = 0; r < g->rows; r++) {
+        double mean, invstd, sum_g = 0.0, sum_gx = 0.0;
+        layer_norm_row_stats(g, x, r, &mean, &invstd);
+        for (int j = 0; j < g->cols; j++) {
+            gsize i = (gsize)r * g->cols + j;
+            double xhat = (x[i] - mean) * invstd;
+            sum_g += (double)dy[i] * scale[j];
+            sum_gx += (double)dy[i] * scale[j] * xhat;
+            ds[j] += dy[i] * xhat;
+            db[j] += dy[i];
+        }
+        for (int j = 0; j < g->cols; j++) {
+            gsize i = (gsize)r * g->cols + j;
+            double xhat = (x[i] - mean) * invstd;
+            dx[i] = (float)(invstd * ((double)dy[i] * scale[j] - sum_g / g->cols -
+                                      xhat * sum_gx / g->cols));
+        }
+    }
+    for (int j = 0; j < g->cols; j++) {
+        if (dscale != NULL)
+            dscale[j] = (float)ds[j];
+        if (dbias != NULL)
+            dbias[j] = (float)db[j];
+    }
+}

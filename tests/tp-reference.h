@@ -53,4 +53,29 @@ void ref_axpby(gsize n, float alpha, const float *x, float beta, float *y);
 void ref_clamp(gsize n, const float *x, float lo, float hi, float *y);
 void ref_stabilized_divide(gsize n, const float *r, const float *z, float epsilon, float *y);
 
+/* The kernel families. ref_unary_value() and ref_unary_derivative() are
+ * f(x) and f'(x) in double (at kinks, the one-sided value tp-backend.h
+ * names); the kernels apply them elementwise. */
+double ref_unary_value(const TpUnaryOp *op, double x);
+double ref_unary_derivative(const TpUnaryOp *op, double x);
+void ref_unary_forward(const TpUnaryOp *op, gsize n, const float *x, float *y);
+void ref_unary_backward(const TpUnaryOp *op, gsize n, const float *x, const float *dy, float *dx);
+
+void ref_binary_forward(TpBinaryOp op, const TpBroadcastGeometry *g, const float *a,
+                        const float *b, float *y);
+/* da, db may be NULL. */
+void ref_binary_backward(TpBinaryOp op, const TpBroadcastGeometry *g, const float *a,
+                         const float *b, const float *dy, float *da, float *db);
+
+void ref_reduce_forward(TpReduceOp op, const TpReduceGeometry *g, const float *x, float *y);
+void ref_reduce_backward(TpReduceOp op, const TpReduceGeometry *g, const float *dy, float *dx);
+
+void ref_strided_copy(const TpStridedCopy *g, const float *src, float *dst);
+
+/* save_mean, save_invstd, bias, dscale and dbias may be NULL. */
+void ref_layer_norm_forward(const TpLayerNormGeometry *g, const float *x, const float *scale,
+                            const float *bias, float *y, float *save_mean, float *save_invstd);
+void ref_layer_norm_backward(const TpLayerNormGeometry *g, const float *x, const float *dy,
+                             const float *scale, float *dx, float *dscale, float *dbias);
+
 #endif /* TP_REFERENCE_H */

@@ -8,20 +8,24 @@
 #include <sys/resource.h>
 
 #include "tp-bench.h"
+#include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-onnx.h"
 #include "tp-registry.h"
 
-static char *batches = "1,64", *backend_name, *score_list;
-static int runs = 50, warmup = 5, threads = -1;
-static gboolean train, layers, json;
+static char *batches = "1,64", *score_list;
+static int runs = 50, warmup = 5;
+static gboolean train, layers;
 
 static const GOptionEntry options[] = {
-    {"batch", 'b', 0, G_OPTION_ARG_STRING, &batches, "Batch sizes, comma-separated (default 1,64)",
+    {"batch-size", 'b', 0, G_OPTION_ARG_STRING, &batches, "Batch sizes, comma-separated (default 1,64)",
      "LIST"},
+    /* The spellings before the option grammar, kept for scripts. */
+    {"batch", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &batches, NULL, "LIST"},
+    {"train", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &train, NULL, NULL},
     {"runs", 'n', 0, G_OPTION_ARG_INT, &runs, "Timed runs per batch size (default 50)", "N"},
     {"warmup", 0, 0, G_OPTION_ARG_INT, &warmup, "Untimed runs first (default 5, at least 1)", "N"},
-    {"train", 0, 0, G_OPTION_ARG_NONE, &train,
+    {"training", 0, 0, G_OPTION_ARG_NONE, &train,
      "Time training steps (forward, loss, backward, SGD update) instead of inference", NULL},
     {"layers", 0, 0, G_OPTION_ARG_NONE, &layers, "Also time each layer (mean of --runs runs)",
      NULL},
@@ -29,10 +33,10 @@ static const GOptionEntry options[] = {
      "Also time each criterion scoring one batch of synthetic samples, against a forward and "
      "backward pass over them",
      "LIST"},
-    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
-    {"threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Backend threads (0: all cores)", "N"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON, with every run's time, instead of text",
-     NULL},
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_THREADS,
+    TP_CLI_OPTION_JSON,
     {NULL},
 };
 
@@ -252,7 +256,7 @@ run(int argc, char **argv)
     for (int i = 0; sizes[i] != NULL; i++) {
         guint64 value;
         if (!g_ascii_string_to_unsigned(g_strstrip(sizes[i]), 10, 1, 65536, &value, NULL)) {
-            tp_cli_error("bench: --batch: '%s' is not a batch size from 1 to 65536", sizes[i]);
+            tp_cli_error("bench: --batch-size: '%s' is not a batch size from 1 to 65536", sizes[i]);
             return 2;
         }
         batch[i] = (int)value;
@@ -262,10 +266,8 @@ run(int argc, char **argv)
         for (int i = 0; criteria[i] != NULL; i++)
             g_strstrip(criteria[i]);
     }
-    if (backend_name != NULL)
-        g_key_file_set_string(keyfile, "backend", "plugin", backend_name);
-    if (threads >= 0)
-        g_key_file_set_integer(keyfile, "backend", "threads", threads);
+    if (!tp_cli_options_apply(keyfile, &error))
+        return tp_cli_fail(error);
     backend = tp_cli_open_backend(keyfile, "the command line", &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)))
         return tp_cli_fail(error);
@@ -273,7 +275,7 @@ run(int argc, char **argv)
         return tp_cli_fail(error);
     tp_model_count(model, &count);
 
-    if (json) {
+    if (tp_cli_options.json) {
         g_string_append(out, "{\"model\": ");
         tp_cli_json_string(out, argv[1]);
         g_string_append_printf(out,
@@ -291,7 +293,7 @@ run(int argc, char **argv)
         Result result = {0};
         gboolean ok = measure(model, units, criteria, batch[i], &result, &error);
 
-        if (ok && json) {
+        if (ok && tp_cli_options.json) {
             print_json(out, model, criteria, &result);
             g_string_append(out, sizes[i + 1] != NULL ? ",\n" : "\n");
         } else if (ok) {
@@ -301,7 +303,7 @@ run(int argc, char **argv)
         if (!ok)
             return tp_cli_fail(error);
     }
-    if (json) {
+    if (tp_cli_options.json) {
         g_string_append_printf(out, "  ],\n  \"peak_rss_kib\": %ld}\n", peak_rss_kib());
         fputs(out->str, stdout);
     } else {
@@ -315,7 +317,7 @@ const TpCommand tp_cmd_bench = {
     /* .summary = */ "Measure a model's inference or training speed",
     /* .parameters = */ "MODEL.onnx",
     /* .description = */
-    "Times inference forward passes (or, with --train, training steps) of seeded random images\n"
+    "Times inference forward passes (or, with --training, training steps) of seeded random images\n"
     "after warm-up runs, and prints the median and 90th-percentile time and the throughput for\n"
     "each batch size, then the process's peak resident memory. Inference runs each Conv fused\n"
     "with the BatchNormalization and Relu that alone read its output. --layers adds the time of\n"
@@ -324,8 +326,8 @@ const TpCommand tp_cmd_bench = {
     "score one batch.\n\n"
     "Examples:\n"
     "  taskprune bench footwear.onnx --batch 1 --runs 200\n"
-    "  taskprune bench base.onnx --train --batch 64 --layers\n"
-    "  taskprune bench base.onnx --batch 64 --score lrp,taylor --json",
+    "  taskprune bench base.onnx --training --batch-size 64 --layers\n"
+    "  taskprune bench base.onnx --batch-size 64 --score lrp,taylor --json",
     /* .run = */ run,
     /* .options = */ options,
 };

@@ -8,26 +8,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-keyfile.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 
-static char *dataset_name, *config_file, *split_name, *backend_name;
-static char **data_pairs;
+static char *dataset_name, *split_name;
 static int batch_size = 256;
-static gboolean as_json;
 
 static const GOptionEntry options[] = {
     {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset_name, "Dataset plugin ([dataset] plugin)",
      "PLUGIN"},
-    {"data", 'D', 0, G_OPTION_ARG_STRING_ARRAY, &data_pairs,
-     "A dataset key, e.g. -D path=/data (repeatable)", "KEY=VALUE"},
-    {"config", 'C', 0, G_OPTION_ARG_FILENAME, &config_file,
-     "Take [dataset] and [backend] from this keyfile", "FILE.ini"},
-    {"split", 's', 0, G_OPTION_ARG_STRING, &split_name, "test (default) or train", "SPLIT"},
+    TP_CLI_OPTION_DATA,
+    TP_CLI_OPTION_CONFIG("Take [dataset] and [backend] from this keyfile"),
+    TP_CLI_OPTION_SET,
+    {"split", 0, 0, G_OPTION_ARG_STRING, &split_name, "test (default) or train", "SPLIT"},
     {"batch-size", 'b', 0, G_OPTION_ARG_INT, &batch_size, "Images per forward (default 256)", "N"},
-    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON", NULL},
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_THREADS,
+    TP_CLI_OPTION_JSON,
     {NULL},
 };
 
@@ -148,12 +149,14 @@ run(int argc, char **argv)
     g_autoptr(TpLoader) loader = NULL;
     g_autoptr(TpEvaluation) e = NULL;
     g_autofree int *classes = NULL;
-    const char *source = config_file ? config_file : "the command line";
+    const char *config_file, *source;
     TpLoaderConfig config = {0};
     TpSplit split = TP_SPLIT_TEST;
 
     if (!tp_cli_parse(&tp_cmd_eval, &argc, &argv))
         return 2;
+    config_file = tp_cli_options.config;
+    source = config_file ? config_file : "the command line";
     if (argc != 2) {
         tp_cli_error("eval: give one MODEL.onnx (see 'taskprune help eval')");
         return 2;
@@ -170,10 +173,8 @@ run(int argc, char **argv)
         return 2;
     }
     if (config_file != NULL &&
-        !g_key_file_load_from_file(keyfile, config_file, G_KEY_FILE_NONE, &error)) {
-        g_prefix_error(&error, "%s: ", config_file);
+        !tp_keyfile_load(keyfile, config_file, &error))
         return tp_cli_fail(error);
-    }
     /* A pipeline or training keyfile has other groups too; eval reads two. */
     g_auto(GStrv) present = g_key_file_get_groups(keyfile, NULL);
     for (int i = 0; present[i] != NULL; i++)
@@ -181,9 +182,7 @@ run(int argc, char **argv)
             g_key_file_remove_group(keyfile, present[i], NULL);
     if (dataset_name != NULL)
         g_key_file_set_string(keyfile, "dataset", "plugin", dataset_name);
-    if (backend_name != NULL)
-        g_key_file_set_string(keyfile, "backend", "plugin", backend_name);
-    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error))
+    if (!tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
 
     backend = tp_cli_open_backend(keyfile, source, &error);
@@ -210,7 +209,7 @@ run(int argc, char **argv)
     loader = tp_loader_new(dataset, &config, &error);
     if (loader == NULL || !(e = tp_evaluate(model, loader, &error)))
         return tp_cli_fail(error);
-    if (as_json)
+    if (tp_cli_options.json)
         print_json(model, argv[1], e);
     else
         print_table(model, argv[1], e);

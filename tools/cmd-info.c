@@ -7,16 +7,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-onnx.h"
 
-static gboolean as_json;
-static char *backend_name;
-
 static const GOptionEntry options[] = {
-    {"json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON instead of a table", NULL},
-    {"backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
-     "Backend to load the model on (default: cpu)", "NAME"},
+    TP_CLI_OPTION_JSON,
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
     {NULL},
 };
 
@@ -174,9 +172,8 @@ run(int argc, char **argv)
         return 2;
     }
     g_autoptr(GKeyFile) settings = g_key_file_new();
-    if (backend_name != NULL)
-        g_key_file_set_string(settings, "backend", "plugin", backend_name);
-    backend = tp_cli_open_backend(settings, "the command line", &error);
+    if (tp_cli_options_apply(settings, &error))
+        backend = tp_cli_open_backend(settings, "the command line", &error);
     if (backend != NULL)
         model = tp_onnx_load(backend, argv[1], &error);
     if (model == NULL) {
@@ -185,7 +182,7 @@ run(int argc, char **argv)
     }
     if (g_stat(argv[1], &st) != 0)
         st.st_size = 0;
-    if (as_json)
+    if (tp_cli_options.json)
         print_json(model, argv[1], st.st_size);
     else
         print_table(model, argv[1], st.st_size);

@@ -12,7 +12,7 @@ static char *describe;
 static char *plugin_path;
 
 static const GOptionEntry options[] = {
-    {"describe", 'd', 0, G_OPTION_ARG_STRING, &describe,
+    {"describe", 0, 0, G_OPTION_ARG_STRING, &describe,
      "Show one plugin's description and keyfile keys", "NAME"},
     {"plugin-path", 0, 0, G_OPTION_ARG_STRING, &plugin_path,
      "Search these ':'-separated folders first", "DIRS"},
@@ -23,6 +23,7 @@ static const TpPluginKind kinds[] = {
     TP_PLUGIN_KIND_BACKEND,
     TP_PLUGIN_KIND_CRITERION,
     TP_PLUGIN_KIND_DATASET,
+    TP_PLUGIN_KIND_COMM,
 };
 
 static void

@@ -3,21 +3,32 @@
  * terminal and a before/after table at the end. */
 #include "config.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-comm.h"
+#include "tp-keyfile.h"
 #include "tp-pipeline.h"
 #include "tp-sweep.h"
 
-static gboolean resume, quiet;
-static int threads = -1;
+static gboolean merge;
+static int sweep_index = -1;
 
 static const GOptionEntry options[] = {
-    {"resume", 'r', 0, G_OPTION_ARG_NONE, &resume, "Continue from the pipeline's checkpoint folder",
-     NULL},
-    {"threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Backend threads (0: all cores)", "N"},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the result", NULL},
+    TP_CLI_OPTION_RESUME("Continue from the pipeline's checkpoint folder"),
+    TP_CLI_OPTION_SET,
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_THREADS,
+    TP_CLI_OPTION_QUIET,
+    TP_CLI_OPTION_JSON,
+    {"sweep-index", 0, 0, G_OPTION_ARG_INT, &sweep_index,
+     "Run only run N of the [sweep] (a Slurm job array's $SLURM_ARRAY_TASK_ID)", "N"},
+    {"merge", 0, 0, G_OPTION_ARG_NONE, &merge,
+     "Write the [sweep]'s comparison from runs made with --sweep-index", NULL},
     {NULL},
 };
 
@@ -32,7 +43,7 @@ on_progress(const TpPipelineProgress *p, gpointer data)
     Reporter *r = data;
     char eta[32] = "?";
 
-    if (quiet)
+    if (tp_cli_options.quiet || tp_cli_options.json)
         return;
     if (p->eta_s >= 0)
         g_snprintf(eta, sizeof(eta), "%d:%02d", (int)p->eta_s / 60, (int)p->eta_s % 60);
@@ -53,7 +64,7 @@ on_label(const char *run, gpointer data)
 
     if (r->tty)
         fprintf(stderr, "\r\033[K");
-    if (!quiet)
+    if (!tp_cli_options.quiet && !tp_cli_options.json)
         printf("== %s\n", run);
 }
 
@@ -63,11 +74,17 @@ print_summary(const TpPipeline *pipeline)
     const TpPipelineResult *res = tp_pipeline_get_result(pipeline);
     g_autofree char *base_size = g_format_size(res->base_bytes);
     g_autofree char *size = g_format_size(res->bytes);
+    double ratio = res->base_latency_ms / MAX(res->latency_ms, 1e-9);
+    g_autofree char *speed =
+        res->latency_within_noise ? g_strdup_printf("%.2fx, within noise", ratio)
+        : ratio >= 1              ? g_strdup_printf("%.2fx faster", ratio)
+                                  : g_strdup_printf("%.2fx slower", 1 / ratio);
 
     printf("\n%-22s %18s %18s\n", "", "base model", "specialized");
     printf("%-22s %18d %18d  (%s)\n", "classes", res->base_classes, res->classes,
            tp_pipeline_get_task_name(pipeline));
-    printf("%-22s %17.2f%% %17.2f%%\n", "accuracy (validation)", 100 * res->base_accuracy,
+    printf("%-22s %17.2f%% %17.2f%%  (step %u; step 0: %.2f%%)\n", "accuracy (validation)",
+           100 * res->base_accuracy, 100 * res->accuracy, res->step,
            100 * res->baseline_accuracy);
     printf("%-22s %18s %17.2f%%\n", "accuracy (test)", "", 100 * res->test_accuracy);
     printf("%-22s %18" G_GUINT64_FORMAT " %18" G_GUINT64_FORMAT "  (%.1f%% removed)\n",
@@ -77,34 +94,96 @@ print_summary(const TpPipeline *pipeline)
            "MACs per image", res->base_macs, res->macs,
            100.0 * (1.0 - (double)res->macs / MAX(res->base_macs, 1)));
     printf("%-22s %18s %18s\n", "file size", base_size, size);
-    printf("%-22s %15.3f ms %15.3f ms  (%.1fx faster)\n", "latency (batch 1)", res->base_latency_ms,
-           res->latency_ms, res->base_latency_ms / MAX(res->latency_ms, 1e-9));
-    printf("\nmodel %s (step %u)\nreport %s, %s\nplot %s\n", res->model_path, res->step,
+    printf("%-22s %15.3f ms %15.3f ms  (%s)\n", "latency (batch 1)", res->base_latency_ms,
+           res->latency_ms, speed);
+    printf("\nstopped: %s\n", res->stop_reason);
+    printf("model %s (step %u)\nreport %s, %s\nplot %s\n", res->model_path, res->step,
            res->report_path, res->csv_path, res->plot_path);
 }
 
+static void
+on_interrupt(int signal_number)
+{
+    tp_pipeline_interrupt();
+}
+
+/* Ctrl-C: the message, and how to continue. */
+static int
+interrupted(GError *error, const char *resume_command)
+{
+    tp_cli_error("%s; continue with '%s'", error->message, resume_command);
+    g_error_free(error);
+    return 130;
+}
+
+/* --json: the report the run wrote, as it is. */
+static int
+print_file(const char *path)
+{
+    g_autofree char *text = NULL;
+    GError *error = NULL;
+
+    if (!g_file_get_contents(path, &text, NULL, &error))
+        return tp_cli_fail(error);
+    fputs(text, stdout);
+    return 0;
+}
+
 int
-tp_cli_run_pipeline(GKeyFile *keyfile, const char *source)
+tp_cli_run_pipeline(GKeyFile *keyfile, const char *source, const char *resume_command)
 {
     GError *error = NULL;
-    Reporter reporter = {isatty(STDERR_FILENO), 0};
+    Reporter reporter = {isatty(STDERR_FILENO) && tp_comm_rank() == 0, 0};
+    gboolean resume = tp_cli_options.resume;
 
-    if (threads >= 0)
-        g_key_file_set_integer(keyfile, "backend", "threads", threads);
+    if ((sweep_index >= 0 || merge) && !g_key_file_has_group(keyfile, "sweep")) {
+        tp_cli_error("run: %s has no [sweep] group for --%s", source,
+                     merge ? "merge" : "sweep-index");
+        return 2;
+    }
     if (g_key_file_has_group(keyfile, "sweep")) {
         g_autofree char *folder = g_key_file_get_string(keyfile, "sweep", "folder", NULL);
-        if (!tp_sweep_run(keyfile, source, resume, on_label, on_progress, &reporter, &error))
-            return tp_cli_fail(error);
+
+        signal(SIGINT, on_interrupt);
+        if (merge) {
+            if (!tp_sweep_merge(keyfile, source, &error))
+                return tp_cli_fail(error);
+        } else if (!tp_sweep_run_index(keyfile, source, resume, sweep_index, on_label,
+                                       on_progress, &reporter, &error)) {
+            return g_error_matches(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_INTERRUPTED)
+                       ? interrupted(error, resume_command)
+                       : tp_cli_fail(error);
+        }
         if (reporter.tty)
             fprintf(stderr, "\r\033[K");
+        if (sweep_index >= 0) {
+            printf("sweep run %d done; once every run is, write the comparison with "
+                   "'taskprune run --merge %s'\n",
+                   sweep_index, source);
+            return 0;
+        }
+        if (tp_cli_options.json) {
+            g_autofree char *path = g_build_filename(folder, "comparison.json", NULL);
+            return print_file(path);
+        }
         printf("sweep done: %s/comparison.json, comparison.csv and a plot per task\n", folder);
         return 0;
     }
     g_autoptr(TpPipeline) pipeline = tp_pipeline_new(keyfile, source, &error);
-    if (pipeline == NULL || !tp_pipeline_run(pipeline, resume, on_progress, &reporter, &error))
+    if (pipeline == NULL)
         return tp_cli_fail(error);
+    signal(SIGINT, on_interrupt);
+    if (!tp_pipeline_run(pipeline, resume, on_progress, &reporter, &error)) {
+        if (reporter.tty)
+            fprintf(stderr, "\r\033[K");
+        return g_error_matches(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_INTERRUPTED)
+                   ? interrupted(error, resume_command)
+                   : tp_cli_fail(error);
+    }
     if (reporter.tty)
         fprintf(stderr, "\r\033[K");
+    if (tp_cli_options.json)
+        return print_file(tp_pipeline_get_result(pipeline)->report_path);
     print_summary(pipeline);
     return 0;
 }
@@ -121,11 +200,12 @@ run(int argc, char **argv)
         tp_cli_error("run: give one PIPELINE.ini (see 'taskprune help run')");
         return 2;
     }
-    if (!g_key_file_load_from_file(keyfile, argv[1], G_KEY_FILE_NONE, &error)) {
-        g_prefix_error(&error, "%s: ", argv[1]);
+    if (!tp_cli_open_comm(&error) || !tp_keyfile_load(keyfile, argv[1], &error) ||
+        !tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
-    }
-    return tp_cli_run_pipeline(keyfile, argv[1]);
+    g_autofree char *quoted = tp_cli_quote(argv[1]);
+    g_autofree char *again = g_strdup_printf("taskprune run --resume %s", quoted);
+    return tp_cli_run_pipeline(keyfile, argv[1], again);
 }
 
 const TpCommand tp_cmd_run = {
@@ -137,8 +217,13 @@ const TpCommand tp_cmd_run = {
     "repeatedly scores every prunable unit with the criterion, removes the lowest, fine-tunes\n"
     "and validates, until the goal is met or accuracy leaves its tolerance. Writes the pruned\n"
     "model, a JSON and CSV report and an SVG plot, and prints a before/after table. A [sweep]\n"
-    "group runs the pipeline over several criteria and tasks and writes one comparison.\n"
-    "Every key is described in taskprune-pipeline(5) and docs/pipeline-keys.md.\n\n"
+    "group runs the pipeline over several criteria and tasks and writes one comparison;\n"
+    "--sweep-index N runs one of its runs (Slurm job arrays) and --merge writes the\n"
+    "comparison of runs made so. Under mpirun or srun, training, scoring and evaluation\n"
+    "are spread over the processes, and a sweep's runs are dealt out to them\n"
+    "(docs/scaling.md). Every key is described in taskprune-pipeline(5) and\n"
+    "docs/pipeline-keys.md; --set GROUP.KEY=VALUE overrides one. Ctrl-C stops at a\n"
+    "checkpoint and prints the command that continues.\n\n"
     "Example: taskprune run examples/pipelines/footwear-lrp.ini",
     /* .run = */ run,
     /* .options = */ options,

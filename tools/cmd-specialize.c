@@ -2,10 +2,11 @@
  * --criterion lrp -o out.onnx`: the common pipeline without a keyfile. */
 #include "config.h"
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-keyfile.h"
 
-static char *classes, *criterion, *output, *dataset_name, *config_file;
-static char **data_pairs, **prune_pairs, **finetune_pairs;
+static char *classes, *criterion, *output, *dataset_name, *checkpoint;
 
 static const GOptionEntry options[] = {
     {"classes", 'k', 0, G_OPTION_ARG_STRING, &classes,
@@ -14,16 +15,21 @@ static const GOptionEntry options[] = {
      "NAME"},
     {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset_name, "Dataset plugin (default idx)",
      "PLUGIN"},
-    {"data", 'D', 0, G_OPTION_ARG_STRING_ARRAY, &data_pairs, "A dataset key (repeatable)",
-     "KEY=VALUE"},
-    {"prune", 'p', 0, G_OPTION_ARG_STRING_ARRAY, &prune_pairs,
-     "A [prune] key, e.g. -p goal=0.95 (repeatable)", "KEY=VALUE"},
-    {"finetune", 'f', 0, G_OPTION_ARG_STRING_ARRAY, &finetune_pairs,
-     "A [finetune] key, e.g. -f epochs=0.5 (repeatable)", "KEY=VALUE"},
-    {"config", 'C', 0, G_OPTION_ARG_FILENAME, &config_file, "Start from this pipeline keyfile",
-     "FILE.ini"},
+    TP_CLI_OPTION_DATA,
+    TP_CLI_OPTION_PRUNE,
+    TP_CLI_OPTION_FINETUNE,
+    TP_CLI_OPTION_CONFIG("Start from this pipeline keyfile"),
+    TP_CLI_OPTION_SET,
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Write the specialized model here",
      "FILE.onnx"},
+    {"checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint,
+     "Checkpoint folder ([output] checkpoint; default FILE.onnx.checkpoint)", "DIR"},
+    TP_CLI_OPTION_RESUME("Continue from the checkpoint of the same command"),
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_THREADS,
+    TP_CLI_OPTION_QUIET,
+    TP_CLI_OPTION_JSON,
     {NULL},
 };
 
@@ -32,20 +38,28 @@ run(int argc, char **argv)
 {
     g_autoptr(GKeyFile) keyfile = g_key_file_new();
     GError *error = NULL;
-    const char *source = config_file ? config_file : "the command line";
+    const char *config_file, *source;
+    g_autoptr(GString) again = g_string_new("taskprune");
 
+    /* The command that continues this one after Ctrl-C. */
+    for (int i = 0; i < argc; i++) {
+        g_autofree char *quoted = tp_cli_quote(argv[i]);
+        if (!g_str_equal(argv[i], "--resume") && !g_str_equal(argv[i], "-r"))
+            g_string_append_printf(again, " %s", quoted);
+    }
+    g_string_append(again, " --resume");
     if (!tp_cli_parse(&tp_cmd_specialize, &argc, &argv))
         return 2;
+    config_file = tp_cli_options.config;
+    source = config_file ? config_file : "the command line";
     if (argc != 2 || output == NULL || (classes == NULL && config_file == NULL)) {
         tp_cli_error("specialize: give MODEL.onnx, --classes and -o (see 'taskprune help "
                      "specialize')");
         return 2;
     }
     if (config_file != NULL &&
-        !g_key_file_load_from_file(keyfile, config_file, G_KEY_FILE_NONE, &error)) {
-        g_prefix_error(&error, "%s: ", config_file);
+        !tp_keyfile_load(keyfile, config_file, &error))
         return tp_cli_fail(error);
-    }
     g_key_file_set_string(keyfile, "model", "path", argv[1]);
     if (classes != NULL)
         g_key_file_set_string(keyfile, "task", "classes", classes);
@@ -54,11 +68,11 @@ run(int argc, char **argv)
     if (dataset_name != NULL || !g_key_file_has_key(keyfile, "dataset", "plugin", NULL))
         g_key_file_set_string(keyfile, "dataset", "plugin", dataset_name ? dataset_name : "idx");
     g_key_file_set_string(keyfile, "output", "model", output);
-    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error) ||
-        !tp_cli_set_pairs(keyfile, "prune", prune_pairs, &error) ||
-        !tp_cli_set_pairs(keyfile, "finetune", finetune_pairs, &error))
+    if (checkpoint != NULL)
+        g_key_file_set_string(keyfile, "output", "checkpoint", checkpoint);
+    if (!tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
-    return tp_cli_run_pipeline(keyfile, source);
+    return tp_cli_run_pipeline(keyfile, source, again->str);
 }
 
 const TpCommand tp_cmd_specialize = {
@@ -68,8 +82,9 @@ const TpCommand tp_cmd_specialize = {
     /* .description = */
     "Runs the specialization pipeline with its defaults (taskprune-pipeline(5)) on MODEL.onnx\n"
     "for the classes given, with the criterion given (lrp unless told otherwise), on the\n"
-    "dataset given (idx: Fashion-MNIST unless told otherwise); -p and -f set [prune] and\n"
-    "[finetune] keys.\n\n"
+    "dataset given (idx: Fashion-MNIST unless told otherwise); -p, -f and --set set keys\n"
+    "of the pipeline keyfile (taskprune-pipeline(5)). Ctrl-C stops at a checkpoint and\n"
+    "prints the command that continues.\n\n"
     "Example: taskprune specialize base.onnx --classes Sandal,Sneaker,\"Ankle boot\" "
     "--criterion lrp -o footwear.onnx",
     /* .run = */ run,

@@ -12,16 +12,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-comm.h"
+#include "tp-keyfile.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 #include "tp-zoo.h"
 
-static char *arch, *dataset_name, *output, *checkpoint, *resume;
+static char *arch, *dataset_name, *output, *checkpoint;
 static double width;
-static int epochs, threads = -1;
-static char **data_pairs, **train_pairs;
-static gboolean quiet;
+static int epochs;
 
 static const GOptionEntry options[] = {
     {"arch", 'a', 0, G_OPTION_ARG_STRING, &arch, "Architecture from the zoo ([model] arch)",
@@ -30,18 +31,20 @@ static const GOptionEntry options[] = {
      "W"},
     {"dataset", 'd', 0, G_OPTION_ARG_STRING, &dataset_name, "Dataset plugin ([dataset] plugin)",
      "PLUGIN"},
-    {"data", 'D', 0, G_OPTION_ARG_STRING_ARRAY, &data_pairs,
-     "A dataset key, e.g. -D path=/data (repeatable)", "KEY=VALUE"},
-    {"set", 't', 0, G_OPTION_ARG_STRING_ARRAY, &train_pairs,
-     "A [train] key, e.g. -t lr=0.1 (repeatable; see docs)", "KEY=VALUE"},
+    TP_CLI_OPTION_DATA,
+    TP_CLI_OPTION_TRAIN,
+    TP_CLI_OPTION_CONFIG("Start from this training keyfile (as CONFIG.ini)"),
+    TP_CLI_OPTION_SET,
     {"epochs", 'e', 0, G_OPTION_ARG_INT, &epochs, "Epochs ([train] epochs)", "N"},
-    {"threads", 'j', 0, G_OPTION_ARG_INT, &threads, "Backend threads (0: all cores)", "N"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Write the trained model here", "FILE.onnx"},
-    {"checkpoint", 'c', 0, G_OPTION_ARG_FILENAME, &checkpoint,
-     "Checkpoint folder (default: OUTPUT.checkpoint)", "DIR"},
-    {"resume", 'r', 0, G_OPTION_ARG_FILENAME, &resume, "Continue the run checkpointed in DIR",
-     "DIR"},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "Print only the final result", NULL},
+    {"checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint,
+     "Checkpoint folder (default: FILE.onnx.checkpoint)", "DIR"},
+    TP_CLI_OPTION_RESUME("Continue the run checkpointed in the checkpoint folder"),
+    TP_CLI_OPTION_BACKEND,
+    TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_THREADS,
+    TP_CLI_OPTION_QUIET,
+    TP_CLI_OPTION_JSON,
     {NULL},
 };
 
@@ -80,7 +83,7 @@ report(const TpTrainProgress *p, gpointer data)
 
     if (interrupted)
         return FALSE;
-    if (!r->tty || quiet || (now - r->last_draw < 100000 && p->step < p->steps))
+    if (!r->tty || (now - r->last_draw < 100000 && p->step < p->steps))
         return TRUE;
     r->last_draw = now;
     filled = (int)(24.0 * p->step / MAX(p->steps, 1));
@@ -101,15 +104,22 @@ static GKeyFile *
 settings(const char *config, char **out_source, GError **error)
 {
     g_autoptr(GKeyFile) keyfile = g_key_file_new();
-    g_autofree char *saved = resume ? g_build_filename(resume, "train.ini", NULL) : NULL;
-    const char *file = saved ? saved : config;
+    g_autofree char *folder = checkpoint ? g_strdup(checkpoint)
+                              : output   ? g_strconcat(output, ".checkpoint", NULL)
+                                         : NULL;
+    g_autofree char *saved = NULL;
+    const char *file = config;
 
-    if (file != NULL && !g_key_file_load_from_file(keyfile, file, G_KEY_FILE_NONE, error)) {
-        g_prefix_error(error, "%s: ", file);
-        return NULL;
+    if (tp_cli_options.resume) {
+        if (folder == NULL) {
+            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+                        "--resume: give --checkpoint DIR or -o FILE.onnx (its checkpoint is "
+                        "FILE.onnx.checkpoint)");
+            return NULL;
+        }
+        file = saved = g_build_filename(folder, "train.ini", NULL);
     }
-    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, error) ||
-        !tp_cli_set_pairs(keyfile, "train", train_pairs, error))
+    if (file != NULL && !tp_keyfile_load(keyfile, file, error))
         return NULL;
     if (arch != NULL)
         g_key_file_set_string(keyfile, "model", "arch", arch);
@@ -119,12 +129,12 @@ settings(const char *config, char **out_source, GError **error)
         g_key_file_set_string(keyfile, "dataset", "plugin", dataset_name);
     if (epochs > 0)
         g_key_file_set_integer(keyfile, "train", "epochs", epochs);
-    if (threads >= 0)
-        g_key_file_set_integer(keyfile, "backend", "threads", threads);
     if (output != NULL)
         g_key_file_set_string(keyfile, "output", "model", output);
     if (checkpoint != NULL)
         g_key_file_set_string(keyfile, "output", "checkpoint", checkpoint);
+    if (!tp_cli_options_apply(keyfile, error))
+        return NULL;
     *out_source = g_strdup(file ? file : "the command line");
     return g_steal_pointer(&keyfile);
 }
@@ -220,9 +230,11 @@ build_model(GKeyFile *keyfile, const char *source, TpBackend *backend, TpDataset
     return model;
 }
 
+/* shard: this process's share of each batch in a job of several
+ * (docs/scaling.md); the channel statistics read everything on every rank. */
 static TpLoader *
 make_loader(TpDataset *dataset, TpModel *model, const TpParams *params, TpLoaderPart part,
-            GError **error)
+            gboolean shard, GError **error)
 {
     const float *mean = NULL, *std = NULL;
     TpLoaderConfig config = {0};
@@ -237,6 +249,8 @@ make_loader(TpDataset *dataset, TpModel *model, const TpParams *params, TpLoader
     config.std = std;
     config.augment = part == TP_LOADER_TRAIN && tp_params_get_boolean(params, "augment");
     config.prefetch = TRUE;
+    config.shard_rank = shard ? tp_comm_rank() : 0;
+    config.shard_count = shard ? tp_comm_size() : 1;
     return tp_loader_new(dataset, &config, error);
 }
 
@@ -258,17 +272,23 @@ run(int argc, char **argv)
     g_autoptr(TpLoader) train_loader = NULL, val_loader = NULL, test_loader = NULL;
     g_autoptr(TpEvaluation) final = NULL;
     TpTrainConfig config;
+    gboolean quiet = tp_cli_options.quiet || tp_cli_options.json;
     Reporter reporter = {isatty(STDERR_FILENO) && !quiet, 0};
     double total_seconds = 0;
+    gboolean writer; /* rank 0 writes files for every rank */
 
     if (!tp_cli_parse(&tp_cmd_train, &argc, &argv))
         return 2;
-    if (argc > 2 || (argc == 2 && resume != NULL)) {
+    if (!tp_cli_open_comm(&error))
+        return tp_cli_fail(error);
+    writer = tp_comm_rank() == 0;
+    if (argc > 2 || (argc == 2 && tp_cli_options.config != NULL) ||
+        (tp_cli_options.resume && (argc == 2 || tp_cli_options.config != NULL))) {
         tp_cli_error("train: give at most one CONFIG.ini, and none with --resume "
                      "(see 'taskprune help train')");
         return 2;
     }
-    keyfile = settings(argc == 2 ? argv[1] : NULL, &source, &error);
+    keyfile = settings(argc == 2 ? argv[1] : tp_cli_options.config, &source, &error);
     if (keyfile == NULL || !tp_cli_check_groups(keyfile, source, groups, &error) ||
         !check_keys(keyfile, source, "model", model_keys, &error) ||
         !check_keys(keyfile, source, "output", output_keys, &error) ||
@@ -282,15 +302,15 @@ run(int argc, char **argv)
     }
     ckpt = g_key_file_get_string(keyfile, "output", "checkpoint", NULL);
     if (ckpt == NULL)
-        ckpt = resume ? g_strdup(resume) : g_strconcat(out_path, ".checkpoint", NULL);
+        ckpt = g_strconcat(out_path, ".checkpoint", NULL);
 
     backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL ||
         !(train = tp_dataset_new_from_keyfile(keyfile, "dataset", source, TP_SPLIT_TRAIN, &error)))
         return tp_cli_fail(error);
 
-    if (resume != NULL) {
-        trainer = tp_trainer_load(backend, resume, &model, &error);
+    if (tp_cli_options.resume) {
+        trainer = tp_trainer_load(backend, ckpt, &model, &error);
         if (trainer == NULL)
             return tp_cli_fail(error);
         config = *tp_trainer_get_config(trainer);
@@ -302,7 +322,7 @@ run(int argc, char **argv)
         if (model == NULL)
             return tp_cli_fail(error);
         /* Normalize with the training split's own per-channel statistics. */
-        all = make_loader(train, model, params, TP_LOADER_ALL, &error);
+        all = make_loader(train, model, params, TP_LOADER_ALL, FALSE, &error);
         if (all == NULL ||
             !channel_statistics(all, train->meta.channels, train->meta.height * train->meta.width,
                                 mean, std, &error))
@@ -312,16 +332,17 @@ run(int argc, char **argv)
         if (trainer == NULL)
             return tp_cli_fail(error);
     }
-    train_loader = make_loader(train, model, params, TP_LOADER_TRAIN, &error);
+    train_loader = make_loader(train, model, params, TP_LOADER_TRAIN, TRUE, &error);
     if (train_loader == NULL)
         return tp_cli_fail(error);
     if (tp_params_get_double(params, "validation-fraction") > 0 &&
-        !(val_loader = make_loader(train, model, params, TP_LOADER_VALIDATION, &error)))
+        !(val_loader = make_loader(train, model, params, TP_LOADER_VALIDATION, TRUE, &error)))
         return tp_cli_fail(error);
 
     /* The checkpoint folder keeps the settings, so --resume needs nothing else. */
     g_autofree char *saved = g_build_filename(ckpt, "train.ini", NULL);
-    if (g_mkdir_with_parents(ckpt, 0755) != 0 || !g_key_file_save_to_file(keyfile, saved, &error)) {
+    if (writer &&
+        (g_mkdir_with_parents(ckpt, 0755) != 0 || !g_key_file_save_to_file(keyfile, saved, &error))) {
         if (error == NULL)
             g_set_error(&error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "cannot create %s", ckpt);
         return tp_cli_fail(error);
@@ -345,19 +366,28 @@ run(int argc, char **argv)
             return tp_cli_fail(error);
         if (reporter.tty)
             fprintf(stderr, "\r\033[K");
+        if (!stopped && tp_comm_get_parallel() != NULL) { /* one rank's Ctrl-C stops all */
+            double any = interrupted;
+            if (!tp_comm_all_reduce_double(tp_comm_get_parallel(), &any, 1, &error))
+                return tp_cli_fail(error);
+            interrupted = any != 0;
+        }
         if (stopped || interrupted) {
-            if (!tp_trainer_save(trainer, ckpt, &error))
+            if (writer && !tp_trainer_save(trainer, ckpt, &error))
                 return tp_cli_fail(error);
             tp_cli_error("interrupted at epoch %u, step %" G_GSIZE_FORMAT
-                         ": checkpoint in %s; continue with 'taskprune train --resume %s'",
+                         ": checkpoint in %s; continue with 'taskprune train --resume "
+                         "--checkpoint %s'",
                          tp_trainer_get_epoch(trainer) + 1, tp_trainer_get_step(trainer), ckpt,
                          ckpt);
             return 130;
         }
         total_seconds += p.seconds;
-        if (val_loader != NULL && !(val = tp_evaluate(model, val_loader, &error)))
+        g_autofree char *when = g_strdup_printf("after epoch %u", p.epoch + 1);
+        if (!tp_train_check_replicas(model, when, &error) ||
+            (val_loader != NULL && !(val = tp_evaluate(model, val_loader, &error))))
             return tp_cli_fail(error);
-        if (!tp_trainer_save(trainer, ckpt, &error))
+        if (writer && !tp_trainer_save(trainer, ckpt, &error))
             return tp_cli_fail(error);
         if (!quiet) {
             printf("epoch %u/%u: loss %.4f, accuracy %.2f%%", p.epoch + 1, p.epochs, p.loss,
@@ -369,16 +399,28 @@ run(int argc, char **argv)
             fflush(stdout);
         }
     }
-    if (!tp_onnx_save(model, out_path, &error))
+    if (writer && !tp_onnx_save(model, out_path, &error))
         return tp_cli_fail(error);
 
     test = tp_dataset_new_from_keyfile(keyfile, "dataset", source, TP_SPLIT_TEST, &error);
     if (test != NULL) {
         g_autoptr(TpParams) all = tp_params_new(tp_train_get_param_specs());
         if (!tp_params_load(all, keyfile, "train", source, NULL, &error) ||
-            !(test_loader = make_loader(test, model, all, TP_LOADER_ALL, &error)) ||
+            !(test_loader = make_loader(test, model, all, TP_LOADER_ALL, TRUE, &error)) ||
             !(final = tp_evaluate(model, test_loader, &error)))
             return tp_cli_fail(error);
+        if (tp_cli_options.json) {
+            g_autoptr(GString) json = g_string_new("{\"model\": ");
+            tp_cli_json_string(json, out_path);
+            g_string_append_printf(json,
+                                   ", \"test_accuracy\": %.6f, \"test_loss\": %.6f, "
+                                   "\"test_samples\": %" G_GSIZE_FORMAT
+                                   ", \"epochs\": %d, \"seconds\": %.3f}\n",
+                                   tp_evaluation_accuracy(final), final->loss, final->n_samples,
+                                   config.epochs, total_seconds);
+            fputs(json->str, stdout);
+            return 0;
+        }
         printf("test accuracy %.2f%% (%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT
                "), loss %.4f; model written to %s\n",
                100 * tp_evaluation_accuracy(final), final->correct, final->n_samples, final->loss,

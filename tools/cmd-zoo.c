@@ -21,8 +21,11 @@ static const GOptionEntry options[] = {
      "Width multiplier of the hidden layers, 0 < W <= 16 (default 1)", "W"},
     {"input", 'i', 0, G_OPTION_ARG_STRING, &input, "Input shape per sample (default 1x28x28)",
      "CxHxW"},
-    {"classes", 'c', 0, G_OPTION_ARG_INT, &classes, "Number of outputs (default 10)", "N"},
-    {"seed", 's', 0, G_OPTION_ARG_STRING, &seed, "Seed of the initial weights (default 0)", "N"},
+    {"outputs", 0, 0, G_OPTION_ARG_INT, &classes, "Number of outputs, one per class (default 10)",
+     "N"},
+    /* The spelling before the option grammar, kept for scripts. */
+    {"classes", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &classes, NULL, "N"},
+    {"seed", 0, 0, G_OPTION_ARG_STRING, &seed, "Seed of the initial weights (default 0)", "N"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Write the model here", "FILE.onnx"},
     {NULL},
 };
@@ -72,7 +75,7 @@ parse_config(TpZooConfig *config)
     if (!parse_input(input != NULL ? input : "1x28x28", config))
         return FALSE;
     if (classes < 1) {
-        tp_cli_error("zoo: --classes %d: must be at least 1", classes);
+        tp_cli_error("zoo: --outputs %d: must be at least 1", classes);
         return FALSE;
     }
     config->classes = classes;
@@ -167,7 +170,7 @@ const TpCommand tp_cmd_zoo = {
     "convolutions, uniform linear layers, BatchNorm 1/0) from the seed, and writes it as\n"
     "ONNX, ready for training. The same seed gives the same file.\n"
     "\n"
-    "Example: taskprune zoo vgg11 --width 0.5 --input 3x32x32 --classes 10 -o vgg11.onnx",
+    "Example: taskprune zoo vgg11 --width 0.5 --input 3x32x32 --outputs 10 -o vgg11.onnx",
     /* .run = */ run,
     /* .options = */ options,
 };

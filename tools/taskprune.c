@@ -15,7 +15,9 @@ static const TpCommand *const commands[] = {
     &tp_cmd_run,
     &tp_cmd_train,
     &tp_cmd_eval,
+    &tp_cmd_explain,
     &tp_cmd_info,
+    &tp_cmd_compare,
     &tp_cmd_bench,
     &tp_cmd_zoo,
     &tp_cmd_plugins,
@@ -75,6 +77,11 @@ run_help(int argc, char **argv)
         print_usage(stdout);
         return 0;
     }
+    if (g_str_equal(argv[1], "help")) {
+        printf("Usage: taskprune help [COMMAND]\n\nShows the options of COMMAND, or the list of "
+               "commands.\n");
+        return 0;
+    }
     command = find_command(argv[1]);
     if (command == NULL) {
         tp_cli_error("no command '%s' (run 'taskprune --help' for the list)", argv[1]);
@@ -115,5 +122,7 @@ main(int argc, char **argv)
         tp_cli_error("no command '%s' (run 'taskprune --help' for the list)", argv[1]);
         return 2;
     }
-    return command->run(argc - 1, argv + 1);
+    int status = command->run(argc - 1, argv + 1);
+    tp_cli_close_comm();
+    return status;
 }

@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "tp-cli.h"
+#include "tp-comm.h"
 #include "tp-registry.h"
 
 void
@@ -24,9 +28,55 @@ tp_cli_error(const char *format, ...)
 int
 tp_cli_fail(GError *error)
 {
+    TpComm *comm = tp_comm_get_parallel();
+
+    if (comm != NULL) {
+        g_autofree char *message = g_strdup_printf("taskprune: rank %d of %d: %s", comm->rank,
+                                                   comm->size, error->message);
+        fflush(stdout);
+        tp_comm_abort(comm, message);
+    }
     tp_cli_error("%s", error->message);
     g_error_free(error);
     return 1;
+}
+
+static TpComm *cli_comm;
+
+gboolean
+tp_cli_open_comm(GError **error)
+{
+    const char *name = g_getenv("TASKPRUNE_COMM");
+    const TpPlugin *plugin;
+
+    if (name == NULL || *name == '\0')
+        name = tp_comm_detect();
+    plugin = tp_registry_lookup(tp_registry_get_default(), TP_PLUGIN_KIND_COMM, name, error);
+    if (plugin == NULL) {
+        if (g_str_equal(name, "mpi"))
+            g_prefix_error(error, "started by mpirun or srun, but without the mpi communicator "
+                                  "(Debian: taskprune-mpi; build: configure --with-mpi): ");
+        return FALSE;
+    }
+    cli_comm = tp_comm_new(plugin->info, NULL, error);
+    if (cli_comm == NULL)
+        return FALSE;
+    tp_comm_set_default(cli_comm);
+    if (cli_comm->rank != 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            fflush(stdout);
+            dup2(null, STDOUT_FILENO);
+            close(null);
+        }
+    }
+    return TRUE;
+}
+
+void
+tp_cli_close_comm(void)
+{
+    g_clear_pointer(&cli_comm, tp_comm_free);
 }
 
 GOptionContext *
@@ -105,6 +155,17 @@ tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error)
     if (!tp_params_load(params, keyfile, "backend", source, own_keys, error))
         return NULL;
     return tp_backend_new(plugin->info, params, error);
+}
+
+char *
+tp_cli_quote(const char *arg)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                               "-_./,=:+@%";
+
+    if (*arg && strspn(arg, safe) == strlen(arg))
+        return g_strdup(arg);
+    return g_shell_quote(arg);
 }
 
 void

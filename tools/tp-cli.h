@@ -17,7 +17,9 @@ typedef struct {
 } TpCommand;
 
 extern const TpCommand tp_cmd_bench;
+extern const TpCommand tp_cmd_compare;
 extern const TpCommand tp_cmd_eval;
+extern const TpCommand tp_cmd_explain;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
 extern const TpCommand tp_cmd_run;
@@ -45,15 +47,29 @@ gboolean tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *
 TpBackend *tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error);
 
 /* Prints error's message (tp_cli_error), frees it, and returns 1, the exit
- * status of a failed command. */
+ * status of a failed command. In a job of several processes it names the
+ * rank and ends the whole job (the others would wait for this one). */
 int tp_cli_fail(GError *error);
 
 /* Appends s to out as a JSON string literal (quoted and escaped). */
 void tp_cli_json_string(GString *out, const char *s);
 
 /* Runs the pipeline (or sweep) keyfile describes, with progress and the
- * final table (cmd-run.c); returns the exit status. */
-int tp_cli_run_pipeline(GKeyFile *keyfile, const char *source);
+ * final table, or the report with --json (cmd-run.c); with -r, from its
+ * checkpoint. Ctrl-C stops it at a checkpoint, prints resume_command (the
+ * command line that continues it) and exits 130. Returns the exit status. */
+int tp_cli_run_pipeline(GKeyFile *keyfile, const char *source, const char *resume_command);
+
+/* arg as a shell word: as is when it needs no quotes, else quoted. */
+char *tp_cli_quote(const char *arg);
+
+/* Opens the communicator (docs/scaling.md): $TASKPRUNE_COMM, else "mpi"
+ * when a launcher started several processes, else "single"; makes it the
+ * engine's default. On ranks other than 0, standard output goes to
+ * /dev/null (rank 0 prints progress and results). */
+gboolean tp_cli_open_comm(GError **error);
+/* Closes it (MPI_Finalize for mpi); main() calls this after the command. */
+void tp_cli_close_comm(void);
 
 /* Prints "taskprune: MESSAGE" to stderr. */
 void tp_cli_error(const char *format, ...) G_GNUC_PRINTF(1, 2);

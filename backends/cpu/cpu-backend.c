@@ -2,7 +2,8 @@
  * cpu-kernels.c (im2col + OpenBLAS sgemm for convolutions and GEMM, 3x3
  * convolutions by Winograd's algorithm in cpu-winograd.c, packed weights for
  * convolutions with few output pixels in cpu-packed.c, plain loops for the
- * rest), split over the backend's own threads.
+ * rest) and of the kernel families (cpu-unary.c, cpu-broadcast.c,
+ * cpu-strided.c, cpu-layer-norm.c), split over the backend's own threads.
  *
  * Keys:
  *   threads  threads the kernels run on; 0 (default) means one per processor
@@ -221,6 +222,15 @@ static const TpBackendVTable cpu_vtable = {
     /* .conv2d_prepare =           */ cpu_conv2d_prepare,
     /* .conv2d_forward_prepared =  */ cpu_conv2d_forward_prepared,
     /* .conv2d_forward_relu =      */ cpu_conv2d_forward_relu,
+    /* .unary_forward =            */ cpu_unary_forward,
+    /* .unary_backward =           */ cpu_unary_backward,
+    /* .binary_forward =           */ cpu_binary_forward,
+    /* .binary_backward =          */ cpu_binary_backward,
+    /* .strided_copy =             */ cpu_strided_copy,
+    /* .reduce_forward =           */ cpu_reduce_forward,
+    /* .reduce_backward =          */ cpu_reduce_backward,
+    /* .layer_norm_forward =       */ cpu_layer_norm_forward,
+    /* .layer_norm_backward =      */ cpu_layer_norm_backward,
 };
 
 static const TpPluginInfo cpu_info = {

@@ -258,6 +258,15 @@ static const TpBackendVTable cuda_vtable = {
     /* .conv2d_prepare =           */ NULL,
     /* .conv2d_forward_prepared =  */ NULL,
     /* .conv2d_forward_relu =      */ NULL,
+    /* .unary_forward =            */ cuda_unary_forward,
+    /* .unary_backward =           */ cuda_unary_backward,
+    /* .binary_forward =           */ cuda_binary_forward,
+    /* .binary_backward =          */ cuda_binary_backward,
+    /* .strided_copy =             */ cuda_strided_copy,
+    /* .reduce_forward =           */ cuda_reduce_forward,
+    /* .reduce_backward =          */ cuda_reduce_backward,
+    /* .layer_norm_forward =       */ cuda_layer_norm_forward,
+    /* .layer_norm_backward =      */ cuda_layer_norm_backward,
 };
 
 static const TpPluginInfo cuda_info = {

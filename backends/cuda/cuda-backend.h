@@ -114,6 +114,30 @@ gboolean cuda_clamp(gpointer self, gsize n, const float *x, float lo, float hi, 
 gboolean cuda_stabilized_divide(gpointer self, gsize n, const float *r, const float *z,
                                 float epsilon, float *y, GError **error);
 
+/* The generic kernel families (cuda-families.c). */
+gboolean cuda_unary_forward(gpointer self, const TpUnaryOp *op, gsize n, const float *x, float *y,
+                            GError **error);
+gboolean cuda_unary_backward(gpointer self, const TpUnaryOp *op, gsize n, const float *x,
+                             const float *y, const float *dy, float *dx, GError **error);
+gboolean cuda_binary_forward(gpointer self, TpBinaryOp op, const TpBroadcastGeometry *g,
+                             const float *a, const float *b, float *y, GError **error);
+gboolean cuda_binary_backward(gpointer self, TpBinaryOp op, const TpBroadcastGeometry *g,
+                              const float *a, const float *b, const float *dy, float *da,
+                              float *db, GError **error);
+gboolean cuda_reduce_forward(gpointer self, TpReduceOp op, const TpReduceGeometry *g,
+                             const float *x, float *y, GError **error);
+gboolean cuda_reduce_backward(gpointer self, TpReduceOp op, const TpReduceGeometry *g,
+                              const float *dy, float *dx, GError **error);
+gboolean cuda_strided_copy(gpointer self, const TpStridedCopy *g, const float *src, float *dst,
+                           GError **error);
+gboolean cuda_layer_norm_forward(gpointer self, const TpLayerNormGeometry *g, const float *x,
+                                 const float *scale, const float *bias, float *y,
+                                 float *save_mean, float *save_invstd, GError **error);
+gboolean cuda_layer_norm_backward(gpointer self, const TpLayerNormGeometry *g, const float *x,
+                                  const float *dy, const float *scale, const float *save_mean,
+                                  const float *save_invstd, float *dx, float *dscale, float *dbias,
+                                  GError **error);
+
 G_END_DECLS
 
 #endif /* CUDA_BACKEND_H */

@@ -356,6 +356,428 @@ softmax_cross_entropy_kernel(int rows, int cols, const float *logits, const int3
     }
 }
 
+/* ------------------------------------------------------------ unary family */
+
+/* Values of TpUnaryFunction (tp-backend.h; kept in step by cuda-ops.c). */
+enum {
+    UNARY_RELU = 1,
+    UNARY_CLIP,
+    UNARY_SIGMOID,
+    UNARY_HARD_SIGMOID,
+    UNARY_HARD_SWISH,
+    UNARY_SILU,
+    UNARY_GELU,
+    UNARY_LEAKY_RELU,
+    UNARY_TANH,
+    UNARY_SQRT,
+    UNARY_ERF,
+    UNARY_EXP,
+    UNARY_RECIPROCAL,
+    UNARY_POW,
+    UNARY_LOG,
+    UNARY_NEG,
+    UNARY_ABS,
+};
+
+#define SQRT1_2 0.70710678118654752440
+#define TWO_OVER_SQRT_PI 1.12837916709551257390
+#define ONE_OVER_SQRT_2PI 0.39894228040143267794
+
+__device__ static float
+unary_value(int function, float alpha, float beta, float lo, float hi, float v)
+{
+    switch (function) {
+    case UNARY_RELU:
+        return v > 0.0f ? v : 0.0f;
+    case UNARY_CLIP:
+        return v < lo ? lo : v > hi ? hi : v;
+    case UNARY_SIGMOID:
+        return 1.0f / (1.0f + expf(-v));
+    case UNARY_HARD_SIGMOID:
+        return fminf(fmaxf(alpha * v + beta, 0.0f), 1.0f);
+    case UNARY_HARD_SWISH:
+        return v * fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f;
+    case UNARY_SILU:
+        return v / (1.0f + expf(-v));
+    case UNARY_GELU:
+        return (float)(0.5 * v * (1.0 + erf(v * SQRT1_2)));
+    case UNARY_LEAKY_RELU:
+        return v >= 0.0f ? v : alpha * v;
+    case UNARY_TANH:
+        return tanhf(v);
+    case UNARY_SQRT:
+        return sqrtf(v);
+    case UNARY_ERF:
+        return erff(v);
+    case UNARY_EXP:
+        return expf(v);
+    case UNARY_RECIPROCAL:
+        return 1.0f / v;
+    case UNARY_POW:
+        return powf(v, alpha);
+    case UNARY_LOG:
+        return logf(v);
+    case UNARY_NEG:
+        return -v;
+    case UNARY_ABS:
+        return fabsf(v);
+    }
+    return NAN;
+}
+
+/* f'(.) * g, with v = y or x as tp_unary_backward_from_y() says. */
+__device__ static float
+unary_gradient(int function, float alpha, float beta, float lo, float hi, float v, float g)
+{
+    switch (function) {
+    case UNARY_RELU:
+        return v > 0.0f ? g : 0.0f;
+    case UNARY_CLIP:
+        return v > lo && v < hi ? g : 0.0f;
+    case UNARY_SIGMOID:
+        return g * v * (1.0f - v);
+    case UNARY_HARD_SIGMOID: {
+        float t = alpha * v + beta;
+        return t > 0.0f && t < 1.0f ? g * alpha : 0.0f;
+    }
+    case UNARY_HARD_SWISH:
+        return v < -3.0f ? 0.0f : v <= 3.0f ? g * (v / 3.0f + 0.5f) : g;
+    case UNARY_SILU: {
+        float s = 1.0f / (1.0f + expf(-v));
+        return g * s * (1.0f + v * (1.0f - s));
+    }
+    case UNARY_GELU:
+        return (float)(g * (0.5 * (1.0 + erf(v * SQRT1_2)) +
+                            v * ONE_OVER_SQRT_2PI * exp(-0.5 * (double)v * v)));
+    case UNARY_LEAKY_RELU:
+        return v >= 0.0f ? g : alpha * g;
+    case UNARY_TANH:
+        return g * (1.0f - v * v);
+    case UNARY_SQRT:
+        return g * 0.5f / v;
+    case UNARY_ERF:
+        return (float)(g * TWO_OVER_SQRT_PI * exp(-(double)v * v));
+    case UNARY_EXP:
+        return g * v;
+    case UNARY_RECIPROCAL:
+        return -g * v * v;
+    case UNARY_POW:
+        return g * alpha * powf(v, alpha - 1.0f);
+    case UNARY_LOG:
+        return g / v;
+    case UNARY_NEG:
+        return -g;
+    case UNARY_ABS:
+        return v > 0.0f ? g : v < 0.0f ? -g : 0.0f;
+    }
+    return NAN;
+}
+
+__global__ static void
+unary_forward_kernel(int function, float alpha, float beta, float lo, float hi, size_t n,
+                     const float *x, float *y)
+{
+    GRID_STRIDE(i, n) y[i] = unary_value(function, alpha, beta, lo, hi, x[i]);
+}
+
+__global__ static void
+unary_backward_kernel(int function, float alpha, float beta, float lo, float hi, size_t n,
+                      const float *t, const float *dy, float *dx)
+{
+    GRID_STRIDE(i, n) dx[i] = unary_gradient(function, alpha, beta, lo, hi, t[i], dy[i]);
+}
+
+/* ------------------------------------------------------------ binary and reduce families
+ *
+ * As on the cpu backend (backends/cpu/cpu-broadcast.c): the shapes are
+ * collapsed on the host (axes of extent 1 dropped, neighbours broadcast
+ * alike merged), then a result laid out like y is one thread per element
+ * (rows_kernel), and a result summed over broadcast axes is a gather, one
+ * thread per result element summing its terms in double (gather_kernel): no
+ * atomics, the same sums on every run. */
+
+/* A collapsed geometry: k axes, y's strides and each operand's (0 where
+ * broadcast). */
+typedef struct {
+    int k;
+    size_t extent[CUDA_MAX_DIMS];
+    size_t ys[CUDA_MAX_DIMS], as[CUDA_MAX_DIMS], bs[CUDA_MAX_DIMS];
+    size_t numel;
+} CudaBroadcast;
+
+/* Binary ops (TpBinaryOp values) and their gradient terms: how a result
+ * element comes from p (laid out like y), a, b and alpha. */
+enum {
+    TERM_ADD = 1, /* a + b */
+    TERM_SUB,     /* a - b */
+    TERM_MUL,     /* a * b */
+    TERM_DIV,     /* a / b */
+    TERM_P,       /* alpha * p */
+    TERM_A,       /* alpha * a */
+    TERM_P_MUL_A, /* p * a */
+    TERM_P_MUL_B, /* p * b */
+    TERM_P_DIV_B, /* p / b */
+    TERM_P_DIV_DB /* -p * a / (b * b) */
+};
+
+/* Collapses y against a and b (NULL: read as full) over ndim axes; host code. */
+static void
+broadcast_collapse(int ndim, const int *y, const int *a, const int *b, CudaBroadcast *c)
+{
+    size_t ext[CUDA_MAX_DIMS];
+    int afull[CUDA_MAX_DIMS], bfull[CUDA_MAX_DIMS];
+    int k = 0;
+    size_t ys = 1, as = 1, bs = 1;
+
+    for (int d = 0; d < ndim; d++) {
+        int fa = a == NULL || a[d] != 1, fb = b == NULL || b[d] != 1;
+        if (y[d] == 1)
+            continue;
+        if (k > 0 && afull[k - 1] == fa && bfull[k - 1] == fb) {
+            ext[k - 1] *= (size_t)y[d];
+            continue;
+        }
+        ext[k] = (size_t)y[d];
+        afull[k] = fa;
+        bfull[k] = fb;
+        k++;
+    }
+    if (k == 0) {
+        ext[0] = 1;
+        afull[0] = bfull[0] = 1;
+        k = 1;
+    }
+    c->k = k;
+    for (int d = k - 1; d >= 0; d--) {
+        c->extent[d] = ext[d];
+        c->ys[d] = ys;
+        c->as[d] = afull[d] ? as : 0;
+        c->bs[d] = bfull[d] ? bs : 0;
+        ys *= ext[d];
+        if (afull[d])
+            as *= ext[d];
+        if (bfull[d])
+            bs *= ext[d];
+    }
+    c->numel = ys;
+}
+
+/* 1 when the operand with strides os is broadcast along some axis. */
+static int
+broadcast_summed(const CudaBroadcast *c, const size_t *os)
+{
+    for (int d = 0; d < c->k; d++)
+        if (os[d] == 0 && c->extent[d] > 1)
+            return 1;
+    return 0;
+}
+
+static size_t
+numel_of(int ndim, const int *shape)
+{
+    size_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= (size_t)shape[d];
+    return n;
+}
+
+/* 1 / (terms per result element) for MEAN, 1 for SUM. */
+static float
+reduce_alpha(int mean, int ndim, const int *x_shape, const int *y_shape)
+{
+    size_t count = numel_of(ndim, x_shape) / numel_of(ndim, y_shape);
+    return mean ? (float)(1.0 / (double)(count > 0 ? count : 1)) : 1.0f;
+}
+
+__device__ static double
+term_value(int term, float alpha, float pv, float av, float bv)
+{
+    switch (term) {
+    case TERM_ADD:
+        return (double)av + bv;
+    case TERM_SUB:
+        return (double)av - bv;
+    case TERM_MUL:
+        return (double)av * bv;
+    case TERM_DIV:
+        return (double)av / bv;
+    case TERM_P:
+        return (double)alpha * pv;
+    case TERM_A:
+        return (double)alpha * av;
+    case TERM_P_MUL_A:
+        return (double)pv * av;
+    case TERM_P_MUL_B:
+        return (double)pv * bv;
+    case TERM_P_DIV_B:
+        return (double)pv / bv;
+    case TERM_P_DIV_DB:
+        return -(double)pv * av / ((double)bv * bv);
+    }
+    return NAN;
+}
+
+/* out[i] for every y index i: one term each. */
+__global__ static void
+rows_kernel(CudaBroadcast c, int term, float alpha, const float *p, const float *a,
+            const float *b, float *out)
+{
+    GRID_STRIDE(i, c.numel)
+    {
+        size_t rest = i, ao = 0, bo = 0;
+        for (int d = c.k - 1; d >= 0; d--) {
+            size_t j = rest % c.extent[d];
+            rest /= c.extent[d];
+            ao += j * c.as[d];
+            bo += j * c.bs[d];
+        }
+        out[i] = (float)term_value(term, alpha, p != NULL ? p[i] : 0.0f,
+                                   a != NULL ? a[ao] : 0.0f, b != NULL ? b[bo] : 0.0f);
+    }
+}
+
+/* out[j] for each of n_out elements of the operand with strides os (0 on
+ * the axes it is summed over): the sum of its terms. */
+__global__ static void
+gather_kernel(CudaBroadcast c, int b_shaped, size_t n_out, int term, float alpha, const float *p,
+              const float *a, const float *b, float *out)
+{
+    const size_t *os = b_shaped ? c.bs : c.as;
+
+    GRID_STRIDE(j, n_out)
+    {
+        size_t rest = j, y0 = 0, a0 = 0, b0 = 0, total = 1;
+        double sum = 0.0;
+
+        for (int d = c.k - 1; d >= 0; d--) {
+            if (os[d] == 0) {
+                total *= c.extent[d];
+                continue;
+            }
+            size_t i = rest % c.extent[d];
+            rest /= c.extent[d];
+            y0 += i * c.ys[d];
+            a0 += i * c.as[d];
+            b0 += i * c.bs[d];
+        }
+        for (size_t t = 0; t < total; t++) {
+            size_t r = t, yo = y0, ao = a0, bo = b0;
+            for (int d = c.k - 1; d >= 0; d--) {
+                if (os[d] != 0)
+                    continue;
+                size_t i = r % c.extent[d];
+                r /= c.extent[d];
+                yo += i * c.ys[d];
+                ao += i * c.as[d];
+                bo += i * c.bs[d];
+            }
+            sum += term_value(term, alpha, p != NULL ? p[yo] : 0.0f, a != NULL ? a[ao] : 0.0f,
+                              b != NULL ? b[bo] : 0.0f);
+        }
+        out[j] = (float)sum;
+    }
+}
+
+/* ------------------------------------------------------------ strided family */
+
+/* One thread per copied element. */
+__global__ static void
+strided_copy_kernel(CudaStrided g, size_t n, const float *src, float *dst)
+{
+    GRID_STRIDE(i, n)
+    {
+        size_t rest = i;
+        long long so = 0, dof = 0;
+        for (int d = g.ndim - 1; d >= 0; d--) {
+            long long j = (long long)(rest % (size_t)g.shape[d]);
+            rest /= (size_t)g.shape[d];
+            so += j * g.src_stride[d];
+            dof += j * g.dst_stride[d];
+        }
+        if (g.accumulate)
+            dst[dof] += src[so];
+        else
+            dst[dof] = src[so];
+    }
+}
+
+/* ------------------------------------------------------------ layer-norm family */
+
+/* One thread per row: statistics in double, then the row. */
+__global__ static void
+layer_norm_forward_kernel(int rows, int cols, float epsilon, const float *x, const float *scale,
+                          const float *bias, float *y, float *save_mean, float *save_invstd)
+{
+    GRID_STRIDE(r, (size_t)rows)
+    {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        double sum = 0.0, sq = 0.0, mean;
+        float m, invstd;
+
+        for (int j = 0; j < cols; j++)
+            sum += xr[j];
+        mean = sum / cols;
+        for (int j = 0; j < cols; j++)
+            sq += (xr[j] - mean) * (xr[j] - mean);
+        m = (float)mean;
+        invstd = (float)(1.0 / sqrt(sq / cols + epsilon));
+        if (save_mean != NULL)
+            save_mean[r] = m;
+        if (save_invstd != NULL)
+            save_invstd[r] = invstd;
+        for (int j = 0; j < cols; j++) {
+            float v = (xr[j] - m) * invstd * scale[j];
+            yr[j] = bias != NULL ? v + bias[j] : v;
+        }
+    }
+}
+
+/* dx, one thread per row: invstd * (g - mean(g) - x̂ * mean(g * x̂)), g = dy * scale. */
+__global__ static void
+layer_norm_backward_kernel(int rows, int cols, const float *x, const float *dy,
+                           const float *scale, const float *mean, const float *invstd, float *dx)
+{
+    GRID_STRIDE(r, (size_t)rows)
+    {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        const float m = mean[r], s = invstd[r];
+        double sum_g = 0.0, sum_gx = 0.0;
+        float mean_g, mean_gx;
+
+        for (int j = 0; j < cols; j++) {
+            float g = dyr[j] * scale[j];
+            sum_g += g;
+            sum_gx += (double)g * ((xr[j] - m) * s);
+        }
+        mean_g = (float)(sum_g / cols);
+        mean_gx = (float)(sum_gx / cols);
+        for (int j = 0; j < cols; j++)
+            dxr[j] = s * (dyr[j] * scale[j] - mean_g - (xr[j] - m) * s * mean_gx);
+    }
+}
+
+/* dscale and dbias, one thread per column, summed over rows in double. */
+__global__ static void
+layer_norm_parameters_kernel(int rows, int cols, const float *x, const float *dy,
+                             const float *mean, const float *invstd, float *dscale, float *dbias)
+{
+    GRID_STRIDE(j, (size_t)cols)
+    {
+        double ds = 0.0, db = 0.0;
+        for (int r = 0; r < rows; r++) {
+            float d = dy[(size_t)r * cols + j];
+            ds += (double)d * ((x[(size_t)r * cols + j] - mean[r]) * invstd[r]);
+            db += d;
+        }
+        if (dscale != NULL)
+            dscale[j] = (float)ds;
+        if (dbias != NULL)
+            dbias[j] = (float)db;
+    }
+}
+
 /* ------------------------------------------------------------ launchers */
 
 #ifdef __CUDACC__
@@ -521,6 +943,123 @@ cuda_launch_softmax_cross_entropy(cudaStream_t stream, int rows, int cols, const
 {
     LAUNCH(softmax_cross_entropy_kernel, stream, (size_t)rows, rows, cols, logits, labels,
            smoothing, dlogits, row_loss);
+}
+
+cudaError_t
+cuda_launch_unary_forward(cudaStream_t stream, int function, float alpha, float beta, float lo,
+                          float hi, size_t n, const float *x, float *y)
+{
+    LAUNCH(unary_forward_kernel, stream, n, function, alpha, beta, lo, hi, n, x, y);
+}
+
+cudaError_t
+cuda_launch_unary_backward(cudaStream_t stream, int function, float alpha, float beta, float lo,
+                           float hi, size_t n, const float *t, const float *dy, float *dx)
+{
+    LAUNCH(unary_backward_kernel, stream, n, function, alpha, beta, lo, hi, n, t, dy, dx);
+}
+
+/* Queues one operand's gradient (or a reduction): a gather when the operand
+ * with strides os is broadcast, else one term per y element. */
+static cudaError_t
+launch_terms(cudaStream_t stream, const CudaBroadcast *c, int b_shaped, size_t n_out, int term,
+             float alpha, const float *p, const float *a, const float *b, float *out)
+{
+    if (broadcast_summed(c, b_shaped ? c->bs : c->as))
+        LAUNCH(gather_kernel, stream, n_out, *c, b_shaped, n_out, term, alpha, p, a, b, out);
+    LAUNCH(rows_kernel, stream, c->numel, *c, term, alpha, p, a, b, out);
+}
+
+cudaError_t
+cuda_launch_binary_forward(cudaStream_t stream, int op, int ndim, const int *y_shape,
+                           const int *a_shape, const int *b_shape, const float *a, const float *b,
+                           float *y)
+{
+    CudaBroadcast c;
+
+    broadcast_collapse(ndim, y_shape, a_shape, b_shape, &c);
+    /* TpBinaryOp's values are TERM_ADD .. TERM_DIV */
+    LAUNCH(rows_kernel, stream, c.numel, c, op, 1.0f, NULL, a, b, y);
+}
+
+cudaError_t
+cuda_launch_binary_backward(cudaStream_t stream, int op, int ndim, const int *y_shape,
+                            const int *a_shape, const int *b_shape, const float *a, const float *b,
+                            const float *dy, float *da, float *db)
+{
+    CudaBroadcast c;
+    cudaError_t status = cudaSuccess;
+
+    broadcast_collapse(ndim, y_shape, a_shape, b_shape, &c);
+    if (da != NULL) {
+        int term = op == TERM_MUL ? TERM_P_MUL_B : op == TERM_DIV ? TERM_P_DIV_B : TERM_P;
+        status = launch_terms(stream, &c, 0, numel_of(ndim, a_shape), term, 1.0f, dy, NULL,
+                              term == TERM_P ? NULL : b, da);
+    }
+    if (status == cudaSuccess && db != NULL) {
+        int term = op == TERM_MUL ? TERM_P_MUL_A : op == TERM_DIV ? TERM_P_DIV_DB : TERM_P;
+        status = launch_terms(stream, &c, 1, numel_of(ndim, b_shape), term,
+                              op == TERM_SUB ? -1.0f : 1.0f, dy, term == TERM_P ? NULL : a,
+                              op == TERM_DIV ? b : NULL, db);
+    }
+    return status;
+}
+
+cudaError_t
+cuda_launch_reduce_forward(cudaStream_t stream, int mean, int ndim, const int *x_shape,
+                           const int *y_shape, const float *x, float *y)
+{
+    CudaBroadcast c;
+
+    broadcast_collapse(ndim, x_shape, y_shape, NULL, &c);
+    return launch_terms(stream, &c, 0, numel_of(ndim, y_shape), TERM_P,
+                        reduce_alpha(mean, ndim, x_shape, y_shape), x, NULL, NULL, y);
+}
+
+cudaError_t
+cuda_launch_reduce_backward(cudaStream_t stream, int mean, int ndim, const int *x_shape,
+                            const int *y_shape, const float *dy, float *dx)
+{
+    CudaBroadcast c;
+
+    broadcast_collapse(ndim, x_shape, y_shape, NULL, &c);
+    LAUNCH(rows_kernel, stream, c.numel, c, TERM_A, reduce_alpha(mean, ndim, x_shape, y_shape),
+           NULL, dy, NULL, dx);
+}
+
+cudaError_t
+cuda_launch_strided_copy(cudaStream_t stream, const CudaStrided *g, const float *src, float *dst)
+{
+    size_t n = 1;
+    for (int d = 0; d < g->ndim; d++)
+        n *= (size_t)g->shape[d];
+    LAUNCH(strided_copy_kernel, stream, n, *g, n, src, dst);
+}
+
+cudaError_t
+cuda_launch_layer_norm_forward(cudaStream_t stream, int rows, int cols, float epsilon,
+                               const float *x, const float *scale, const float *bias, float *y,
+                               float *save_mean, float *save_invstd)
+{
+    LAUNCH(layer_norm_forward_kernel, stream, (size_t)rows, rows, cols, epsilon, x, scale, bias, y,
+           save_mean, save_invstd);
+}
+
+cudaError_t
+cuda_launch_layer_norm_backward(cudaStream_t stream, int rows, int cols, const float *x,
+                                const float *dy, const float *scale, const float *mean,
+                                const float *invstd, float *dx, float *dscale, float *dbias)
+{
+    cudaError_t status;
+
+    if (rows == 0 || cols == 0)
+        return cudaSuccess;
+    layer_norm_backward_kernel<<<blocks_for((size_t)rows), THREADS, 0, stream>>>(
+        rows, cols, x, dy, scale, mean, invstd, dx);
+    if ((status = cudaGetLastError()) != cudaSuccess || (dscale == NULL && dbias == NULL))
+        return status;
+    LAUNCH(layer_norm_parameters_kernel, stream, (size_t)cols, rows, cols, x, dy, mean, invstd,
+           dscale, dbias);
 }
 
 } /* extern "C" */

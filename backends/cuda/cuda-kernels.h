@@ -104,6 +104,59 @@ cudaError_t cuda_launch_softmax_cross_entropy(cudaStream_t stream, int rows, int
                                               const float *logits, const int32_t *labels,
                                               float smoothing, float *dlogits, double *row_loss);
 
+/* ---------------------------------------------------------------- families */
+
+/* The most axes of a family's geometry (TP_KERNEL_MAX_DIMS). */
+#define CUDA_MAX_DIMS 6
+
+/* unary_forward / unary_backward of tp-backend.h, with TpUnaryOp's members
+ * passed one by one (function: a TpUnaryFunction value). Backward reads t,
+ * which is y for the functions tp_unary_backward_from_y() names and x for
+ * the others. y may be x, dx may be dy. */
+cudaError_t cuda_launch_unary_forward(cudaStream_t stream, int function, float alpha, float beta,
+                                      float lo, float hi, size_t n, const float *x, float *y);
+cudaError_t cuda_launch_unary_backward(cudaStream_t stream, int function, float alpha, float beta,
+                                       float lo, float hi, size_t n, const float *t,
+                                       const float *dy, float *dx);
+
+/* binary_forward / binary_backward over shapes y, a, b of ndim axes
+ * (TpBroadcastGeometry; op: a TpBinaryOp value). da or db may be NULL. */
+cudaError_t cuda_launch_binary_forward(cudaStream_t stream, int op, int ndim, const int *y_shape,
+                                       const int *a_shape, const int *b_shape, const float *a,
+                                       const float *b, float *y);
+cudaError_t cuda_launch_binary_backward(cudaStream_t stream, int op, int ndim, const int *y_shape,
+                                        const int *a_shape, const int *b_shape, const float *a,
+                                        const float *b, const float *dy, float *da, float *db);
+
+/* reduce_forward / reduce_backward (TpReduceGeometry; mean: 1 for MEAN, 0
+ * for SUM). */
+cudaError_t cuda_launch_reduce_forward(cudaStream_t stream, int mean, int ndim, const int *x_shape,
+                                       const int *y_shape, const float *x, float *y);
+cudaError_t cuda_launch_reduce_backward(cudaStream_t stream, int mean, int ndim,
+                                        const int *x_shape, const int *y_shape, const float *dy,
+                                        float *dx);
+
+/* strided_copy (TpStridedCopy with plain types; src and dst already
+ * offset by src_offset and dst_offset). */
+typedef struct {
+    int ndim;
+    long long shape[CUDA_MAX_DIMS];
+    long long src_stride[CUDA_MAX_DIMS], dst_stride[CUDA_MAX_DIMS];
+    int accumulate;
+} CudaStrided;
+cudaError_t cuda_launch_strided_copy(cudaStream_t stream, const CudaStrided *g, const float *src,
+                                     float *dst);
+
+/* layer_norm_forward / layer_norm_backward (TpLayerNormGeometry); bias,
+ * save_mean, save_invstd (forward) and dscale, dbias (backward) may be NULL. */
+cudaError_t cuda_launch_layer_norm_forward(cudaStream_t stream, int rows, int cols, float epsilon,
+                                           const float *x, const float *scale, const float *bias,
+                                           float *y, float *save_mean, float *save_invstd);
+cudaError_t cuda_launch_layer_norm_backward(cudaStream_t stream, int rows, int cols,
+                                            const float *x, const float *dy, const float *scale,
+                                            const float *mean, const float *invstd, float *dx,
+                                            float *dscale, float *dbias);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,6 +134,7 @@ static const TpCriterionVTable linf_vtable = {
     /* .normalization = */ linf_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ linf_score,
+    /* .aggregate =     */ NULL,
 };
 
 static const TpPluginInfo linf_info = {

@@ -45,6 +45,11 @@ typedef enum {
     TOL_SGD,
     TOL_ELEMENTWISE,
     TOL_AXPBY,
+    TOL_UNARY,
+    TOL_BROADCAST,
+    TOL_REDUCE,
+    TOL_FINITE_DIFF,
+    TOL_LAYER_NORM,
 } TolKind;
 
 /* clang-format off */
@@ -70,6 +75,11 @@ static const struct {
     [TOL_SGD] =                { "sgd_update",                              1e-6, 1e-5 },
     [TOL_ELEMENTWISE] =        { "mul, clamp, stabilized_divide",           0.0,  1e-6 },
     [TOL_AXPBY] =              { "axpby (cancels: absolute part)",          1e-6, 1e-6 },
+    [TOL_UNARY] =              { "unary_* (float libm against double)",     1e-6, 1e-5 },
+    [TOL_BROADCAST] =          { "binary_* (gradients sum broadcast axes)", 1e-5, 1e-5 },
+    [TOL_REDUCE] =             { "reduce_*",                                1e-5, 1e-5 },
+    [TOL_FINITE_DIFF] =        { "backward against central differences",    2e-3, 2e-3 },
+    [TOL_LAYER_NORM] =         { "layer_norm_* outputs, statistics, gradients", 1e-5, 1e-4 },
 };
 /* clang-format on */
 
@@ -599,6 +609,7 @@ static const struct {
     {5, 7, 37, 1.0f},
     {1, 37, 3, 0.7f},
     {37, 1, 64, -1.3f},
+    {1, 301, 1000, 0.9f}, /* one row, split over threads: matrix-vector products */
 };
 
 /* Loop index: bit 0 trans_a, bit 1 trans_b, bit 2 beta != 0, the rest the size. */
@@ -1341,6 +1352,708 @@ START_TEST(test_sgd_update)
 }
 END_TEST
 
+/* ------------------------------------------------------------ unary family */
+
+/* Step of the central differences the backward kernels are checked
+ * against: float forwards, so not much smaller. */
+#define FD_STEP 1e-2f
+
+/* The families a backend lacks are reported and skipped: an older plugin
+ * may lack them (tp_backend_has_family). */
+static gboolean
+rig_has_family(Rig *rig, TpKernelFamily family)
+{
+    g_autoptr(GError) error = NULL;
+
+    if (tp_backend_has_family(rig->backend, family, &error))
+        return TRUE;
+    g_print("skipped: %s\n", error->message);
+    return FALSE;
+}
+
+typedef struct {
+    const char *name;
+    TpUnaryOp op;
+    float lo, hi; /* the inputs' range */
+    gsize n;
+} UnaryCase;
+
+/* clang-format off */
+static const UnaryCase unary_cases[] = {
+    { "relu",                          { .function = TP_UNARY_RELU },                                 -4, 4, ELEMENTS },
+    { "relu, 140001 floats (threads)", { .function = TP_UNARY_RELU },                                 -4, 4, 140001 },
+    { "clip 0..6 (ReLU6)",             { .function = TP_UNARY_CLIP, .lo = 0, .hi = 6 },               -2, 8, ELEMENTS },
+    { "clip -inf..0.5 (one-sided)",    { .function = TP_UNARY_CLIP, .lo = -INFINITY, .hi = 0.5f },    -2, 2, ELEMENTS },
+    { "sigmoid",                       { .function = TP_UNARY_SIGMOID },                              -8, 8, ELEMENTS },
+    { "hard-sigmoid 0.2, 0.5 (ONNX)",  { .function = TP_UNARY_HARD_SIGMOID, .alpha = 0.2f, .beta = 0.5f }, -4, 4, ELEMENTS },
+    { "hard-sigmoid 1/6, 0.5 (torch)", { .function = TP_UNARY_HARD_SIGMOID, .alpha = 1.0f / 6, .beta = 0.5f }, -5, 5, ELEMENTS },
+    { "hard-swish",                    { .function = TP_UNARY_HARD_SWISH },                           -5, 5, ELEMENTS },
+    { "silu",                          { .function = TP_UNARY_SILU },                                 -6, 6, ELEMENTS },
+    { "gelu",                          { .function = TP_UNARY_GELU },                                 -5, 5, ELEMENTS },
+    { "gelu, 140001 floats (threads)", { .function = TP_UNARY_GELU },                                 -5, 5, 140001 },
+    { "leaky-relu 0.01",               { .function = TP_UNARY_LEAKY_RELU, .alpha = 0.01f },           -4, 4, ELEMENTS },
+    { "leaky-relu 0.2",                { .function = TP_UNARY_LEAKY_RELU, .alpha = 0.2f },            -4, 4, ELEMENTS },
+    { "tanh",                          { .function = TP_UNARY_TANH },                                 -4, 4, ELEMENTS },
+    { "sqrt",                          { .function = TP_UNARY_SQRT },                                 0.1f, 4, ELEMENTS },
+    { "erf",                           { .function = TP_UNARY_ERF },                                  -3, 3, ELEMENTS },
+    { "exp",                           { .function = TP_UNARY_EXP },                                  -4, 4, ELEMENTS },
+    { "reciprocal, positive",          { .function = TP_UNARY_RECIPROCAL },                           0.5f, 2, ELEMENTS },
+    { "reciprocal, negative",          { .function = TP_UNARY_RECIPROCAL },                           -2, -0.5f, ELEMENTS },
+    { "pow 2, negative bases",         { .function = TP_UNARY_POW, .alpha = 2 },                      -2, 2, ELEMENTS },
+    { "pow 3",                         { .function = TP_UNARY_POW, .alpha = 3 },                      -2, 2, ELEMENTS },
+    { "pow 0.5",                       { .function = TP_UNARY_POW, .alpha = 0.5f },                   0.1f, 4, ELEMENTS },
+    { "log",                           { .function = TP_UNARY_LOG },                                  0.1f, 4, ELEMENTS },
+    { "neg",                           { .function = TP_UNARY_NEG },                                  -4, 4, ELEMENTS },
+    { "abs",                           { .function = TP_UNARY_ABS },                                  -4, 4, ELEMENTS },
+};
+/* clang-format on */
+
+/* The step of x's central difference: FD_STEP, smaller near 0, where log,
+ * sqrt and the reciprocal curve most. */
+static float
+unary_step(float x)
+{
+    return FD_STEP * CLAMP(fabsf(x), 0.1f, 1.0f);
+}
+
+/* TRUE when f has a kink within h of x (central differences mean nothing
+ * there). */
+static gboolean
+unary_near_kink(const TpUnaryOp *op, float x, float h)
+{
+    float kinks[2];
+    int n = 0;
+
+    switch (op->function) {
+    case TP_UNARY_RELU:
+    case TP_UNARY_LEAKY_RELU:
+    case TP_UNARY_ABS:
+        kinks[n++] = 0.0f;
+        break;
+    case TP_UNARY_CLIP:
+        kinks[n++] = op->lo;
+        kinks[n++] = op->hi;
+        break;
+    case TP_UNARY_HARD_SIGMOID:
+        kinks[n++] = -op->beta / op->alpha;
+        kinks[n++] = (1.0f - op->beta) / op->alpha;
+        break;
+    case TP_UNARY_HARD_SWISH:
+        kinks[n++] = -3.0f;
+        kinks[n++] = 3.0f;
+        break;
+    default:
+        break;
+    }
+    for (int i = 0; i < n; i++)
+        if (fabsf(x - kinks[i]) <= 2.0f * h)
+            return TRUE;
+    return FALSE;
+}
+
+/* Forward out of place and in place, backward from the operand
+ * tp_unary_backward_from_y() names (the other passed as NULL) against the
+ * reference and against central differences of the backend's own forward.
+ * The inputs include the kinks themselves. */
+START_TEST(test_unary)
+{
+    const UnaryCase *uc = &unary_cases[_i];
+    const TpUnaryOp *op = &uc->op;
+    const gsize n = uc->n;
+    const gboolean from_y = tp_unary_backward_from_y(op->function);
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    g_autofree float *x = random_floats(n, uc->lo, uc->hi, 400 + _i);
+    g_autofree float *dy = random_floats(n, -1.0f, 1.0f, 450 + _i);
+    g_autofree float *y = g_new(float, n);
+    g_autofree float *dx = g_new(float, n);
+    g_autofree float *xp = g_new(float, n);
+    g_autofree float *xm = g_new(float, n);
+    const float specials[] = {0.0f, -0.0f, op->lo, op->hi, -3.0f, 3.0f};
+
+    for (gsize k = 0; k < G_N_ELEMENTS(specials); k++)
+        if (isfinite(specials[k]) && specials[k] >= uc->lo && specials[k] <= uc->hi)
+            x[k] = specials[k];
+    ref_unary_forward(op, n, x, y);
+    ref_unary_backward(op, n, x, dy, dx);
+    for (gsize i = 0; i < n; i++) {
+        xp[i] = x[i] + unary_step(x[i]);
+        xm[i] = x[i] - unary_step(x[i]);
+    }
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem, *inplace_mem, *y_mem, *dy_mem, *dx_mem, *yp_mem, *ym_mem;
+        g_autofree float *got_dx = NULL, *yp = NULL, *ym = NULL;
+
+        if (!rig_has_family(rig, TP_KERNELS_UNARY))
+            continue;
+        x_mem = rig_upload(rig, x, n);
+        inplace_mem = rig_upload(rig, x, n);
+        y_mem = rig_output(rig, n);
+        dy_mem = rig_upload(rig, dy, n);
+        dx_mem = rig_output(rig, n);
+        CALL(rig, unary_forward, uc->name, op, n, x_mem, y_mem);
+        expect_close(rig, "unary_forward", uc->name, "y", y_mem, y, n, TOL_UNARY);
+        CALL(rig, unary_forward, uc->name, op, n, inplace_mem, inplace_mem);
+        expect_close(rig, "unary_forward", uc->name, "y (in place)", inplace_mem, y, n,
+                     TOL_UNARY);
+        CALL(rig, unary_backward, uc->name, op, n, from_y ? NULL : x_mem, from_y ? y_mem : NULL,
+             dy_mem, dx_mem);
+        expect_close(rig, "unary_backward", uc->name, "dx", dx_mem, dx, n, TOL_UNARY);
+        /* the same in place, dx == dy */
+        CALL(rig, unary_backward, uc->name, op, n, from_y ? NULL : x_mem, from_y ? y_mem : NULL,
+             dy_mem, dy_mem);
+        expect_close(rig, "unary_backward", uc->name, "dx (dx == dy)", dy_mem, dx, n, TOL_UNARY);
+
+        /* dx against dy * (f(x + h) - f(x - h)) / 2h, away from kinks */
+        got_dx = rig_fetch(rig, dx_mem, n);
+        yp_mem = rig_upload(rig, xp, n);
+        ym_mem = rig_upload(rig, xm, n);
+        CALL(rig, unary_forward, uc->name, op, n, yp_mem, yp_mem);
+        CALL(rig, unary_forward, uc->name, op, n, ym_mem, ym_mem);
+        yp = rig_fetch(rig, yp_mem, n);
+        ym = rig_fetch(rig, ym_mem, n);
+        for (gsize i = 0; i < n; i++) {
+            double fd = dy[i] * ((double)yp[i] - ym[i]) / ((double)xp[i] - xm[i]);
+            double bound = tolerances[TOL_FINITE_DIFF].atol +
+                           tolerances[TOL_FINITE_DIFF].rtol * fabs(fd);
+            if (unary_near_kink(op, x[i], unary_step(x[i])) || fabs(got_dx[i] - fd) <= bound)
+                continue;
+            ck_assert_msg(FALSE,
+                          "backend %s, unary_backward, case \"%s\": dx[%" G_GSIZE_FORMAT
+                          "] at x = %.9g is %.9g, central differences give %.9g",
+                          rig->name, uc->name, i, x[i], got_dx[i], fd);
+        }
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ binary family */
+
+static const char *const binary_names[] = {
+    [TP_BINARY_ADD] = "add",
+    [TP_BINARY_SUB] = "sub",
+    [TP_BINARY_MUL] = "mul",
+    [TP_BINARY_DIV] = "div",
+};
+
+/* Shapes of the explicit cases; the axis-pattern cases are made from a loop
+ * index (binary_pattern). */
+typedef struct {
+    const char *name;
+    int ndim;
+    int y[TP_KERNEL_MAX_DIMS], a[TP_KERNEL_MAX_DIMS], b[TP_KERNEL_MAX_DIMS];
+} BroadcastCase;
+
+/* clang-format off */
+static const BroadcastCase broadcast_cases[] = {
+    { "1-D, [7] and a scalar [1]",            1, {7},  {7},  {1} },
+    { "1-D, a scalar [1] and [7]",            1, {7},  {1},  {7} },
+    { "scalar [1] and [1]",                   1, {1},  {1},  {1} },
+    { "6-D, both broadcast on other axes",    6, {2, 3, 2, 3, 2, 3}, {2, 1, 2, 1, 2, 1}, {1, 3, 1, 3, 1, 3} },
+    { "6-D, axes of extent 1 in y",           6, {1, 3, 1, 4, 1, 5}, {1, 3, 1, 1, 1, 5}, {1, 1, 1, 4, 1, 1} },
+    /* 2 * CPU_PART_WORK outputs or more: split over threads */
+    { "SE gate [4,32,32,32] x [4,32,1,1]",    4, {4, 32, 32, 32}, {4, 32, 32, 32}, {4, 32, 1, 1} },
+    { "bias [4,32,32,32] + [1,32,1,1]",       4, {4, 32, 32, 32}, {4, 32, 32, 32}, {1, 32, 1, 1} },
+    { "layer scale [4,100,384] x [384]",      3, {4, 100, 384}, {4, 100, 384}, {1, 1, 384} },
+    { "outer [4,1,32,1] and [1,32,1,32]",     4, {4, 32, 32, 32}, {4, 1, 32, 1}, {1, 32, 1, 32} },
+    { "same shape [4,32,32,32]",              4, {4, 32, 32, 32}, {4, 32, 32, 32}, {4, 32, 32, 32} },
+};
+/* clang-format on */
+
+/* Pattern case p of 256: y [2, 3, 4, 5]; bit d of p (a) and of p >> 4 (b)
+ * broadcasts that operand along axis d: every pair of axis patterns. */
+static void
+binary_pattern(int p, TpBroadcastGeometry *g, char *name, gsize size)
+{
+    static const int dims[] = {2, 3, 4, 5};
+
+    memset(g, 0, sizeof *g);
+    g->ndim = 4;
+    for (int d = 0; d < 4; d++) {
+        g->y[d] = dims[d];
+        g->a[d] = p >> d & 1 ? 1 : dims[d];
+        g->b[d] = p >> (4 + d) & 1 ? 1 : dims[d];
+    }
+    g_snprintf(name, size, "[2,3,4,5] from a [%d,%d,%d,%d] and b [%d,%d,%d,%d]", g->a[0], g->a[1],
+               g->a[2], g->a[3], g->b[0], g->b[1], g->b[2], g->b[3]);
+}
+
+static gsize
+geometry_numel(int ndim, const int *shape)
+{
+    gsize n = 1;
+
+    for (int d = 0; d < ndim; d++)
+        n *= (gsize)shape[d];
+    return n;
+}
+
+/* Sum of dy * y, y = a op b on the backend: the loss whose gradients
+ * binary_backward computes. */
+static double
+binary_loss(Rig *rig, TpBinaryOp op, const TpBroadcastGeometry *g, const float *a,
+            const float *bv, const float *dy, float *y_mem)
+{
+    gsize na = geometry_numel(g->ndim, g->a), nb = geometry_numel(g->ndim, g->b);
+    gsize ny = geometry_numel(g->ndim, g->y);
+    float *a_mem = rig_upload(rig, a, na), *b_mem = rig_upload(rig, bv, nb);
+    g_autofree float *y = NULL;
+    double loss = 0.0;
+
+    CALL(rig, binary_forward, "(finite differences)", op, g, a_mem, b_mem, y_mem);
+    y = rig_fetch(rig, y_mem, ny);
+    for (gsize i = 0; i < ny; i++)
+        loss += (double)dy[i] * y[i];
+    rig->backend->vt.free(rig->backend->self, a_mem);
+    rig->backend->vt.free(rig->backend->self, b_mem);
+    g_ptr_array_remove_fast(rig->mems, a_mem);
+    g_ptr_array_remove_fast(rig->mems, b_mem);
+    return loss;
+}
+
+/* One geometry, every op: forward (out of place, and in place where an
+ * operand has y's shape), backward for both operands and for each alone,
+ * against the reference; on small geometries the gradients also against
+ * central differences of the backend's forward, element by element. */
+static void
+check_binary(const TpBroadcastGeometry *g, const char *case_name, guint32 seed)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    gsize na = geometry_numel(g->ndim, g->a), nb = geometry_numel(g->ndim, g->b);
+    gsize ny = geometry_numel(g->ndim, g->y);
+    g_autofree float *a = random_floats(na, -1.0f, 1.0f, seed);
+    /* away from 0: it divides */
+    g_autofree float *bv = random_floats(nb, 0.5f, 2.0f, seed + 1);
+    g_autofree float *dy = random_floats(ny, -1.0f, 1.0f, seed + 2);
+    g_autofree float *y = g_new(float, ny);
+    g_autofree float *da = g_new(float, na);
+    g_autofree float *db = g_new(float, nb);
+
+    for (gsize k = 0; k < nb; k += 2)
+        bv[k] = -bv[k];
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+
+        if (!rig_has_family(rig, TP_KERNELS_BINARY))
+            continue;
+        for (TpBinaryOp op = TP_BINARY_ADD; op <= TP_BINARY_DIV; op++) {
+            g_autofree char *name = g_strdup_printf("%s, %s", binary_names[op], case_name);
+            float *a_mem, *b_mem, *dy_mem, *y_mem, *da_mem, *db_mem;
+
+            ref_binary_forward(op, g, a, bv, y);
+            ref_binary_backward(op, g, a, bv, dy, da, db);
+            a_mem = rig_upload(rig, a, na);
+            b_mem = rig_upload(rig, bv, nb);
+            dy_mem = rig_upload(rig, dy, ny);
+            y_mem = rig_output(rig, ny);
+            da_mem = rig_output(rig, na);
+            db_mem = rig_output(rig, nb);
+            CALL(rig, binary_forward, name, op, g, a_mem, b_mem, y_mem);
+            expect_close(rig, "binary_forward", name, "y", y_mem, y, ny, TOL_BROADCAST);
+            CALL(rig, binary_backward, name, op, g, a_mem, b_mem, dy_mem, da_mem, db_mem);
+            expect_close(rig, "binary_backward", name, "da", da_mem, da, na, TOL_BROADCAST);
+            expect_close(rig, "binary_backward", name, "db", db_mem, db, nb, TOL_BROADCAST);
+            /* each gradient alone, the other NULL */
+            {
+                float *da2 = rig_output(rig, na), *db2 = rig_output(rig, nb);
+                CALL(rig, binary_backward, name, op, g, a_mem, b_mem, dy_mem, da2, NULL);
+                expect_close(rig, "binary_backward", name, "da (db NULL)", da2, da, na,
+                             TOL_BROADCAST);
+                CALL(rig, binary_backward, name, op, g, a_mem, b_mem, dy_mem, NULL, db2);
+                expect_close(rig, "binary_backward", name, "db (da NULL)", db2, db, nb,
+                             TOL_BROADCAST);
+            }
+            if (na == ny) {
+                float *inplace = rig_upload(rig, a, na);
+                CALL(rig, binary_forward, name, op, g, inplace, b_mem, inplace);
+                expect_close(rig, "binary_forward", name, "y (y == a)", inplace, y, ny,
+                             TOL_BROADCAST);
+            }
+            if (nb == ny) {
+                float *inplace = rig_upload(rig, bv, nb);
+                CALL(rig, binary_forward, name, op, g, a_mem, inplace, inplace);
+                expect_close(rig, "binary_forward", name, "y (y == b)", inplace, y, ny,
+                             TOL_BROADCAST);
+            }
+            if (ny > 1000)
+                continue;
+            /* central differences, on up to 3 elements of each operand */
+            for (int which = 0; which < 2; which++) {
+                gsize n = which == 0 ? na : nb;
+                const float *want = which == 0 ? da : db;
+                for (gsize j = 0; j < n; j += MAX(n / 3, 1)) {
+                    g_autofree float *ap = dup_floats(a, na), *am = dup_floats(a, na);
+                    g_autofree float *bp = dup_floats(bv, nb), *bm = dup_floats(bv, nb);
+                    double fd, bound;
+                    (which == 0 ? ap : bp)[j] += FD_STEP;
+                    (which == 0 ? am : bm)[j] -= FD_STEP;
+                    fd = (binary_loss(rig, op, g, ap, bp, dy, y_mem) -
+                          binary_loss(rig, op, g, am, bm, dy, y_mem)) /
+                         (2.0 * FD_STEP);
+                    bound = tolerances[TOL_FINITE_DIFF].atol +
+                            tolerances[TOL_FINITE_DIFF].rtol * fabs(fd);
+                    ck_assert_msg(fabs(want[j] - fd) <= bound,
+                                  "backend %s, binary_backward, case \"%s\": d%s[%" G_GSIZE_FORMAT
+                                  "] is %.9g, central differences give %.9g",
+                                  rig->name, name, which == 0 ? "a" : "b", j, want[j], fd);
+                }
+            }
+        }
+    }
+}
+
+START_TEST(test_binary_patterns)
+{
+    TpBroadcastGeometry g;
+    char name[96];
+
+    binary_pattern(_i, &g, name, sizeof name);
+    check_binary(&g, name, 500 + 3 * (guint32)_i);
+}
+END_TEST
+
+START_TEST(test_binary_shapes)
+{
+    const BroadcastCase *bc = &broadcast_cases[_i];
+    TpBroadcastGeometry g = {.ndim = bc->ndim};
+
+    memcpy(g.y, bc->y, sizeof g.y);
+    memcpy(g.a, bc->a, sizeof g.a);
+    memcpy(g.b, bc->b, sizeof g.b);
+    check_binary(&g, bc->name, 1400 + 3 * (guint32)_i);
+}
+END_TEST
+
+/* ------------------------------------------------------------ reduce family */
+
+typedef struct {
+    const char *name;
+    int ndim;
+    int x[TP_KERNEL_MAX_DIMS], y[TP_KERNEL_MAX_DIMS];
+} ReduceCase;
+
+/* clang-format off */
+static const ReduceCase reduce_cases[] = {
+    /* 2 * CPU_PART_WORK inputs or more: split over threads */
+    { "global average [4,32,32,32] -> [4,32,1,1]", 4, {4, 32, 32, 32}, {4, 32, 1, 1} },
+    { "rows [4,100,384] -> [4,100,1]",             3, {4, 100, 384},   {4, 100, 1} },
+    { "channels [4,32,32,32] -> [4,1,32,32]",      4, {4, 32, 32, 32}, {4, 1, 32, 32} },
+    { "a long axis [1,100000] -> [1,1]",           2, {1, 100000},     {1, 1} },
+    { "everything [5,7,9] -> [1,1,1]",             3, {5, 7, 9},       {1, 1, 1} },
+    { "nothing [5,7] -> [5,7]",                    2, {5, 7},          {5, 7} },
+    { "6-D, every other axis",                     6, {2, 3, 2, 3, 2, 3}, {2, 1, 2, 1, 2, 1} },
+};
+/* clang-format on */
+
+/* Forward and backward of both ops against the reference; the backward
+ * also against central differences of the forward (sum of dy * y) on small
+ * geometries. */
+static void
+check_reduce(const TpReduceGeometry *g, const char *case_name, guint32 seed)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    gsize nx = geometry_numel(g->ndim, g->x), ny = geometry_numel(g->ndim, g->y);
+    g_autofree float *x = random_floats(nx, -1.0f, 1.0f, seed);
+    g_autofree float *dy = random_floats(ny, -1.0f, 1.0f, seed + 1);
+    g_autofree float *y = g_new(float, ny);
+    g_autofree float *dx = g_new(float, nx);
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+
+        if (!rig_has_family(rig, TP_KERNELS_REDUCE))
+            continue;
+        for (TpReduceOp op = TP_REDUCE_SUM; op <= TP_REDUCE_MEAN; op++) {
+            g_autofree char *name =
+                g_strdup_printf("%s, %s", op == TP_REDUCE_SUM ? "sum" : "mean", case_name);
+            float *x_mem, *dy_mem, *y_mem, *dx_mem;
+
+            ref_reduce_forward(op, g, x, y);
+            ref_reduce_backward(op, g, dy, dx);
+            x_mem = rig_upload(rig, x, nx);
+            dy_mem = rig_upload(rig, dy, ny);
+            y_mem = rig_output(rig, ny);
+            dx_mem = rig_output(rig, nx);
+            CALL(rig, reduce_forward, name, op, g, x_mem, y_mem);
+            expect_close(rig, "reduce_forward", name, "y", y_mem, y, ny, TOL_REDUCE);
+            CALL(rig, reduce_backward, name, op, g, dy_mem, dx_mem);
+            expect_close(rig, "reduce_backward", name, "dx", dx_mem, dx, nx, TOL_REDUCE);
+            if (nx > 1000)
+                continue;
+            for (gsize j = 0; j < nx; j += MAX(nx / 3, 1)) {
+                double loss[2];
+                for (int side = 0; side < 2; side++) {
+                    g_autofree float *xs = dup_floats(x, nx);
+                    g_autofree float *ys = NULL;
+                    xs[j] += side == 0 ? FD_STEP : -FD_STEP;
+                    CALL(rig, upload, name, x_mem, xs, nx);
+                    CALL(rig, reduce_forward, name, op, g, x_mem, y_mem);
+                    ys = rig_fetch(rig, y_mem, ny);
+                    loss[side] = 0.0;
+                    for (gsize i = 0; i < ny; i++)
+                        loss[side] += (double)dy[i] * ys[i];
+                }
+                {
+                    double fd = (loss[0] - loss[1]) / (2.0 * FD_STEP);
+                    ck_assert_msg(fabs(dx[j] - fd) <= tolerances[TOL_FINITE_DIFF].atol +
+                                                          tolerances[TOL_FINITE_DIFF].rtol *
+                                                              fabs(fd),
+                                  "backend %s, reduce_backward, case \"%s\": dx[%" G_GSIZE_FORMAT
+                                  "] is %.9g, central differences give %.9g",
+                                  rig->name, name, j, dx[j], fd);
+                }
+            }
+        }
+    }
+}
+
+/* x [2, 3, 4, 5] reduced over the axes of the 4 bits of the loop index:
+ * every axis pattern. */
+START_TEST(test_reduce_patterns)
+{
+    static const int dims[] = {2, 3, 4, 5};
+    TpReduceGeometry g = {.ndim = 4};
+    g_autofree char *name = NULL;
+
+    for (int d = 0; d < 4; d++) {
+        g.x[d] = dims[d];
+        g.y[d] = _i >> d & 1 ? 1 : dims[d];
+    }
+    name = g_strdup_printf("[2,3,4,5] -> [%d,%d,%d,%d]", g.y[0], g.y[1], g.y[2], g.y[3]);
+    check_reduce(&g, name, 1600 + 2 * (guint32)_i);
+}
+END_TEST
+
+START_TEST(test_reduce_shapes)
+{
+    const ReduceCase *rc = &reduce_cases[_i];
+    TpReduceGeometry g = {.ndim = rc->ndim};
+
+    memcpy(g.x, rc->x, sizeof g.x);
+    memcpy(g.y, rc->y, sizeof g.y);
+    check_reduce(&g, rc->name, 1700 + 2 * (guint32)_i);
+}
+END_TEST
+
+/* ------------------------------------------------------------ strided family */
+
+typedef struct {
+    const char *name;
+    gsize src_n, dst_n; /* buffer sizes */
+    TpStridedCopy g;
+} StridedCase;
+
+/* clang-format off */
+static const StridedCase strided_cases[] = {
+    { "transpose [2,3,4,5] -> [2,4,5,3]", 120, 120,
+      { 4, {2, 3, 4, 5}, {60, 20, 5, 1}, {60, 1, 15, 3}, 0, 0, FALSE } },
+    { "concat: [2,3,4,5] into channels 4..6 of [2,7,4,5]", 120, 280,
+      { 4, {2, 3, 4, 5}, {60, 20, 5, 1}, {140, 20, 5, 1}, 0, 80, FALSE } },
+    { "split backward: the same, accumulated", 120, 280,
+      { 4, {2, 3, 4, 5}, {60, 20, 5, 1}, {140, 20, 5, 1}, 0, 80, TRUE } },
+    { "slice w 1:8:2 of [2,3,4,9]", 216, 96,
+      { 4, {2, 3, 4, 4}, {108, 36, 9, 2}, {48, 16, 4, 1}, 1, 0, FALSE } },
+    { "channel shuffle [2,2,3,4,5] -> [2,3,2,4,5]", 240, 240,
+      { 5, {2, 2, 3, 4, 5}, {120, 60, 20, 5, 1}, {120, 20, 40, 5, 1}, 0, 0, FALSE } },
+    { "reflect pad: w 2,1 of [1,2,3,5] into w 0,1 of [1,2,3,9]", 30, 54,
+      { 4, {1, 2, 3, 2}, {30, 15, 5, -1}, {54, 27, 9, 1}, 2, 0, FALSE } },
+    { "expand [1,3,1,1] -> [2,3,4,5] (zero strides)", 3, 120,
+      { 4, {2, 3, 4, 5}, {0, 1, 0, 0}, {60, 20, 5, 1}, 0, 0, FALSE } },
+    { "6-D permutation (5,3,1,0,2,4) of [2,3,2,3,2,3]", 216, 216,
+      { 6, {2, 3, 2, 3, 2, 3}, {108, 36, 18, 6, 3, 1}, {4, 8, 2, 24, 1, 72}, 0, 0, FALSE } },
+    { "transpose [8,64,16,16] -> [8,16,16,64] (threads)", 131072, 131072,
+      { 4, {8, 64, 16, 16}, {16384, 256, 16, 1}, {16384, 1, 1024, 64}, 0, 0, FALSE } },
+    { "an empty axis", 8, 8,
+      { 2, {0, 4}, {4, 1}, {4, 1}, 0, 0, FALSE } },
+};
+/* clang-format on */
+
+/* The copy on a destination holding other data: what it addresses is
+ * copied (or added), the rest is left alone; compared in full. */
+START_TEST(test_strided_copy)
+{
+    const StridedCase *sc = &strided_cases[_i];
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    g_autofree float *src = random_floats(sc->src_n, -1.0f, 1.0f, 2000 + _i);
+    g_autofree float *before = random_floats(sc->dst_n, -1.0f, 1.0f, 2100 + _i);
+    g_autofree float *want = dup_floats(before, sc->dst_n);
+
+    ref_strided_copy(&sc->g, src, want);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *src_mem, *dst_mem;
+
+        if (!rig_has_family(rig, TP_KERNELS_STRIDED))
+            continue;
+        src_mem = rig_upload(rig, src, sc->src_n);
+        dst_mem = rig_upload(rig, before, sc->dst_n);
+        CALL(rig, strided_copy, sc->name, &sc->g, src_mem, dst_mem);
+        expect_close(rig, "strided_copy", sc->name, "dst", dst_mem, want, sc->dst_n,
+                     sc->g.accumulate ? TOL_ADD : TOL_MEMORY);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ layer-norm family */
+
+static const struct {
+    const char *name;
+    int rows, cols;
+    float epsilon;
+    gboolean bias;
+} layer_norm_cases[] = {
+    {"1 x 1 (zero variance)", 1, 1, 1e-5f, TRUE},
+    {"3 x 7", 3, 7, 1e-5f, TRUE},
+    {"5 x 384, no bias", 5, 384, 1e-6f, FALSE},
+    {"1000 x 3, epsilon 0.1", 1000, 3, 0.1f, TRUE},
+    {"1400 x 96 (threads)", 1400, 96, 1e-5f, TRUE},
+};
+
+/* The loss sum(dy * y) of the backend's forward with x, scale, bias. */
+static double
+layer_norm_loss(Rig *rig, const TpLayerNormGeometry *g, const float *x, const float *scale,
+                const float *bias, const float *dy)
+{
+    gsize n = (gsize)g->rows * g->cols;
+    float *x_mem = rig_upload(rig, x, n), *s_mem = rig_upload(rig, scale, g->cols);
+    float *b_mem = bias != NULL ? rig_upload(rig, bias, g->cols) : NULL;
+    float *y_mem = rig_output(rig, n);
+    g_autofree float *y = NULL;
+    double loss = 0.0;
+
+    CALL(rig, layer_norm_forward, "(finite differences)", g, x_mem, s_mem, b_mem, y_mem, NULL,
+         NULL);
+    y = rig_fetch(rig, y_mem, n);
+    for (gsize i = 0; i < n; i++)
+        loss += (double)dy[i] * y[i];
+    return loss;
+}
+
+/* Forward with and without the saved statistics, in place, backward with
+ * and without the parameter gradients, against the reference; on small
+ * cases every gradient also against central differences. */
+START_TEST(test_layer_norm)
+{
+    const TpLayerNormGeometry g = {.rows = layer_norm_cases[_i].rows,
+                                   .cols = layer_norm_cases[_i].cols,
+                                   .epsilon = layer_norm_cases[_i].epsilon};
+    const char *name = layer_norm_cases[_i].name;
+    const gboolean has_bias = layer_norm_cases[_i].bias;
+    const gsize n = (gsize)g.rows * g.cols;
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    g_autofree float *x = random_floats(n, -2.0f, 3.0f, 2200 + _i);
+    g_autofree float *scale = random_floats(g.cols, 0.5f, 1.5f, 2300 + _i);
+    g_autofree float *bias = has_bias ? random_floats(g.cols, -1.0f, 1.0f, 2400 + _i) : NULL;
+    g_autofree float *dy = random_floats(n, -1.0f, 1.0f, 2500 + _i);
+    g_autofree float *y = g_new(float, n), *mean = g_new(float, g.rows);
+    g_autofree float *invstd = g_new(float, g.rows), *dx = g_new(float, n);
+    g_autofree float *dscale = g_new(float, g.cols), *dbias = g_new(float, g.cols);
+
+    ref_layer_norm_forward(&g, x, scale, bias, y, mean, invstd);
+    ref_layer_norm_backward(&g, x, dy, scale, dx, dscale, dbias);
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem, *s_mem, *b_mem, *y_mem, *m_mem, *i_mem, *dy_mem, *dx_mem, *ds_mem, *db_mem;
+        float *inplace;
+
+        if (!rig_has_family(rig, TP_KERNELS_LAYER_NORM))
+            continue;
+        x_mem = rig_upload(rig, x, n);
+        s_mem = rig_upload(rig, scale, g.cols);
+        b_mem = has_bias ? rig_upload(rig, bias, g.cols) : NULL;
+        y_mem = rig_output(rig, n);
+        m_mem = rig_output(rig, g.rows);
+        i_mem = rig_output(rig, g.rows);
+        dy_mem = rig_upload(rig, dy, n);
+        dx_mem = rig_output(rig, n);
+        ds_mem = rig_output(rig, g.cols);
+        db_mem = rig_output(rig, g.cols);
+        CALL(rig, layer_norm_forward, name, &g, x_mem, s_mem, b_mem, y_mem, m_mem, i_mem);
+        expect_close(rig, "layer_norm_forward", name, "y", y_mem, y, n, TOL_LAYER_NORM);
+        expect_close(rig, "layer_norm_forward", name, "save_mean", m_mem, mean, g.rows,
+                     TOL_LAYER_NORM);
+        expect_close(rig, "layer_norm_forward", name, "save_invstd", i_mem, invstd, g.rows,
+                     TOL_LAYER_NORM);
+        inplace = rig_upload(rig, x, n);
+        CALL(rig, layer_norm_forward, name, &g, inplace, s_mem, b_mem, inplace, NULL, NULL);
+        expect_close(rig, "layer_norm_forward", name, "y (evaluation, in place)", inplace, y, n,
+                     TOL_LAYER_NORM);
+        CALL(rig, layer_norm_backward, name, &g, x_mem, dy_mem, s_mem, m_mem, i_mem, dx_mem,
+             ds_mem, db_mem);
+        expect_close(rig, "layer_norm_backward", name, "dx", dx_mem, dx, n, TOL_LAYER_NORM);
+        expect_close(rig, "layer_norm_backward", name, "dscale", ds_mem, dscale, g.cols,
+                     TOL_LAYER_NORM);
+        expect_close(rig, "layer_norm_backward", name, "dbias", db_mem, dbias, g.cols,
+                     TOL_LAYER_NORM);
+        {
+            float *dx2 = rig_output(rig, n);
+            CALL(rig, layer_norm_backward, name, &g, x_mem, dy_mem, s_mem, m_mem, i_mem, dx2,
+                 NULL, NULL);
+            expect_close(rig, "layer_norm_backward", name, "dx (no parameter gradients)", dx2,
+                         dx, n, TOL_LAYER_NORM);
+        }
+        if (n > 100)
+            continue;
+        /* central differences of sum(dy * y): the backend's gradients of x,
+         * scale and bias, a few elements each */
+        for (int which = 0; which < 3; which++) {
+            gsize len = which == 0 ? n : (gsize)g.cols;
+            g_autofree float *want =
+                rig_fetch(rig, which == 0 ? dx_mem : which == 1 ? ds_mem : db_mem, len);
+            if (which == 2 && !has_bias)
+                continue;
+            for (gsize j = 0; j < len; j += MAX(len / 4, 1)) {
+                double loss[2], fd;
+                for (int side = 0; side < 2; side++) {
+                    g_autofree float *xs = dup_floats(x, n);
+                    g_autofree float *ss = dup_floats(scale, g.cols);
+                    g_autofree float *bs = has_bias ? dup_floats(bias, g.cols) : NULL;
+                    float *v = which == 0 ? xs : which == 1 ? ss : bs;
+                    v[j] += side == 0 ? FD_STEP : -FD_STEP;
+                    loss[side] = layer_norm_loss(rig, &g, xs, ss, bs, dy);
+                }
+                fd = (loss[0] - loss[1]) / (2.0 * FD_STEP);
+                if (fabs(want[j] - fd) <= tolerances[TOL_FINITE_DIFF].atol +
+                                              tolerances[TOL_FINITE_DIFF].rtol * fabs(fd))
+                    continue;
+                ck_assert_msg(FALSE,
+                              "backend %s, layer_norm_backward, case \"%s\": %s[%" G_GSIZE_FORMAT
+                              "] is %.9g, central differences give %.9g",
+                              rig->name, name, which == 0 ? "dx" : which == 1 ? "dscale" : "dbias",
+                              j, want[j], fd);
+            }
+        }
+    }
+}
+END_TEST
+
+/* A backend plugin built before the families (a vtable that ends at
+ * conv2d_forward_relu) loads, and asking it for a family is an error that
+ * names the backend, the family and what to do. */
+START_TEST(test_family_missing)
+{
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    const char *name = g_ptr_array_index(names, 0);
+    g_autoptr(GError) error = NULL;
+    const TpPlugin *plugin =
+        tp_registry_lookup(tp_test_registry(), TP_PLUGIN_KIND_BACKEND, name, &error);
+    TpPluginInfo old_info = *plugin->info;
+    g_autoptr(TpBackend) backend = NULL;
+
+    old_info.vtable_size = offsetof(TpBackendVTable, conv2d_forward_relu) + sizeof(gpointer);
+    ck_assert_msg(tp_backend_vtable_check(&old_info, &error), "%s", error ? error->message : "");
+    backend = tp_backend_new(&old_info, NULL, &error);
+    ck_assert_msg(backend != NULL, "%s", error ? error->message : "");
+    for (TpKernelFamily f = TP_KERNELS_UNARY; f <= TP_KERNELS_LAYER_NORM; f++) {
+        g_clear_error(&error);
+        ck_assert(!tp_backend_has_family(backend, f, &error));
+        ck_assert(g_error_matches(error, TP_BACKEND_ERROR, TP_BACKEND_ERROR_FAILED));
+        ck_assert_msg(strstr(error->message, name) != NULL && strstr(error->message, "rebuild"),
+                      "%s", error->message);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------ suite */
 
 static Suite *
@@ -1398,6 +2111,18 @@ conformance_suite(void)
     tcase_add_loop_test(tc, test_axpby, 0, G_N_ELEMENTS(axpby_cases));
     tcase_add_loop_test(tc, test_clamp, 0, G_N_ELEMENTS(clamp_cases));
     tcase_add_loop_test(tc, test_stabilized_divide, 0, G_N_ELEMENTS(divide_cases));
+    suite_add_tcase(suite, tc);
+
+    tc = tcase_create("families");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_unary, 0, G_N_ELEMENTS(unary_cases));
+    tcase_add_loop_test(tc, test_binary_patterns, 0, 256);
+    tcase_add_loop_test(tc, test_binary_shapes, 0, G_N_ELEMENTS(broadcast_cases));
+    tcase_add_loop_test(tc, test_reduce_patterns, 0, 16);
+    tcase_add_loop_test(tc, test_reduce_shapes, 0, G_N_ELEMENTS(reduce_cases));
+    tcase_add_loop_test(tc, test_strided_copy, 0, G_N_ELEMENTS(strided_cases));
+    tcase_add_loop_test(tc, test_layer_norm, 0, G_N_ELEMENTS(layer_norm_cases));
+    tcase_add_test(tc, test_family_missing);
     suite_add_tcase(suite, tc);
 
     return suite;

@@ -419,6 +419,221 @@ START_TEST(test_batch_norm_eval)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- kernel families */
+
+/* Every unary function, forward and backward (from y or x as
+ * tp_unary_backward_from_y() says), against the reference; test-conformance's
+ * tolerances. Inputs in each function's domain, with its kinks included. */
+START_TEST(test_unary)
+{
+    static const struct {
+        TpUnaryFunction function;
+        float alpha, beta, lo, hi; /* parameters */
+        float from, to;            /* inputs */
+    } cases[] = {
+        {TP_UNARY_RELU, 0, 0, 0, 0, -4, 4},
+        {TP_UNARY_CLIP, 0, 0, 0, 6, -2, 8},
+        {TP_UNARY_SIGMOID, 0, 0, 0, 0, -8, 8},
+        {TP_UNARY_HARD_SIGMOID, 0.2f, 0.5f, 0, 0, -4, 4},
+        {TP_UNARY_HARD_SWISH, 0, 0, 0, 0, -5, 5},
+        {TP_UNARY_SILU, 0, 0, 0, 0, -6, 6},
+        {TP_UNARY_GELU, 0, 0, 0, 0, -5, 5},
+        {TP_UNARY_LEAKY_RELU, 0.01f, 0, 0, 0, -4, 4},
+        {TP_UNARY_TANH, 0, 0, 0, 0, -4, 4},
+        {TP_UNARY_SQRT, 0, 0, 0, 0, 0.1f, 4},
+        {TP_UNARY_ERF, 0, 0, 0, 0, -3, 3},
+        {TP_UNARY_EXP, 0, 0, 0, 0, -4, 4},
+        {TP_UNARY_RECIPROCAL, 0, 0, 0, 0, 0.5f, 2},
+        {TP_UNARY_POW, 3, 0, 0, 0, -2, 2},
+        {TP_UNARY_LOG, 0, 0, 0, 0, 0.1f, 4},
+        {TP_UNARY_NEG, 0, 0, 0, 0, -4, 4},
+        {TP_UNARY_ABS, 0, 0, 0, 0, -4, 4},
+    };
+    const auto &c = cases[_i];
+    TpUnaryOp op = {c.function, c.alpha, c.beta, c.lo, c.hi};
+    g_autofree float *x = uniform(ELEMENTS, c.from, c.to, 700 + _i);
+    g_autofree float *dy = uniform(ELEMENTS, -1.0f, 1.0f, 750 + _i);
+    g_autofree float *y = g_new(float, ELEMENTS);
+    g_autofree float *dx = g_new(float, ELEMENTS);
+    g_autofree float *got_y = nans(ELEMENTS);
+    g_autofree float *got_dx = nans(ELEMENTS);
+    g_autofree char *what = g_strdup_printf("unary function %d", (int)c.function);
+    const float kinks[] = {0.0f, 6.0f, -3.0f, 3.0f, -2.5f, 2.5f};
+
+    for (gsize k = 0; k < G_N_ELEMENTS(kinks); k++)
+        if (kinks[k] >= c.from && kinks[k] <= c.to)
+            x[k] = kinks[k];
+    ref_unary_forward(&op, ELEMENTS, x, y);
+    ref_unary_backward(&op, ELEMENTS, x, dy, dx);
+    unary_forward_kernel(op.function, op.alpha, op.beta, op.lo, op.hi, ELEMENTS, x, got_y);
+    tp_test_assert_close(got_y, y, ELEMENTS, 1e-6, 1e-5, what);
+    unary_backward_kernel(op.function, op.alpha, op.beta, op.lo, op.hi, ELEMENTS,
+                          tp_unary_backward_from_y(op.function) ? y : x, dy, got_dx);
+    tp_test_assert_close(got_dx, dx, ELEMENTS, 1e-6, 1e-5, what);
+}
+END_TEST
+
+/* One operand's gradient or a reduction as the launchers queue it
+ * (launch_terms): a gather when the operand is broadcast, else rows. */
+static void
+run_terms(const CudaBroadcast *c, int b_shaped, size_t n_out, int term, float alpha,
+          const float *p, const float *a, const float *b, float *out)
+{
+    if (broadcast_summed(c, b_shaped ? c->bs : c->as))
+        gather_kernel(*c, b_shaped, n_out, term, alpha, p, a, b, out);
+    else
+        rows_kernel(*c, term, alpha, p, a, b, out);
+}
+
+static gsize
+numel4(const int *shape)
+{
+    return (gsize)shape[0] * shape[1] * shape[2] * shape[3];
+}
+
+/* y [2, 3, 4, 5]; the loop index's bits 0-3 broadcast a along those axes,
+ * bits 4-7 b: every pair of axis patterns, every op, forward and both
+ * gradients, as cuda_launch_binary_forward / _backward run them. */
+START_TEST(test_binary)
+{
+    TpBroadcastGeometry g;
+    CudaBroadcast c;
+
+    memset(&g, 0, sizeof g);
+    g.ndim = 4;
+    for (int d = 0; d < 4; d++) {
+        static const int dims[] = {2, 3, 4, 5};
+        g.y[d] = dims[d];
+        g.a[d] = _i >> d & 1 ? 1 : dims[d];
+        g.b[d] = _i >> (4 + d) & 1 ? 1 : dims[d];
+    }
+    broadcast_collapse(4, g.y, g.a, g.b, &c);
+
+    const gsize na = numel4(g.a), nb = numel4(g.b), ny = numel4(g.y);
+    g_autofree float *a = uniform(na, -1.0f, 1.0f, 800 + _i);
+    g_autofree float *bv = uniform(nb, 0.5f, 2.0f, 1100 + _i);
+    g_autofree float *dy = uniform(ny, -1.0f, 1.0f, 1400 + _i);
+
+    for (int op = TP_BINARY_ADD; op <= TP_BINARY_DIV; op++) {
+        g_autofree float *y = g_new(float, ny), *da = g_new(float, na), *db = g_new(float, nb);
+        g_autofree float *got_y = nans(ny), *got_da = nans(na), *got_db = nans(nb);
+        g_autofree char *what = g_strdup_printf("binary op %d, pattern %d", op, _i);
+        int ta = op == TERM_MUL ? TERM_P_MUL_B : op == TERM_DIV ? TERM_P_DIV_B : TERM_P;
+        int tb = op == TERM_MUL ? TERM_P_MUL_A : op == TERM_DIV ? TERM_P_DIV_DB : TERM_P;
+
+        ref_binary_forward((TpBinaryOp)op, &g, a, bv, y);
+        ref_binary_backward((TpBinaryOp)op, &g, a, bv, dy, da, db);
+        rows_kernel(c, op, 1.0f, NULL, a, bv, got_y);
+        run_terms(&c, 0, na, ta, 1.0f, dy, NULL, ta == TERM_P ? NULL : bv, got_da);
+        run_terms(&c, 1, nb, tb, op == TERM_SUB ? -1.0f : 1.0f, dy, tb == TERM_P ? NULL : a,
+                  op == TERM_DIV ? bv : NULL, got_db);
+        tp_test_assert_close(got_y, y, ny, 1e-5, 1e-5, what);
+        tp_test_assert_close(got_da, da, na, 1e-5, 1e-5, what);
+        tp_test_assert_close(got_db, db, nb, 1e-5, 1e-5, what);
+    }
+}
+END_TEST
+
+/* x [2, 3, 4, 5] reduced over the axes of the loop index's bits, sum and
+ * mean, forward and backward, as the reduce launchers run them. */
+START_TEST(test_reduce)
+{
+    TpReduceGeometry g;
+    CudaBroadcast c;
+
+    memset(&g, 0, sizeof g);
+    g.ndim = 4;
+    for (int d = 0; d < 4; d++) {
+        static const int dims[] = {2, 3, 4, 5};
+        g.x[d] = dims[d];
+        g.y[d] = _i >> d & 1 ? 1 : dims[d];
+    }
+    broadcast_collapse(4, g.x, g.y, NULL, &c);
+
+    const gsize nx = numel4(g.x), ny = numel4(g.y);
+    g_autofree float *x = uniform(nx, -1.0f, 1.0f, 1800 + _i);
+    g_autofree float *dy = uniform(ny, -1.0f, 1.0f, 1900 + _i);
+
+    for (int mean = 0; mean < 2; mean++) {
+        TpReduceOp op = mean ? TP_REDUCE_MEAN : TP_REDUCE_SUM;
+        float alpha = reduce_alpha(mean, 4, g.x, g.y);
+        g_autofree float *y = g_new(float, ny), *dx = g_new(float, nx);
+        g_autofree float *got_y = nans(ny), *got_dx = nans(nx);
+        g_autofree char *what = g_strdup_printf("reduce %s, pattern %d", mean ? "mean" : "sum", _i);
+
+        ref_reduce_forward(op, &g, x, y);
+        ref_reduce_backward(op, &g, dy, dx);
+        run_terms(&c, 0, ny, TERM_P, alpha, x, NULL, NULL, got_y);
+        rows_kernel(c, TERM_A, alpha, NULL, dy, NULL, got_dx);
+        tp_test_assert_close(got_y, y, ny, 1e-5, 1e-5, what);
+        tp_test_assert_close(got_dx, dx, nx, 1e-5, 1e-5, what);
+    }
+}
+END_TEST
+
+/* A transpose with a reversed axis and a zero stride, copied and then
+ * accumulated, against the reference. */
+START_TEST(test_strided_copy)
+{
+    /* src [2,3,4] read as [3 (stride 4), 2 (stride 12), 4 (stride -1 from
+     * the end)] plus a broadcast axis of 2 (stride 0): dst [2,3,2,4] */
+    TpStridedCopy g;
+    CudaStrided c;
+    const gsize ns = 24, nd = 48;
+    g_autofree float *src = uniform(ns, -1.0f, 1.0f, 2600);
+    g_autofree float *want = uniform(nd, -1.0f, 1.0f, 2601);
+    g_autofree float *got = dup_floats(want, nd);
+    const int shape[] = {2, 3, 2, 4};
+    const gssize ss[] = {0, 4, 12, -1}, ds[] = {24, 8, 4, 1};
+
+    memset(&g, 0, sizeof g);
+    memset(&c, 0, sizeof c);
+    g.ndim = c.ndim = 4;
+    g.src_offset = 3;
+    for (int d = 0; d < 4; d++) {
+        g.shape[d] = shape[d], c.shape[d] = shape[d];
+        g.src_stride[d] = ss[d], c.src_stride[d] = ss[d];
+        g.dst_stride[d] = ds[d], c.dst_stride[d] = ds[d];
+    }
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        g.accumulate = c.accumulate = accumulate;
+        ref_strided_copy(&g, src, want);
+        strided_copy_kernel(c, 48, src + 3, got);
+        tp_test_assert_close(got, want, nd, 0.0, 1e-6, accumulate ? "strided, accumulated"
+                                                                  : "strided copy");
+    }
+}
+END_TEST
+
+/* Layer norm forward (with the saved statistics) and backward (dx,
+ * dscale, dbias) against the reference; test-conformance's tolerances. */
+START_TEST(test_layer_norm)
+{
+    const TpLayerNormGeometry g = {7, 37, 1e-5f};
+    const gsize n = 7 * 37;
+    g_autofree float *x = uniform(n, -2.0f, 3.0f, 2700);
+    g_autofree float *scale = uniform(37, 0.5f, 1.5f, 2701);
+    g_autofree float *bias = uniform(37, -1.0f, 1.0f, 2702);
+    g_autofree float *dy = uniform(n, -1.0f, 1.0f, 2703);
+    g_autofree float *y = g_new(float, n), *mean = g_new(float, 7), *invstd = g_new(float, 7);
+    g_autofree float *dx = g_new(float, n), *ds = g_new(float, 37), *db = g_new(float, 37);
+    g_autofree float *got_y = nans(n), *got_m = nans(7), *got_i = nans(7);
+    g_autofree float *got_dx = nans(n), *got_ds = nans(37), *got_db = nans(37);
+
+    ref_layer_norm_forward(&g, x, scale, bias, y, mean, invstd);
+    ref_layer_norm_backward(&g, x, dy, scale, dx, ds, db);
+    layer_norm_forward_kernel(7, 37, g.epsilon, x, scale, bias, got_y, got_m, got_i);
+    layer_norm_backward_kernel(7, 37, x, dy, scale, got_m, got_i, got_dx);
+    layer_norm_parameters_kernel(7, 37, x, dy, got_m, got_i, got_ds, got_db);
+    tp_test_assert_close(got_y, y, n, 1e-5, 1e-4, "layer norm y");
+    tp_test_assert_close(got_m, mean, 7, 1e-5, 1e-4, "layer norm mean");
+    tp_test_assert_close(got_i, invstd, 7, 1e-5, 1e-4, "layer norm invstd");
+    tp_test_assert_close(got_dx, dx, n, 1e-5, 1e-4, "layer norm dx");
+    tp_test_assert_close(got_ds, ds, 37, 1e-5, 1e-4, "layer norm dscale");
+    tp_test_assert_close(got_db, db, 37, 1e-5, 1e-4, "layer norm dbias");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -437,6 +652,11 @@ main(void)
     tcase_add_loop_test(tc, test_sgd, 0, 2);
     tcase_add_test(tc, test_bias_rows);
     tcase_add_test(tc, test_batch_norm_eval);
+    tcase_add_loop_test(tc, test_unary, 0, 17);
+    tcase_add_loop_test(tc, test_binary, 0, 256);
+    tcase_add_loop_test(tc, test_reduce, 0, 16);
+    tcase_add_test(tc, test_strided_copy);
+    tcase_add_test(tc, test_layer_norm);
     suite_add_tcase(suite, tc);
     return tp_test_run(suite);
 }

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -504,6 +505,7 @@ static TpCriterionVTable probe_vtable = {
     /* .normalization = */ probe_normalization,
     /* .lrp_config =    */ NULL,
     /* .score =         */ probe_score,
+    /* .aggregate =     */ NULL,
 };
 
 static TpPluginInfo probe_info = {
@@ -519,8 +521,9 @@ static TpPluginInfo probe_info = {
     /* .params =      */ NULL,
 };
 
-/* The vtable check: lrp_config alone may be missing; the first missing
- * member is named; a short table is an ABI error. */
+/* The vtable check: lrp_config and aggregate may be missing; the first
+ * missing member is named; a table that ends before score is an ABI error,
+ * one that ends before the appended aggregate (an older plugin) loads. */
 START_TEST(test_vtable_check)
 {
     g_autoptr(GError) error = NULL;
@@ -538,7 +541,10 @@ START_TEST(test_vtable_check)
     g_clear_error(&error);
 
     probe_vtable = good;
-    probe_info.vtable_size = sizeof(probe_vtable) - sizeof(gpointer);
+    probe_info.vtable_size = offsetof(TpCriterionVTable, aggregate);
+    ck_assert_msg(tp_criterion_vtable_check(&probe_info, &error), "%s",
+                  error ? error->message : "");
+    probe_info.vtable_size = offsetof(TpCriterionVTable, score);
     ck_assert(!tp_criterion_vtable_check(&probe_info, &error));
     ck_assert(g_error_matches(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_ABI));
     probe_info.vtable_size = sizeof(probe_vtable);

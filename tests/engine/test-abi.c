@@ -58,7 +58,8 @@ static const Pin pins[] = {
     PIN(TpCriterionVTable, normalization, 24),
     PIN(TpCriterionVTable, lrp_config, 32),
     PIN(TpCriterionVTable, score, 40),
-    SIZE(TpCriterionVTable, 48),
+    PIN(TpCriterionVTable, aggregate, 48),
+    SIZE(TpCriterionVTable, 56),
 
     PIN(TpBackendVTable, open, 0),
     PIN(TpBackendVTable, close, 8),
@@ -97,12 +98,30 @@ static const Pin pins[] = {
     PIN(TpBackendVTable, conv2d_prepare, 272),
     PIN(TpBackendVTable, conv2d_forward_prepared, 280),
     PIN(TpBackendVTable, conv2d_forward_relu, 288),
-    SIZE(TpBackendVTable, 296),
+    PIN(TpBackendVTable, unary_forward, 296),
+    PIN(TpBackendVTable, unary_backward, 304),
+    PIN(TpBackendVTable, binary_forward, 312),
+    PIN(TpBackendVTable, binary_backward, 320),
+    PIN(TpBackendVTable, strided_copy, 328),
+    PIN(TpBackendVTable, reduce_forward, 336),
+    PIN(TpBackendVTable, reduce_backward, 344),
+    PIN(TpBackendVTable, layer_norm_forward, 352),
+    PIN(TpBackendVTable, layer_norm_backward, 360),
+    SIZE(TpBackendVTable, 368),
 
     PIN(TpDatasetVTable, open, 0),
     PIN(TpDatasetVTable, close, 8),
     PIN(TpDatasetVTable, describe, 16),
     PIN(TpDatasetVTable, read, 24),
+    PIN(TpCommVTable, open, 0),
+    PIN(TpCommVTable, close, 8),
+    PIN(TpCommVTable, rank, 16),
+    PIN(TpCommVTable, size, 24),
+    PIN(TpCommVTable, all_reduce_sum_float, 32),
+    PIN(TpCommVTable, all_reduce_sum_double, 40),
+    PIN(TpCommVTable, broadcast, 48),
+    PIN(TpCommVTable, barrier, 56),
+    PIN(TpCommVTable, abort, 64),
     SIZE(TpDatasetVTable, 32),
 
     /* What the vtables pass: geometry, hyper-parameters, settings. */
@@ -138,6 +157,34 @@ static const Pin pins[] = {
     PIN(TpDatasetInfo, n_classes, 20),
     PIN(TpDatasetInfo, class_names, 24),
     SIZE(TpDatasetInfo, 32),
+    /* the kernel families' parameters (6 axes: TP_KERNEL_MAX_DIMS) */
+    PIN(TpUnaryOp, function, 0),
+    PIN(TpUnaryOp, alpha, 4),
+    PIN(TpUnaryOp, beta, 8),
+    PIN(TpUnaryOp, lo, 12),
+    PIN(TpUnaryOp, hi, 16),
+    SIZE(TpUnaryOp, 20),
+    PIN(TpBroadcastGeometry, ndim, 0),
+    PIN(TpBroadcastGeometry, y, 4),
+    PIN(TpBroadcastGeometry, a, 28),
+    PIN(TpBroadcastGeometry, b, 52),
+    SIZE(TpBroadcastGeometry, 76),
+    PIN(TpStridedCopy, ndim, 0),
+    PIN(TpStridedCopy, shape, 4),
+    PIN(TpStridedCopy, src_stride, 32),
+    PIN(TpStridedCopy, dst_stride, 80),
+    PIN(TpStridedCopy, src_offset, 128),
+    PIN(TpStridedCopy, dst_offset, 136),
+    PIN(TpStridedCopy, accumulate, 144),
+    SIZE(TpStridedCopy, 152),
+    PIN(TpReduceGeometry, ndim, 0),
+    PIN(TpReduceGeometry, x, 4),
+    PIN(TpReduceGeometry, y, 28),
+    SIZE(TpReduceGeometry, 52),
+    PIN(TpLayerNormGeometry, rows, 0),
+    PIN(TpLayerNormGeometry, cols, 4),
+    PIN(TpLayerNormGeometry, epsilon, 8),
+    SIZE(TpLayerNormGeometry, 12),
 
     /* What plugins read from the engine's objects. */
     PIN(TpTensor, backend, 0),
@@ -156,6 +203,12 @@ static const Pin pins[] = {
     PIN(TpUnitSpace, producers, 16),
     PIN(TpUnitSpace, linear, 24),
     SIZE(TpUnitSpace, 32),
+    /* The open backend a tensor points at: its vtable last, so that the
+     * vtable grows at the struct's end. */
+    PIN(TpBackend, info, 0),
+    PIN(TpBackend, self, 8),
+    PIN(TpBackend, vt, 16),
+    SIZE(TpBackend, 16 + 368),
     PIN(TpNode, op, 0),
     PIN(TpNode, name, 8),
     PIN(TpNode, n_inputs, 16),
@@ -186,6 +239,7 @@ START_TEST(test_constants)
     ck_assert_int_eq(TP_PLUGIN_KIND_CRITERION, 1);
     ck_assert_int_eq(TP_PLUGIN_KIND_BACKEND, 2);
     ck_assert_int_eq(TP_PLUGIN_KIND_DATASET, 3);
+    ck_assert_int_eq(TP_PLUGIN_KIND_COMM, 4);
     ck_assert_int_eq(TP_PARAM_INT, 1);
     ck_assert_int_eq(TP_PARAM_DOUBLE, 2);
     ck_assert_int_eq(TP_PARAM_BOOLEAN, 3);
@@ -198,6 +252,8 @@ START_TEST(test_constants)
     ck_assert_int_eq(TP_NORMALIZE_NONE, 0);
     ck_assert_int_eq(TP_NORMALIZE_L1, 1);
     ck_assert_int_eq(TP_NORMALIZE_L2, 2);
+    ck_assert_int_eq(TP_SCORES_MEAN, 0);
+    ck_assert_int_eq(TP_SCORES_SUM, 1);
     ck_assert_int_eq(TP_SPLIT_TRAIN, 0);
     ck_assert_int_eq(TP_SPLIT_TEST, 1);
     ck_assert_int_eq(TP_LRP_RULES_COMPOSITE, 0);
@@ -209,6 +265,35 @@ START_TEST(test_constants)
     ck_assert_int_eq(TP_POOL_MAX, 1);
     ck_assert_int_eq(TP_POOL_AVERAGE, 2);
     ck_assert_int_eq(TP_TENSOR_MAX_DIMS, 4);
+    ck_assert_int_eq(TP_KERNEL_MAX_DIMS, 6);
+    ck_assert_int_eq(TP_KERNELS_UNARY, 1);
+    ck_assert_int_eq(TP_KERNELS_BINARY, 2);
+    ck_assert_int_eq(TP_KERNELS_STRIDED, 3);
+    ck_assert_int_eq(TP_KERNELS_REDUCE, 4);
+    ck_assert_int_eq(TP_KERNELS_LAYER_NORM, 5);
+    ck_assert_int_eq(TP_UNARY_RELU, 1);
+    ck_assert_int_eq(TP_UNARY_CLIP, 2);
+    ck_assert_int_eq(TP_UNARY_SIGMOID, 3);
+    ck_assert_int_eq(TP_UNARY_HARD_SIGMOID, 4);
+    ck_assert_int_eq(TP_UNARY_HARD_SWISH, 5);
+    ck_assert_int_eq(TP_UNARY_SILU, 6);
+    ck_assert_int_eq(TP_UNARY_GELU, 7);
+    ck_assert_int_eq(TP_UNARY_LEAKY_RELU, 8);
+    ck_assert_int_eq(TP_UNARY_TANH, 9);
+    ck_assert_int_eq(TP_UNARY_SQRT, 10);
+    ck_assert_int_eq(TP_UNARY_ERF, 11);
+    ck_assert_int_eq(TP_UNARY_EXP, 12);
+    ck_assert_int_eq(TP_UNARY_RECIPROCAL, 13);
+    ck_assert_int_eq(TP_UNARY_POW, 14);
+    ck_assert_int_eq(TP_UNARY_LOG, 15);
+    ck_assert_int_eq(TP_UNARY_NEG, 16);
+    ck_assert_int_eq(TP_UNARY_ABS, 17);
+    ck_assert_int_eq(TP_BINARY_ADD, 1);
+    ck_assert_int_eq(TP_BINARY_SUB, 2);
+    ck_assert_int_eq(TP_BINARY_MUL, 3);
+    ck_assert_int_eq(TP_BINARY_DIV, 4);
+    ck_assert_int_eq(TP_REDUCE_SUM, 1);
+    ck_assert_int_eq(TP_REDUCE_MEAN, 2);
     ck_assert_int_eq(TP_SHAPE_MAX_DIMS, 3);
 }
 END_TEST

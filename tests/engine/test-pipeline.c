@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "tp-bench.h"
 #include "tp-onnx.h"
 #include "tp-pipeline.h"
 #include "tp-test.h"
@@ -127,6 +128,18 @@ START_TEST(test_specializes)
     ck_assert(res->test_accuracy > 0.5);
     ck_assert_uint_lt(res->params, res->base_params);
     ck_assert(res->latency_ms > 0 && res->base_latency_ms > 0);
+    /* The result's validation accuracy is its own step's, not step 0's. */
+    gboolean found = FALSE;
+    for (guint i = 0; i < rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(rows, TpPipelineRow, i);
+        if (row->step == res->step && row->accepted) {
+            ck_assert(res->accuracy == row->accuracy);
+            found = TRUE;
+        }
+    }
+    ck_assert(found && res->step > 0);
+    ck_assert_ptr_nonnull(res->stop_reason);
+    ck_assert_msg(g_str_has_prefix(res->stop_reason, "goal reached"), "%s", res->stop_reason);
 
     /* The specialized model: two outputs, named and indexed as the task says. */
     g_autoptr(TpModel) out = tp_onnx_load(backend, res->model_path, &error);
@@ -224,6 +237,8 @@ static const struct {
     {"[pipeline]\nplugin-path=/nonexistent/plugins\n",
      "p.ini: [pipeline] plugin-path: '/nonexistent/plugins' is not a folder"},
     {"[pipeline]\nplugins=.\n", "p.ini: [pipeline] unknown key 'plugins'"},
+    {"[task]\nclasses=class-2\n", "p.ini: [task] classes: 'class-2' is one class"},
+    {"[criterion lpr]\nrule=zplus\n", "p.ini: group [criterion lpr]: only a [sweep]"},
 };
 
 START_TEST(test_config_errors)
@@ -249,6 +264,59 @@ START_TEST(test_config_errors)
 }
 END_TEST
 
+/* A resume with other settings is refused, naming each key that differs;
+ * where the loop stops (max-steps, goal) may change. */
+START_TEST(test_resume_other_settings)
+{
+    g_autoptr(GKeyFile) kf = pipeline_keyfile("g", "");
+    g_autoptr(GError) error = NULL;
+
+    g_key_file_set_integer(kf, "prune", "max-steps", 1);
+    g_autoptr(TpPipeline) first = tp_pipeline_new(kf, "p.ini", &error);
+    ck_assert(tp_pipeline_run(first, FALSE, NULL, NULL, &error));
+    g_key_file_set_string(kf, "prune", "step", "0.2");
+    g_key_file_set_string(kf, "criterion", "plugin", "random");
+    g_autoptr(TpPipeline) second = tp_pipeline_new(kf, "p.ini", &error);
+    ck_assert(!tp_pipeline_run(second, TRUE, NULL, NULL, &error));
+    ck_assert(g_error_matches(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT));
+    ck_assert_msg(strstr(error->message, "[prune] step: 0.1 in the checkpoint, 0.2 now") &&
+                      strstr(error->message, "[criterion] plugin: magnitude in the checkpoint, "
+                                             "random now"),
+                  "%s", error->message);
+}
+END_TEST
+
+/* A latency difference inside the spread of the runs is noise: neither
+ * model is faster. */
+START_TEST(test_latency_noise)
+{
+    TpLatency a = {1, 30, 1.00, 1.20, 0}, b = {1, 30, 1.10, 1.15, 0}, c = {1, 30, 0.50, 0.52, 0};
+
+    ck_assert(tp_latency_within_noise(&a, &b));
+    ck_assert(tp_latency_within_noise(&b, &a));
+    ck_assert(!tp_latency_within_noise(&a, &c));
+    ck_assert(!tp_latency_within_noise(&c, &b));
+}
+END_TEST
+
+/* An output that is the base model is refused before any work. */
+START_TEST(test_output_is_input)
+{
+    g_autoptr(GKeyFile) kf = pipeline_keyfile("h", "");
+    g_autoptr(GError) error = NULL;
+    g_autofree char *before = NULL, *after = NULL;
+    gsize before_len, after_len;
+
+    ck_assert(g_file_get_contents(base_path, &before, &before_len, NULL));
+    g_key_file_set_string(kf, "output", "model", base_path);
+    g_autoptr(TpPipeline) p = tp_pipeline_new(kf, "p.ini", &error);
+    ck_assert(!tp_pipeline_run(p, FALSE, NULL, NULL, &error));
+    ck_assert_msg(strstr(error->message, "is the input") != NULL, "%s", error->message);
+    ck_assert(g_file_get_contents(base_path, &after, &after_len, NULL));
+    ck_assert(before_len == after_len && memcmp(before, after, before_len) == 0);
+}
+END_TEST
+
 /* Errors only the run finds: a class the dataset lacks, a missing model. */
 START_TEST(test_run_errors)
 {
@@ -271,7 +339,7 @@ START_TEST(test_run_errors)
     ck_assert_ptr_nonnull(strstr(error->message, "listed twice"));
     g_clear_error(&error);
 
-    g_key_file_set_string(kf, "task", "classes", "1");
+    g_key_file_set_string(kf, "task", "classes", "1,2");
     g_key_file_set_string(kf, "model", "path", "/nonexistent/base.onnx");
     g_autoptr(TpPipeline) r = tp_pipeline_new(kf, "p.ini", &error);
     ck_assert_msg(r != NULL, "%s", error ? error->message : "");
@@ -348,6 +416,9 @@ main(void)
     tcase_add_test(tc, test_resume);
     tcase_add_loop_test(tc, test_config_errors, 0, G_N_ELEMENTS(bad));
     tcase_add_test(tc, test_run_errors);
+    tcase_add_test(tc, test_resume_other_settings);
+    tcase_add_test(tc, test_output_is_input);
+    tcase_add_test(tc, test_latency_noise);
     tcase_add_test(tc, test_plugin_path);
     tcase_add_test(tc, test_documented);
     suite_add_tcase(suite, tc);

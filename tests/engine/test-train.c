@@ -236,7 +236,7 @@ START_TEST(test_params)
     ck_assert_int_eq(c.epochs, 7);
     ck_assert_int_eq(c.schedule, TP_SCHEDULE_STEP);
     ck_assert_double_eq(c.lr, 0.2);
-    ck_assert_int_eq(c.batch_size, 128);
+    ck_assert_int_eq(c.batch_size, 64);
 
     ck_assert(g_key_file_load_from_data(kf, "[train]\nschedule=linear\n", -1, 0, NULL));
     ck_assert(!tp_params_load(params, kf, "train", "t.ini", NULL, &error));

@@ -92,7 +92,7 @@ check "linf.so exports only tp_plugin_describe" \
 # (Checked independently: the 23 smallest max |w| of the model are fc2's.)
 # magnitude's sums grow with fan-in and cut conv1 first instead.
 cd "$dir" || exit 1
-taskprune zoo lenet5 --input 1x16x16 --classes 4 -o base.onnx >/dev/null
+taskprune zoo lenet5 --input 1x16x16 --outputs 4 -o base.onnx >/dev/null
 pipeline() {
     cat <<EOI
 [pipeline]

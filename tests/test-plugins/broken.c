@@ -131,6 +131,15 @@ static const TpBackendVTable vtable = {
 #endif
     /* .conv2d_forward_prepared = */ NULL,
     /* .conv2d_forward_relu = */ NULL,
+    /* .unary_forward = */ NULL,
+    /* .unary_backward = */ NULL,
+    /* .binary_forward = */ NULL,
+    /* .binary_backward = */ NULL,
+    /* .strided_copy = */ NULL,
+    /* .reduce_forward = */ NULL,
+    /* .reduce_backward = */ NULL,
+    /* .layer_norm_forward = */ NULL,
+    /* .layer_norm_backward = */ NULL,
 };
 
 static const TpParamSpec params[] = {

@@ -31,14 +31,14 @@ expect 2 "info: give one MODEL.onnx"       -- info
 expect 1 "README.md: not a valid ONNX model" -- info "$TP_TEST_DATA/../../README.md"
 expect 1 "no backend plugin named 'tpu'"   -- info --backend tpu "$TP_TEST_DATA/torch-vgg.onnx"
 
-expect 0 "p50 (ms)"                       -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 1,4 --runs 3
-expect 0 "727 parameters"                 -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 2 --runs 2
-expect 2 "'0' is not a batch size"        -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch 0
-expect 0 "training steps"                 -- bench "$TP_TEST_DATA/torch-vgg.onnx" --train --batch 4 --runs 2
-expect 0 "/fc2/Gemm  *Gemm  *0.00"         -- bench "$TP_TEST_DATA/torch-vgg.onnx" --train --layers --batch 2 --runs 2
-expect 0 "score with taylor .*forward+backward" -- bench "$TP_TEST_DATA/torch-vgg.onnx" --score lrp,taylor --batch 6 --runs 1
-expect 0 '"ms": \[[0-9.]*, [0-9.]*\]' -- bench "$TP_TEST_DATA/torch-vgg.onnx" --train --json --batch 2 --runs 2
-expect 1 "no criterion plugin named 'nope'" -- bench "$TP_TEST_DATA/torch-vgg.onnx" --score nope --batch 2 --runs 1
+expect 0 "p50 (ms)"                       -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch-size 1,4 --runs 3
+expect 0 "727 parameters"                 -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch-size 2 --runs 2
+expect 2 "'0' is not a batch size"        -- bench "$TP_TEST_DATA/torch-vgg.onnx" --batch-size 0
+expect 0 "training steps"                 -- bench "$TP_TEST_DATA/torch-vgg.onnx" --training --batch-size 4 --runs 2
+expect 0 "/fc2/Gemm  *Gemm  *0.00"         -- bench "$TP_TEST_DATA/torch-vgg.onnx" --training --layers --batch-size 2 --runs 2
+expect 0 "score with taylor .*forward+backward" -- bench "$TP_TEST_DATA/torch-vgg.onnx" --score lrp,taylor --batch-size 6 --runs 1
+expect 0 '"ms": \[[0-9.]*, [0-9.]*\]' -- bench "$TP_TEST_DATA/torch-vgg.onnx" --training --json --batch-size 2 --runs 2
+expect 1 "no criterion plugin named 'nope'" -- bench "$TP_TEST_DATA/torch-vgg.onnx" --score nope --batch-size 2 --runs 1
 
 # A broken plugin on the path is reported and the rest still loads.
 mkdir "$dir/plugins"

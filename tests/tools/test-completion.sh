@@ -38,19 +38,19 @@ backends=$("$TASKPRUNE" plugins | awk '/^backend plugins:/ { f = 1; next } /^$/ 
 backends=${backends% }
 
 complete_is "specialize"                                       sp
-complete_is "--help --version bench eval help info plugins run specialize train zoo" ""
+complete_is "--help --version bench compare eval explain help info plugins run specialize train zoo" ""
 complete_is "--version"                                        --v
 complete_is "--criterion="                                     specialize --cr
 complete_is "lrp magnitude random taylor"                      specialize --criterion ""
 complete_is "magnitude"                                        specialize --criterion = ma
 complete_is "magnitude"                                        specialize -c ma
-complete_is ""                                                 zoo -c ""
+complete_is ""                                                 zoo --outputs ""
 complete_is "$backends"                                        info --backend ""
 complete_is "idx"                                              eval -d id
 complete_is "lenet5"                                           train --arch le
 complete_is "lenet5 resnet18 resnet20 vgg11 vgg16"             zoo ""
 complete_is "$(echo cifar10 $backends | tr ' ' '\n' | grep '^c' | sort | tr '\n' ' ' | sed 's/ $//')" plugins --describe c
-complete_is "--help --quiet --resume --threads="              run --
+complete_is "--backend= --device= --help --json --merge --quiet --resume --set= --sweep-index= --threads=" run --
 complete_is "a.ini sub"                                        run ""
 complete_is "b.onnx sub"                                       info ""
 complete_is "a.ini sub"                                        specialize --config ""

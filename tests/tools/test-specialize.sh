@@ -54,11 +54,11 @@ check "the lrp run used its own keys" test -s "$dir/sweep/last-lrp.onnx"
 printf '[model]\npath=%s\n[task]\nclasses=1\n[prune]\nstep=0\n' "$dir/base.onnx" >"$dir/bad.ini"
 expect 1 "bad.ini: \[prune\] step: 0 is out of range" -- run "$dir/bad.ini"
 # A bad dataset plugin: the keyfile named once, with the group and key.
-printf '[model]\npath=%s\n[dataset]\nplugin=nope\n[task]\nclasses=1\n[criterion]\nplugin=lrp\n[output]\nmodel=%s\n' \
+printf '[model]\npath=%s\n[dataset]\nplugin=nope\n[task]\nclasses=1,2\n[criterion]\nplugin=lrp\n[output]\nmodel=%s\n' \
     "$dir/base.onnx" "$dir/out.onnx" >"$dir/bad-dataset.ini"
 expect 1 "^taskprune: [^:]*bad-dataset.ini: \[dataset\] plugin: no dataset plugin named 'nope'" -- run "$dir/bad-dataset.ini"
 expect 2 "give MODEL.onnx, --classes and -o" -- specialize "$dir/base.onnx"
-expect 1 "\[task\] classes: 'Sandal' is not a class" -- specialize "$dir/base.onnx" $data --classes Sandal -o "$dir/x.onnx"
+expect 1 "\[task\] classes: 'Sandal' is not a class" -- specialize "$dir/base.onnx" $data --classes Sandal,class-1 -o "$dir/x.onnx"
 check "no model is left behind by a failed run" test ! -e "$dir/x.onnx"
 
 exit $status

@@ -13,7 +13,7 @@ check "each epoch leaves a checkpoint" test -f "$dir/a.onnx.checkpoint/state.ini
 # Ctrl-C: a checkpoint and exit 130 (or the run was already done); --resume
 # then ends with the bytes of the run that was never stopped.
 long="--dataset synthetic -D classes=3 -D samples=4000 -D height=24 -D width=24 --epochs 4 -t batch-size=4"
-"$TASKPRUNE" train --arch lenet5 --width 0.5 $long -o "$dir/c.onnx" -c "$dir/c.ckpt" >"$out" 2>"$err" &
+"$TASKPRUNE" train --arch lenet5 --width 0.5 $long -o "$dir/c.onnx" --checkpoint "$dir/c.ckpt" >"$out" 2>"$err" &
 pid=$!
 sleep 1
 kill -INT $pid 2>/dev/null
@@ -21,9 +21,9 @@ wait $pid
 got=$?
 check "Ctrl-C exits 130 or the run was done (exit $got)" test "$got" -eq 130 -o "$got" -eq 0
 if [ "$got" -eq 130 ]; then
-    check "Ctrl-C says how to resume" grep -q "continue with 'taskprune train --resume" "$err"
+    check "Ctrl-C says how to resume" grep -q "continue with 'taskprune train --resume --checkpoint $dir/c.ckpt'" "$err"
 fi
-expect 0 "test accuracy"                  -- train --resume "$dir/c.ckpt" -o "$dir/c.onnx"
+expect 0 "test accuracy"                  -- train --resume --checkpoint "$dir/c.ckpt"
 expect 0 "test accuracy"                  -- train --arch lenet5 --width 0.5 $long -o "$dir/d.onnx"
 check "resuming gives the model of an uninterrupted run" cmp -s "$dir/c.onnx" "$dir/d.onnx"
 

@@ -23,7 +23,7 @@ check "zoo vgg11 wrote $m/x.onnx" test -s "$m/x.onnx"
 expect 0 ": 9489866 parameters, 95.1 M MACs" -- zoo vgg11 -o "$m/vgg11.onnx"
 expect 0 ": 61706 parameters"                -- zoo lenet5 -o "$m/lenet.onnx"
 expect 0 "resnet20 (width 1, input 3x32x32, 100 classes, seed 7): 278324 parameters" \
-                                             -- zoo resnet20 --input 3x32x32 --classes 100 --seed 7 -o "$m/r20.onnx"
+                                             -- zoo resnet20 --input 3x32x32 --outputs 100 --seed 7 -o "$m/r20.onnx"
 check "no temporary files left" test "$(ls "$m" | wc -l)" -eq 4
 
 # The seed: same seed, same bytes; another seed, other bytes.
@@ -47,7 +47,7 @@ expect 2 "zoo: --input '1x28xabc': expected CxHxW" -- zoo vgg11 --input 1x28xabc
 expect 2 "zoo: --width 0: must be a number greater than 0" -- zoo vgg11 --width 0 -o "$m/y.onnx"
 expect 2 "zoo: --width -1: must be" -- zoo vgg11 --width -1 -o "$m/y.onnx"
 expect 2 "Cannot parse double value"         -- zoo vgg11 --width wide -o "$m/y.onnx"
-expect 2 "zoo: --classes 0: must be at least 1" -- zoo vgg11 --classes 0 -o "$m/y.onnx"
+expect 2 "zoo: --outputs 0: must be at least 1" -- zoo vgg11 --outputs 0 -o "$m/y.onnx"
 expect 2 "zoo: --seed '-1': expected an integer" -- zoo vgg11 --seed -1 -o "$m/y.onnx"
 expect 2 "zoo: no output file: add -o FILE.onnx" -- zoo vgg11
 expect 2 "zoo: -o needs an ARCH"             -- zoo -o "$m/y.onnx"
