@@ -1,4 +1,4 @@
-/* tp-pipeline.c — the specialization loop of METHOD.md §1 (contract in
+/* tp-pipeline.c — the specialization loop of docs/method.md §1 (contract in
  * tp-pipeline.h; keys in docs/pipeline-keys.md).
  *
  *   base model ─ head surgery ─► specialized baseline (step 0)
