@@ -1,6 +1,6 @@
 /* lrp.c — the `lrp` criterion (Yeom et al. 2021, "Pruning by explaining: a
  * novel criterion for deep neural network pruning", Pattern Recognition 115,
- * arXiv 1912.08881; METHOD.md §2): the relevance layer-wise relevance
+ * arXiv 1912.08881; docs/method.md §2): the relevance layer-wise relevance
  * propagation assigns to each unit's output, from the true class's logit.
  *
  * The engine runs the LRP pass (tp-lrp.h: canonized model, eval forward,
@@ -14,7 +14,7 @@
  *   aggregate = signed:         s_u = | Σ_n Σ_m R[n, u, m] |
  *
  * summed over all scoring samples in double. `signed` sums without the
- * absolute value, as METHOD.md says; since scores must be >= 0, the
+ * absolute value, as docs/method.md §2 says; since scores must be >= 0, the
  * absolute value of each unit's total is taken once, at the end (a unit
  * whose positive and negative relevance cancel scores near 0).
  * Normalized per space by L1 (the layer's total).

@@ -1,6 +1,6 @@
 /* magnitude.c — the `magnitude` criterion: the norm of each unit's incoming
  * weights (Li et al. 2017, "Pruning filters for efficient ConvNets"), on
- * BatchNorm-folded weights (METHOD.md §2):
+ * BatchNorm-folded weights (docs/method.md §2):
  *
  *     s_f = Σ |W'[f, ...]|  (l1)   or   sqrt(Σ W'[f, ...]²)  (l2),
  *     W'[f, ...] = W[f, ...] · γ_f / σ_f,  σ_f = sqrt(running_var_f + eps)

@@ -1,5 +1,5 @@
 /* random.c — the `random` criterion: a uniform(0, 1) score per unit, the
- * baseline every other criterion must beat (METHOD.md §2, experiment E2).
+ * baseline every other criterion must beat (docs/method.md §2, experiment E2).
  *
  * The draws come from a GRand (Mersenne Twister) seeded with the array
  *     { seed & 0xffffffff, seed >> 32, round & 0xffffffff, round >> 32 }

@@ -1,6 +1,6 @@
 /* taylor.c — the `taylor` criterion (Molchanov et al. 2017, "Pruning
  * convolutional neural networks for resource efficient inference", ICLR,
- * arXiv 1611.06440; METHOD.md §2): the first-order Taylor estimate of the
+ * arXiv 1611.06440; docs/method.md §2): the first-order Taylor estimate of the
  * loss change when a unit's output is set to zero.
  *
  * A[n, u, m] is the unit's output after its nonlinearity

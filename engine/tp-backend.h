@@ -339,7 +339,7 @@ struct _TpBackendVTable {
      * INFINITY (a one-sided clamp). y may be x. */
     gboolean (*clamp)(gpointer self, gsize n, const float *x, float lo, float hi, float *y,
                       GError **error);
-    /* y = r / stab(z) with the LRP stabilizer (METHOD.md):
+    /* y = r / stab(z) with the LRP stabilizer (docs/method.md):
      * stab(z) = z + epsilon * sign(z) where z != 0, TP_STABILIZER_ZERO where
      * z = 0 (either sign of zero); epsilon >= 0. y may be r or z. */
     gboolean (*stabilized_divide)(gpointer self, gsize n, const float *r, const float *z,

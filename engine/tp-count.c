@@ -1,4 +1,4 @@
-/* tp-count.c — parameter and MAC counts of a model (METHOD.md §3):
+/* tp-count.c — parameter and MAC counts of a model (docs/method.md §3):
  *   params        = every trainable parameter: weights, biases, BatchNorm scale and bias;
  *   running_stats = BatchNorm running mean and variance (reported separately);
  *   macs          = per sample: Conv C_out·H_out·W_out·(C_in/groups)·kh·kw, Gemm in·out,

@@ -9,7 +9,7 @@
  * what the plugin declared: an eval-mode forward, then (NEEDS_GRADIENT) the
  * mean cross-entropy of the batch labels and its backward pass, then
  * (NEEDS_RELEVANCE) an LRP pass on the same batch through a TpLrp made on
- * first use. A plugin without lrp_config() gets METHOD.md's LRP defaults.
+ * first use. A plugin without lrp_config() gets docs/method.md's LRP defaults.
  */
 #include "config.h"
 
@@ -26,7 +26,7 @@ G_DEFINE_QUARK(tp_criterion_error, tp_criterion_error)
 /* Every member up to and including score() must be in the plugin's table. */
 #define REQUIRED_END (offsetof(TpCriterionVTable, score) + sizeof(gpointer))
 
-/* The LRP settings of a plugin without lrp_config(): METHOD.md's defaults. */
+/* The LRP settings of a plugin without lrp_config(): docs/method.md's defaults. */
 static const TpLrpConfig default_lrp_config = {
     /* .rules =   */ TP_LRP_RULES_COMPOSITE,
     /* .start =   */ TP_LRP_START_UNIT,
@@ -342,7 +342,7 @@ tp_criterion_context_get_batch(TpCriterionContext *context)
 }
 
 /* The LRP pass on the batch just run forward: makes the TpLrp on first use
- * with the plugin's settings (METHOD.md's defaults without lrp_config). */
+ * with the plugin's settings (docs/method.md's defaults without lrp_config). */
 static gboolean
 run_relevance(TpCriterionContext *context, const float *images, GError **error)
 {

@@ -1,5 +1,5 @@
 /* tp-criterion.h — the criterion interface: a plugin that scores every
- * prunable unit of a model on target-task data (METHOD.md §2), and the
+ * prunable unit of a model on target-task data (docs/method.md §2), and the
  * context the engine hands it.
  *
  * A criterion never edits the model. It declares what it needs; the engine
@@ -68,7 +68,7 @@ typedef struct {
     void (*close)(gpointer self);
     /* What score() needs, given the parameters open() saw. */
     TpCriterionNeeds (*needs)(gpointer self);
-    /* The per-space normalization METHOD.md names for this criterion. */
+    /* The per-space normalization docs/method.md §2 names for this criterion. */
     TpNormalization (*normalization)(gpointer self);
     /* (optional) For NEEDS_RELEVANCE: the LRP settings (rules, start).
      * Default: composite rules, start at the true class, ε = 1e-6. */

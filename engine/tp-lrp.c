@@ -1,5 +1,5 @@
 /* tp-lrp.c — layer-wise relevance propagation (contract: tp-lrp.h; formulas:
- * METHOD.md §2, lrp; Montavon et al. 2019, Yeom et al. 2021).
+ * docs/method.md §2, lrp; Montavon et al. 2019, Yeom et al. 2021).
  *
  * Canonization. tp_lrp_new() builds a copy of the model on the same backend
  * in which every BatchNormalization that alone reads a Conv's output is

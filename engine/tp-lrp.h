@@ -1,4 +1,4 @@
-/* tp-lrp.h — layer-wise relevance propagation (METHOD.md §2, lrp): a
+/* tp-lrp.h — layer-wise relevance propagation (docs/method.md §2, lrp): a
  * canonized copy of a model (each BatchNormalization folded into the Conv
  * before it), an eval-mode forward that keeps every op's input, and the
  * backward propagation of relevance with the rules below, all through
@@ -37,7 +37,7 @@ typedef enum {
 typedef struct {
     TpLrpRules rules;
     TpLrpStart start;
-    double epsilon; /* the ε of ε rules (METHOD.md: 1e-6); 0 gives LRP-0 */
+    double epsilon; /* the ε of ε rules (docs/method.md: 1e-6); 0 gives LRP-0 */
 } TpLrpConfig;
 
 typedef struct _TpLrp TpLrp;

@@ -236,7 +236,7 @@ void tp_model_set_normalization(TpModel *model, const float *mean, const float *
 gboolean tp_model_get_normalization(const TpModel *model, const float **out_mean,
                                     const float **out_std);
 
-/* Parameter and MAC counts (definitions in METHOD.md §3). */
+/* Parameter and MAC counts (definitions in docs/method.md §3). */
 typedef struct {
     guint64 params;        /* weights, biases, BatchNorm scale and bias */
     guint64 running_stats; /* BatchNorm running mean and variance */

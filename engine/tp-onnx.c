@@ -4,7 +4,8 @@
  * This file walks the graph and keeps the constants; a node whose type is an
  * engine op is read by that op's class (import(), engine/ops/) through the
  * TpOnnxReader below, and the few types that are no engine op are rewritten
- * here (rewrites[]). */
+ * here (rewrites[]). A node of a type tp-onnx-fold.c folds whose inputs are
+ * constants becomes a constant first. */
 #include "config.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "onnx.pb-c.h"
+#include "tp-onnx-fold.h"
 #include "tp-onnx.h"
 #include "tp-op.h"
 
@@ -38,15 +40,6 @@ typedef struct {
     GHashTable *done;   /* nodes already absorbed by an earlier one */
     GHashTable *pads;   /* ONNX name -> int[4] zero padding a Pad left to its consumer */
 } Importer;
-
-static void
-const_free(gpointer data)
-{
-    Const *c = data;
-    g_free(c->f);
-    g_free(c->i64);
-    g_free(c);
-}
 
 static Const *
 const_dup(const Const *c)
@@ -79,7 +72,10 @@ tp_onnx_dims_to_string(int ndim, const gint64 *dims)
 {
     GString *s = g_string_new("[");
     for (int i = 0; i < ndim; i++)
-        g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? ", " : "", dims[i]);
+        if (dims[i] == TP_ONNX_BATCH)
+            g_string_append_printf(s, "%sbatch", i ? ", " : "");
+        else
+            g_string_append_printf(s, "%s%" G_GINT64_FORMAT, i ? ", " : "", dims[i]);
     g_string_append_c(s, ']');
     return g_string_free(s, FALSE);
 }
@@ -623,7 +619,7 @@ import_reshape(Importer *im, const Onnx__NodeProto *node, GError **error)
     static const char *const known[] = {"allowzero", NULL};
     const char *shape_name = input_name(node, 1);
     const Const *shape = shape_name ? g_hash_table_lookup(im->consts, shape_name) : NULL;
-    gint64 allowzero;
+    gint64 allowzero = 0;
     int x;
 
     if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
@@ -637,7 +633,9 @@ import_reshape(Importer *im, const Onnx__NodeProto *node, GError **error)
     gint64 features = 1;
     for (int i = 0; i < in->ndim; i++)
         features *= in->dim[i];
-    if (shape->numel != 2 || shape->i64[0] < -1 ||
+    /* The batch size folded from a Shape: "copy that dimension". */
+    gboolean batch = shape->numel >= 1 && shape->i64[0] == TP_ONNX_BATCH && !allowzero;
+    if (shape->numel != 2 || (!batch && shape->i64[0] < -1) ||
         (shape->i64[1] != -1 && shape->i64[1] != features) ||
         (shape->i64[1] == -1 && shape->i64[0] == -1)) {
         g_autofree char *s = tp_onnx_dims_to_string((int)shape->numel, shape->i64);
@@ -861,6 +859,50 @@ static const struct {
     {"Constant", import_constant}, {"Pad", import_pad},
 };
 
+/* Folds node into a constant when its inputs are constants (Shape: also of
+ * an activation); *folded says whether it did. A node that cannot be folded
+ * is left to its op class or rewrite, or refused when it has none
+ * (can_import FALSE). */
+static gboolean
+fold_node(Importer *im, const Onnx__NodeProto *node, TpOnnxFoldFunc fold, gboolean can_import,
+          gboolean *folded, GError **error)
+{
+    const TpOnnxConst *in[16] = {NULL};
+    TpOnnxFold f = {node, im->opset, in, node->n_input, NULL};
+    TpOnnxConst *out;
+
+    *folded = FALSE;
+    if (node->n_input > G_N_ELEMENTS(in))
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "it has %zu inputs (at most %zu)",
+                          node->n_input, G_N_ELEMENTS(in));
+    for (gsize i = 0; i < node->n_input; i++) {
+        const char *name = input_name(node, i);
+        int x;
+
+        if (name == NULL || (in[i] = g_hash_table_lookup(im->consts, name)) != NULL)
+            continue;
+        if (i == 0 && g_str_equal(node->op_type, "Shape")) {
+            if (!get_value(im, node, 0, &x, error))
+                return FALSE;
+            f.activation = tp_model_get_shape(im->model, x);
+            continue;
+        }
+        if (can_import)
+            return TRUE;
+        if (!g_hash_table_contains(im->values, name))
+            return get_value(im, node, i, &x, error);
+        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
+                          "input '%s' is an activation: taskprune computes %s only on constants "
+                          "(shape arithmetic, folded at import)",
+                          name, node->op_type);
+    }
+    if (!check_outputs(node, error) || (out = fold(&f, error)) == NULL)
+        return FALSE;
+    g_hash_table_insert(im->consts, node->output[0], out);
+    *folded = TRUE;
+    return TRUE;
+}
+
 /* ---------------------------------------------------------------- graph */
 
 static gboolean
@@ -1022,7 +1064,7 @@ is_supported(const char *op_type)
     for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
         if (g_strcmp0(rewrites[j].op_type, op_type) == 0)
             return TRUE;
-    return FALSE;
+    return tp_onnx_fold_lookup(op_type) != NULL;
 }
 
 /* Refuses a graph with op types taskprune does not import, listing every
@@ -1089,6 +1131,13 @@ import_graph(Importer *im, GError **error)
         for (gsize j = 0; j < G_N_ELEMENTS(rewrites); j++)
             if (g_strcmp0(rewrites[j].op_type, node->op_type) == 0)
                 import = rewrites[j].import;
+        TpOnnxFoldFunc fold = tp_onnx_fold_lookup(node->op_type);
+        gboolean folded = FALSE;
+        if (fold != NULL &&
+            !fold_node(im, node, fold, engine_op >= 0 || import != NULL, &folded, error))
+            return FALSE;
+        if (folded)
+            continue;
         if (engine_op >= 0 ? !import_op(im, node, (TpOpType)engine_op, error)
                            : !import(im, node, error))
             return FALSE;
@@ -1192,7 +1241,7 @@ tp_onnx_load_data(TpBackend *backend, const guint8 *data, gsize length, const ch
     im.dir = dir;
     im.graph = proto->graph;
     im.values = g_hash_table_new(g_str_hash, g_str_equal);
-    im.consts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, const_free);
+    im.consts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, tp_onnx_const_free);
     im.done = g_hash_table_new(NULL, NULL);
     im.pads = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
 

@@ -229,7 +229,7 @@ typedef struct {
                          const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
                          TpOpState *state, GError **error);
 
-    /* Multiply-accumulates per sample (METHOD.md §3), from the per-sample
+    /* Multiply-accumulates per sample (docs/method.md §3), from the per-sample
      * input and output shapes; NULL for ops that count none. */
     guint64 (*macs)(const TpNode *node, const TpShape *input, const TpShape *output);
 

@@ -1,4 +1,4 @@
-/* tp-pipeline.c — the specialization loop of METHOD.md §1 (contract in
+/* tp-pipeline.c — the specialization loop of docs/method.md §1 (contract in
  * tp-pipeline.h; keys in docs/pipeline-keys.md).
  *
  *   base model ─ head surgery ─► specialized baseline (step 0)
@@ -1189,6 +1189,8 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
     g_return_val_if_fail(p != NULL, FALSE);
 
+    if (!check_before_work(p, resume, error))
+        return FALSE;
     /* One run at a time per output (its checkpoint and report go with it),
      * held by rank 0, which writes them for every rank. */
     g_autoptr(TpLock) lock = NULL;
@@ -1204,7 +1206,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     r.clock = g_timer_new();
     memset(&p->result, 0, sizeof(p->result));
     g_clear_pointer(&p->stop_reason, g_free);
-    if (!check_before_work(p, resume, error) || !setup(&r, error))
+    if (!setup(&r, error))
         goto out;
 
     /* Step 0: head surgery (tp_prune_apply records the class indices). */

@@ -1,4 +1,4 @@
-/* tp-pipeline.h — the specialization loop of METHOD.md §1, configured by a
+/* tp-pipeline.h — the specialization loop of docs/method.md §1, configured by a
  * GLib keyfile: load the base model, cut its head to the target classes,
  * record the specialized baseline, then score → rank → cut → fine-tune →
  * evaluate → checkpoint until the goal is met or accuracy leaves its

@@ -1,4 +1,4 @@
-/* tp-prune.c — surgery (METHOD.md §3): a new, physically smaller model with
+/* tp-prune.c — surgery (docs/method.md §3): a new, physically smaller model with
  * the units a mask drops removed, and, with head surgery, the output cut to
  * the target classes.
  *

@@ -22,7 +22,7 @@
  * removed as one group, from every producer (its output row, bias, following
  * BatchNorm entries, a depthwise conv's filter) and every consumer (a Conv's
  * input slice W[:, u], a Gemm's input columns u·H·W … (u+1)·H·W − 1 after
- * Flatten, column u after GlobalAveragePool and Flatten). METHOD.md §3 has
+ * Flatten, column u after GlobalAveragePool and Flatten). docs/method.md §3 has
  * the rules.
  */
 #ifndef TP_PRUNE_H
@@ -41,7 +41,7 @@ typedef enum {
     TP_PRUNE_ERROR_INVALID, /* a mask or class list that does not fit the model */
 } TpPruneError;
 
-/* One prunable space ("layer" in METHOD.md's sense). */
+/* One prunable space ("layer" in docs/method.md's sense). */
 typedef struct {
     const char *name;       /* the first producer's node name */
     int n_units;            /* channels (Conv) or neurons (Gemm) now */

@@ -493,7 +493,7 @@ ref_clamp(gsize n, const float *x, float lo, float hi, float *y)
         y[i] = fminf(fmaxf(x[i], lo), hi);
 }
 
-/* stab(z) = z + epsilon * sign(z), TP_STABILIZER_ZERO at z = 0 (METHOD.md). */
+/* stab(z) = z + epsilon * sign(z), TP_STABILIZER_ZERO at z = 0 (docs/method.md). */
 void
 ref_stabilized_divide(gsize n, const float *r, const float *z, float epsilon, float *y)
 {

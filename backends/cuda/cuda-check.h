@@ -1,5 +1,5 @@
 /* cuda-check.h — the one way a CUDA, cuBLAS or cuDNN status becomes a GError
- * in the cuda backend (shared/STYLE.md, rule 7).
+ * in the cuda backend (HACKING.md, house style rule 6).
  *
  *     if (!CUDA_CHECK(cudaMalloc(&mem, bytes), error))
  *         return NULL;

@@ -4,7 +4,7 @@
  * Generic: test_conformance runs every criterion plugin the registry finds
  * on every backend (scores finite, >= 0, one per unit of every producer;
  * deterministic; the model untouched), and test_constructed runs every
- * criterion that reads data on METHOD.md's constructed network, so a new
+ * criterion that reads data on the network constructed below, so a new
  * criterion plugin is covered with no new test code. Then each criterion
  * against its own reference: magnitude and random against values computed
  * here, taylor against a central difference of the loss (its exact value)
@@ -882,7 +882,7 @@ mean_abs_difference(const GArray *a, const GArray *b, double scale)
  *    pins the per-sample gradient, i.e. the batch-size factor, and the 1/M);
  *  - it ranks each layer's units as removing them does (the ablation
  *    oracle, mean_n |C_n(unit removed) − C_n|): Spearman >= 0.6 within every
- *    layer (METHOD.md E5). The data are noisy enough that three epochs leave
+ *    layer (docs/method.md E5). The data are noisy enough that three epochs leave
  *    the loss well above 0: on a saturated net (mean loss < 0.05) first-order
  *    estimates degrade, and we measured conv-layer correlations down to 0.4;
  *  - `accumulate = batch` (|batch mean|) never exceeds `sample` (mean |.|). */
@@ -957,7 +957,7 @@ END_TEST
 
 /* ---------------------------------------------------------------- constructed network */
 
-/* METHOD.md's constructed network, on target classes {2, 0} of 3:
+/* A constructed network, on target classes {2, 0} of 3:
  *   conv1 4@3x3 → Relu → conv2 6@3x3 → Relu → GlobalAveragePool → Flatten → Gemm
  * conv2's filters 0-3 are always active (non-negative weights on non-negative
  * inputs, bias 0.1) and feed every class; filter 4 is as active but feeds only

@@ -83,14 +83,59 @@ class ResNet(nn.Module):
         return torch.softmax(torch.matmul(x, self.w) + self.b, dim=1)
 
 
-def export(name, model, shape, opset, training):
+class View(nn.Module):
+    """x.view(x.size(0), -1): with a dynamic batch axis PyTorch exports the
+    shape as Shape, Gather, Unsqueeze and Concat; with a fixed one, as a
+    constant."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        return self.fc(x.view(x.size(0), -1))
+
+
+class Flatten(nn.Module):
+    """torch.flatten(x, 1): an ONNX Flatten, nothing to fold."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+
+class Arith(nn.Module):
+    """A reshape to [batch, features] whose features are computed from the
+    sizes: with a dynamic batch axis, Shape, Gather, Mul, Sub, Div, Cast,
+    Add, Unsqueeze and Concat on constants."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        c = x.size(1)
+        features = torch.div(c * 4 - c, 3, rounding_mode="trunc") * (x.size(2) * x.size(3)) + (c - c)
+        return self.fc(x.reshape(x.shape[0], features))
+
+
+def export(name, model, shape, opset, training, dynamic=True):
     randomize_bn(model)
     model.eval()
     x = torch.randn(*shape)
     with torch.no_grad():
         y = model(x)
     torch.onnx.export(model, x, name + ".onnx", opset_version=opset, input_names=["input"],
-                      output_names=["output"], dynamic_axes={"input": {0: "batch"}},
+                      output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}} if dynamic else None,
                       training=training)
     x.numpy().astype(np.float32).tofile(name + ".input.bin")
     y.numpy().astype(np.float32).tofile(name + ".output.bin")
@@ -99,3 +144,9 @@ def export(name, model, shape, opset, training):
 # BatchNormalization kept as nodes (PRESERVE), and folded into the convs (EVAL).
 export("torch-vgg", Vgg(), (2, 1, 13, 13), 13, torch.onnx.TrainingMode.PRESERVE)
 export("torch-resnet", ResNet(), (2, 3, 10, 10), 9, torch.onnx.TrainingMode.EVAL)
+# Shape arithmetic folded at import, with a dynamic and with a fixed batch.
+for dynamic in (True, False):
+    suffix = "-dynamic" if dynamic else "-fixed"
+    for name, model in (("view", View()), ("flatten", Flatten()), ("arith", Arith())):
+        export("torch-" + name + suffix, model, (2, 1, 8, 8), 13, torch.onnx.TrainingMode.EVAL,
+               dynamic)

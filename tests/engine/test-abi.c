@@ -1,6 +1,6 @@
 /* test-abi.c — pins the layout of the public structs a plugin sees on
  * x86-64 (LP64), so that inserting, removing or retyping a field fails here
- * rather than in someone's out-of-tree plugin (shared/STYLE.md rule 2,
+ * rather than in someone's out-of-tree plugin (HACKING.md house style rule 2,
  * docs/plugin-abi.md). A new field goes at the end of its struct: then only
  * that struct's size changes here. Anything else is an ABI break: bump
  * TP_PLUGIN_ABI_MAJOR (tp-plugin.h) and the soname, then update the tables.

@@ -1,4 +1,4 @@
-/* test-lrp.c — engine/tp-lrp.c against the properties of METHOD.md §2
+/* test-lrp.c — engine/tp-lrp.c against the properties of docs/method.md §2
  * (lrp, "Properties to test"), on every backend found in the build:
  *
  *  - per layer, rules that ignore biases conserve relevance, Σ R_in = Σ R_out

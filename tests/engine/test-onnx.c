@@ -70,6 +70,13 @@ static const struct {
 } torch_models[] = {
     {"torch-vgg", 2, 12},
     {"torch-resnet", 2, 17},
+    /* Shape arithmetic folded at import (Conv, Relu, Flatten, Gemm). */
+    {"torch-view-dynamic", 2, 4},
+    {"torch-view-fixed", 2, 4},
+    {"torch-flatten-dynamic", 2, 4},
+    {"torch-flatten-fixed", 2, 4},
+    {"torch-arith-dynamic", 2, 4},
+    {"torch-arith-fixed", 2, 4},
 };
 
 /* Each exported model, on every backend, gives PyTorch's outputs to 1e-4. */
@@ -93,6 +100,35 @@ START_TEST(test_torch)
         ck_assert_uint_eq(n_got, n_want);
         tp_test_assert_close(got, want, n_want, 1e-4, 0.0, what);
     }
+}
+END_TEST
+
+/* Constant folding of shape arithmetic (tests/data/make-fold-models.py):
+ * torch-view-dynamic with its Reshape's [batch, 144] computed through every
+ * fold gives PyTorch's outputs (a fold that computes anything else makes the
+ * Reshape refuse); arithmetic on the batch size is refused naming the node. */
+START_TEST(test_fold)
+{
+    g_autoptr(TpBackend) backend = tp_test_backend_open("cpu");
+    g_autofree char *chain = data_path("fold-chain.onnx");
+    g_autofree char *batch = data_path("fold-batch.onnx");
+    g_autoptr(TpModel) model = load(backend, chain);
+    g_autoptr(TpModel) refused = NULL;
+    g_autoptr(GError) error = NULL;
+    gsize n_in, n_want, n_got;
+    g_autofree float *input = read_floats("torch-view-dynamic.input.bin", &n_in);
+    g_autofree float *want = read_floats("torch-view-dynamic.output.bin", &n_want);
+    g_autofree float *got = run(model, input, 2, &n_got);
+
+    ck_assert_uint_eq(tp_model_get_n_nodes(model), 4);
+    ck_assert_uint_eq(n_got, n_want);
+    tp_test_assert_close(got, want, n_want, 1e-4, 0.0, "fold-chain.onnx");
+
+    refused = tp_onnx_load(backend, batch, &error);
+    ck_assert_ptr_null(refused);
+    ck_assert_msg(strstr(error->message, "Mul node 'batch_mul'") != NULL &&
+                      strstr(error->message, "batch size") != NULL,
+                  "%s", error->message);
 }
 END_TEST
 
@@ -919,6 +955,7 @@ main(void)
     tp_test_init();
     n = tp_test_count_backends();
     tcase_add_loop_test(tc, test_torch, 0, n);
+    tcase_add_test(tc, test_fold);
     tcase_add_loop_test(tc, test_round_trip, 0, n);
     tcase_add_loop_test(tc, test_round_trip_torch, 0, n);
     tcase_add_loop_test(tc, test_round_trip_zoo, 0, n);

@@ -4,7 +4,7 @@
  *    ResNet-18, each residual stream's producers written out by hand from the
  *    architecture; prune_linear; unit values and BatchNorm mapping; depthwise,
  *    grouped, input-joined and mixed spaces in small hand-built graphs;
- *  - METHOD.md §3's equivalence: a physically pruned model computes what a
+ *  - docs/method.md §3's equivalence: a physically pruned model computes what a
  *    masked copy of the original computes (consumers' input slices of the
  *    removed channels zeroed) within 1e-5 of the output scale, with and
  *    without head surgery, and its ONNX export reproduces it bit-exactly;
@@ -553,7 +553,7 @@ check_onnx_round_trip(TpBackend *backend, TpModel *pruned, const float *input, c
     ck_assert_msg(memcmp(y1, y2, n1 * sizeof(float)) == 0, "%s: ONNX round trip differs", what);
 }
 
-/* METHOD.md §3: pruned ≡ masked, for every case and backend. */
+/* docs/method.md §3: pruned ≡ masked, for every case and backend. */
 START_TEST(test_equivalence)
 {
     const EquivCase *c = &equiv_cases[_i % G_N_ELEMENTS(equiv_cases)];

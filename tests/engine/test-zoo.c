@@ -76,7 +76,7 @@ param_copy(TpModel *model, const char *name, int p, gsize *out_n)
 
 /* ------------------------------------------------------------ the tally */
 
-/* Counts by hand, layer by layer (METHOD.md §3): the feature map's shape
+/* Counts by hand, layer by layer (docs/method.md §3): the feature map's shape
  * flows through, each layer adds its own parameters and MACs. */
 typedef struct {
     int c, h, w;

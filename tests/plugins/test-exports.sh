@@ -1,6 +1,6 @@
 #!/bin/sh
 # Each bundled plugin exports exactly one symbol, tp_plugin_describe
-# (shared/STYLE.md, rule 2). Plugins come from $TASKPRUNE_PLUGIN_PATH, as
+# (HACKING.md, house style rule 2). Plugins come from $TASKPRUNE_PLUGIN_PATH, as
 # `make check` sets it.
 set -u
 : "${NM:=nm}"
