@@ -61,15 +61,22 @@ open_loader(TpDataset *dataset, gboolean sharded)
     return loader;
 }
 
+/* A zoo model for 12x12 grey images of 3 classes (seed 3). */
 static TpModel *
-lenet(TpBackend *backend)
+zoo(TpBackend *backend, const char *arch, double width)
 {
     g_autoptr(GError) error = NULL;
-    TpZooConfig config = {1, 12, 12, 3, 0.5, 3};
-    TpModel *model = tp_zoo_build(backend, "lenet5", &config, &error);
+    TpZooConfig config = {1, 12, 12, 3, width, 3};
+    TpModel *model = tp_zoo_build(backend, arch, &config, &error);
 
     ck_assert_msg(model != NULL, "%s", error ? error->message : "");
     return model;
+}
+
+static TpModel *
+lenet(TpBackend *backend)
+{
+    return zoo(backend, "lenet5", 0.5);
 }
 
 /* ResNet-20 at a quarter of its width: BatchNorm after every convolution,
@@ -77,12 +84,7 @@ lenet(TpBackend *backend)
 static TpModel *
 resnet(TpBackend *backend)
 {
-    g_autoptr(GError) error = NULL;
-    TpZooConfig config = {1, 12, 12, 3, 0.25, 3};
-    TpModel *model = tp_zoo_build(backend, "resnet20", &config, &error);
-
-    ck_assert_msg(model != NULL, "%s", error ? error->message : "");
-    return model;
+    return zoo(backend, "resnet20", 0.25);
 }
 
 /* Trains model for two epochs, sharded over the ranks or alone; sync:
