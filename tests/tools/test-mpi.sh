@@ -17,6 +17,10 @@ if [ -z "${TP_MPIRUN:-}" ] || ! command -v "$TP_MPIRUN" >/dev/null; then
 fi
 # CI runs as root in a container with fewer cores than ranks.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+# Open MPI leaks at exit inside components it has already unloaded, which
+# LeakSanitizer cannot attribute (so no suppression can name them): a
+# sanitized build checks leaks everywhere but under mpirun.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 mpirun() { timeout 300 "$TP_MPIRUN" --oversubscribe -x TASKPRUNE_PLUGIN_PATH "$@"; }
 
 # expect_mpi RANKS EXIT-STATUS PATTERN -- COMMAND...: taskprune COMMAND on RANKS processes.
@@ -142,7 +146,10 @@ wait $job
 got=$?
 check "a rank was killed after the first checkpoint" test -n "$victim"
 check "the job ends with an error (exit $got)" test "$got" -ne 0
-check "rank 0 reports that another process failed" grep -q "rank 0 of 2: stopped because another process of the job failed" "$err"
+# Rank 0 either notices first and says so, or mpirun ends it first and says
+# that it ended the job: which comes first is the scheduler's choice.
+check "rank 0 stops with the job, and says why" \
+    grep -q "rank 0 of 2: stopped because another process of the job failed\|mpirun noticed that process rank 1" "$err"
 check "mpirun names the rank that died" grep -qi "rank 1.*signal 9\|signal 9.*rank 1\|exited on signal 9" "$err"
 check "no process of the job is left" test -z "$(pgrep -P $job)"
 expect_mpi 2 0 "test accuracy" -- train --resume --checkpoint "$dir/cut.ckpt" -o "$dir/cut.onnx"
