@@ -172,6 +172,27 @@ tp_cli_quote(const char *arg)
     return g_shell_quote(arg);
 }
 
+const char *
+tp_cli_output_name(const TpModel *model, int k, char *buf, gsize size)
+{
+    const char *const *names = tp_model_get_class_names(model);
+
+    if (names != NULL && k < (int)g_strv_length((char **)names))
+        return names[k];
+    g_snprintf(buf, size, "%d", k);
+    return buf;
+}
+
+gsize
+tp_cli_numel(const TpShape *shape)
+{
+    gsize n = 1;
+
+    for (int i = 0; i < shape->ndim; i++)
+        n *= (gsize)shape->dim[i];
+    return n;
+}
+
 void
 tp_cli_json_string(GString *out, const char *s)
 {
