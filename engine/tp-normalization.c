@@ -81,14 +81,15 @@ tp_normalization_apply_keys(TpModel *model, GKeyFile *keyfile, const char *group
     return TRUE;
 }
 
-void
-tp_normalization_warn_missing(const TpModel *model, const char *path)
+char *
+tp_normalization_missing_message(const TpModel *model, const char *path)
 {
     const float *mean, *std;
 
-    if (!tp_model_get_normalization(model, &mean, &std))
-        g_warning("%s records no input normalization, so its inputs are pixels in 0..1; if it "
-                  "was trained on normalized inputs, give --mean and --std (or [model] mean and "
-                  "std), e.g. --mean 0.2860 --std 0.3530",
-                  path);
+    if (tp_model_get_normalization(model, &mean, &std))
+        return NULL;
+    return g_strdup_printf("%s records no input normalization, so its inputs are pixels in 0..1; "
+                           "if it was trained on normalized inputs, give --mean and --std (or "
+                           "[model] mean and std), e.g. --mean 0.2860 --std 0.3530",
+                           path);
 }

@@ -26,9 +26,10 @@ float *tp_normalization_parse(const char *text, int channels, gboolean positive,
 gboolean tp_normalization_apply_keys(TpModel *model, GKeyFile *keyfile, const char *group,
                                      const char *source, GError **error);
 
-/* Warns (g_warning) that the model at path has no input normalization, naming
- * the flags that give one, when the model has none; else does nothing. */
-void tp_normalization_warn_missing(const TpModel *model, const char *path);
+/* When the model (read from path) has no input normalization: a message
+ * (owned) saying so and naming the flags and keys that give one, for the
+ * caller to show as a warning; else NULL. */
+char *tp_normalization_missing_message(const TpModel *model, const char *path);
 
 G_END_DECLS
 

@@ -183,7 +183,7 @@ run(int argc, char **argv)
         !tp_normalization_apply_keys(model, keyfile, "model", source, &error) ||
         !(dataset = tp_dataset_new_from_keyfile(keyfile, "dataset", source, split, &error)))
         return tp_cli_fail(error);
-    tp_normalization_warn_missing(model, argv[1]);
+    tp_cli_warn_unnormalized(model, argv[1]);
     if (tp_model_get_shape(model, 0)->dim[0] != dataset->meta.channels ||
         tp_model_get_shape(model, 0)->dim[1] != dataset->meta.height ||
         tp_model_get_shape(model, 0)->dim[2] != dataset->meta.width) {

@@ -510,7 +510,7 @@ run(int argc, char **argv)
         !tp_normalization_apply_keys(model, keyfile, "model", "the command line", &error) ||
         !(lrp = tp_lrp_new(model, &config, &error)))
         return tp_cli_fail(error);
-    tp_normalization_warn_missing(model, argv[1]);
+    tp_cli_warn_unnormalized(model, argv[1]);
     if (class_name != NULL && (fixed = find_output(model, class_name, &error)) < 0)
         return tp_cli_fail(error);
     if (g_mkdir_with_parents(output_dir, 0755) != 0) {

@@ -248,7 +248,7 @@ run(int argc, char **argv)
             return tp_cli_fail(error);
     }
     if (images)
-        tp_normalization_warn_missing(model, argv[1]);
+        tp_cli_warn_unnormalized(model, argv[1]);
 
     n = (int)names->len;
     classes = tp_cli_numel(tp_model_get_shape(model, tp_model_get_logits(model)));

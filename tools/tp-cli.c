@@ -11,6 +11,7 @@
 
 #include "tp-cli.h"
 #include "tp-comm.h"
+#include "tp-normalization.h"
 #include "tp-registry.h"
 
 void
@@ -181,6 +182,15 @@ tp_cli_output_name(const TpModel *model, int k, char *buf, gsize size)
         return names[k];
     g_snprintf(buf, size, "%d", k);
     return buf;
+}
+
+void
+tp_cli_warn_unnormalized(const TpModel *model, const char *path)
+{
+    g_autofree char *message = tp_normalization_missing_message(model, path);
+
+    if (message != NULL)
+        g_warning("%s", message);
 }
 
 gsize

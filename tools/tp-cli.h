@@ -57,6 +57,10 @@ int tp_cli_fail(GError *error);
  * (size bytes). */
 const char *tp_cli_output_name(const TpModel *model, int k, char *buf, gsize size);
 
+/* Warns when the model (read from path) records no input normalization
+ * (tp_normalization_missing_message()). */
+void tp_cli_warn_unnormalized(const TpModel *model, const char *path);
+
 /* Values per sample of shape (the product of its dimensions). */
 gsize tp_cli_numel(const TpShape *shape);
 

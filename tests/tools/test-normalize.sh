@@ -51,6 +51,13 @@ else
     check "predict: PyTorch's class for each image" cmp -s "$dir/classes" "$data/fmnist-normalized.predicted"
 fi
 
+# specialize takes them too, and the model it writes records them.
+quick="-k 0,1 -c magnitude -f epochs=0 -p max-steps=1 --set output.latency-runs=1 -q"
+expect 0 "max-steps" -- specialize "$model" $quick $flags -o "$dir/s.onnx"
+check "specialize: no warning with the flags" test -z "$(grep 'no input normalization' "$err")"
+expect 0 'input normalization: (x - 0.286) / 0.353' -- info "$dir/s.onnx"
+expect 0 "records no input normalization.*--mean and --std" -- specialize "$model" $quick -o "$dir/t.onnx"
+
 # Bad values name the key and what is wrong.
 expect 1 "\[model\] std: '0' is not a positive number" -- eval "$model" --dataset idx --mean 0.5 --std 0
 expect 1 "\[model\] mean: '1,2' has 2 values; the model takes 1 input channels" -- eval "$model" --dataset idx --mean 1,2 --std 1
