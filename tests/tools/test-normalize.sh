@@ -7,9 +7,15 @@
 # warning naming the flags. Skips (77) without Debian's dataset-fashion-mnist.
 . "$(dirname "$0")/cli-test.sh"
 
+# train: the flags instead of the training split's statistics, recorded.
+expect 0 "test accuracy" -- train --arch lenet5 --width 0.5 --dataset synthetic -D classes=3 \
+    -D samples=30 -D height=16 -D width=16 --epochs 1 -t batch-size=16 --mean 0.5 --std 0.25 \
+    -o "$dir/m.onnx"
+expect 0 'input normalization: (x - 0.5) / 0.25' -- info "$dir/m.onnx"
+
 if [ ! -e /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]; then
     echo "SKIP: dataset-fashion-mnist is not installed"
-    exit 77
+    exit $((status ? status : 77))
 fi
 data="$TP_TEST_DATA"
 model="$data/fmnist-normalized.onnx"
