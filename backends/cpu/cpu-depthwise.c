@@ -315,6 +315,15 @@ backward_filter_channels(gpointer data, gsize begin, gsize end)
     }
 }
 
+/* Runs func over `items` parts of d's work, `work` multiply-adds each, on
+ * cpu's threads; frees d's offsets. */
+static void
+depthwise_run(CpuBackend *cpu, Depthwise *d, gsize items, gsize work, CpuRangeFunc func)
+{
+    cpu_pool_run(cpu->pool, items, cpu_grain(work), func, d);
+    g_free(d->offsets);
+}
+
 gboolean
 cpu_depthwise_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
                       const float *weights, const float *bias, gboolean relu, float *y,
@@ -330,12 +339,11 @@ cpu_depthwise_forward(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
     d.bias = bias;
     d.relu = relu;
     d.y = y;
-    cpu_pool_run(cpu->pool, (gsize)g->n * g->c, cpu_grain((gsize)d.mult * d.taps * d.padded),
-                 forward_planes, &d);
-    g_free(d.offsets);
+    depthwise_run(cpu, &d, (gsize)g->n * g->c, (gsize)d.mult * d.taps * d.padded, forward_planes);
     return TRUE;
 }
 
+/* The caller has handled empty outputs (dx = 0). */
 gboolean
 cpu_depthwise_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const float *dy,
                             const float *weights, float *dx, G_GNUC_UNUSED GError **error)
@@ -345,12 +353,12 @@ cpu_depthwise_backward_data(CpuBackend *cpu, const TpConvGeometry *g, const floa
     d.dy = dy;
     d.weights = weights;
     d.dx = dx;
-    cpu_pool_run(cpu->pool, (gsize)g->n * g->c, cpu_grain((gsize)d.mult * d.taps * d.padded),
-                 backward_data_planes, &d);
-    g_free(d.offsets);
+    depthwise_run(cpu, &d, (gsize)g->n * g->c, (gsize)d.mult * d.taps * d.padded,
+                  backward_data_planes);
     return TRUE;
 }
 
+/* The caller has handled empty outputs (dweights = 0). */
 gboolean
 cpu_depthwise_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const float *x,
                               const float *dy, float *dweights, G_GNUC_UNUSED GError **error)
@@ -360,9 +368,7 @@ cpu_depthwise_backward_filter(CpuBackend *cpu, const TpConvGeometry *g, const fl
     d.x = x;
     d.dy = dy;
     d.dweights = dweights;
-    cpu_pool_run(cpu->pool, (gsize)g->c,
-                 cpu_grain((gsize)g->n * d.mult * d.taps * d.padded), backward_filter_channels,
-                 &d);
-    g_free(d.offsets);
+    depthwise_run(cpu, &d, (gsize)g->c, (gsize)g->n * d.mult * d.taps * d.padded,
+                  backward_filter_channels);
     return TRUE;
 }
