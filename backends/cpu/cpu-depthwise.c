@@ -100,15 +100,23 @@ depthwise_new(const TpConvGeometry *g)
     return d;
 }
 
-/* The position in the phase buffer of input pixel (i, j). */
-static inline gsize
-buffer_index(const Depthwise *d, int i, int j)
+/* Where row i of the input goes in the phase buffer: for each column phase
+ * b < sw, the first input column j0[b] that lands in it (>= w when none
+ * does) and the position of that pixel. Columns j0[b], j0[b] + sw, ... land
+ * at consecutive positions. */
+static void
+row_phases(const Depthwise *d, int i, int *j0, gsize *at)
 {
     const TpConvGeometry *g = d->g;
-    int r = i + g->pad_t, c = j + g->pad_l;
+    int r = i + g->pad_t;
 
-    return ((gsize)(r % g->stride_h) * g->stride_w + c % g->stride_w) * d->phase +
-           (gsize)(r / g->stride_h) * d->row + c / g->stride_w;
+    for (int b = 0; b < g->stride_w; b++) {
+        int j = ((b - g->pad_l) % g->stride_w + g->stride_w) % g->stride_w;
+        int c = j + g->pad_l;
+        j0[b] = j;
+        at[b] = ((gsize)(r % g->stride_h) * g->stride_w + b) * d->phase +
+                (gsize)(r / g->stride_h) * d->row + c / g->stride_w;
+    }
 }
 
 /* buffer = the plane src [h, w], padded and split by phase; the rest 0. */
@@ -116,15 +124,17 @@ static void
 fill_buffer(const Depthwise *d, const float *src, float *buffer)
 {
     const TpConvGeometry *g = d->g;
+    int j0[g->stride_w];
+    gsize at[g->stride_w];
 
     memset(buffer, 0, d->buffer * sizeof(float));
     for (int i = 0; i < g->h; i++) {
         const float *in = src + (gsize)i * g->w;
-        if (g->stride_w == 1) {
-            memcpy(buffer + buffer_index(d, i, 0), in, (gsize)g->w * sizeof(float));
-        } else {
-            for (int j = 0; j < g->w; j++)
-                buffer[buffer_index(d, i, j)] = in[j];
+        row_phases(d, i, j0, at);
+        for (int b = 0; b < g->stride_w; b++) {
+            float *out = buffer + at[b];
+            for (int j = j0[b]; j < g->w; j += g->stride_w)
+                *out++ = in[j];
         }
     }
 }
@@ -134,14 +144,16 @@ static void
 drain_buffer(const Depthwise *d, const float *buffer, float *dst)
 {
     const TpConvGeometry *g = d->g;
+    int j0[g->stride_w];
+    gsize at[g->stride_w];
 
     for (int i = 0; i < g->h; i++) {
         float *out = dst + (gsize)i * g->w;
-        if (g->stride_w == 1) {
-            memcpy(out, buffer + buffer_index(d, i, 0), (gsize)g->w * sizeof(float));
-        } else {
-            for (int j = 0; j < g->w; j++)
-                out[j] = buffer[buffer_index(d, i, j)];
+        row_phases(d, i, j0, at);
+        for (int b = 0; b < g->stride_w; b++) {
+            const float *in = buffer + at[b];
+            for (int j = j0[b]; j < g->w; j += g->stride_w)
+                out[j] = *in++;
         }
     }
 }
