@@ -329,7 +329,7 @@ const TpCommand tp_cmd_bench = {
     "passes: forward, data and weight gradients); --score adds the time each criterion takes to\n"
     "score one batch.\n\n"
     "Examples:\n"
-    "  taskprune bench footwear.onnx --batch 1 --runs 200\n"
+    "  taskprune bench footwear.onnx --batch-size 1 --runs 200\n"
     "  taskprune bench base.onnx --training --batch-size 64 --layers\n"
     "  taskprune bench base.onnx --batch-size 64 --score lrp,taylor --json",
     /* .run = */ run,
