@@ -100,23 +100,21 @@ depthwise_new(const TpConvGeometry *g)
     return d;
 }
 
-/* Where row i of the input goes in the phase buffer: for each column phase
- * b < sw, the first input column j0[b] that lands in it (>= w when none
- * does) and the position of that pixel. Columns j0[b], j0[b] + sw, ... land
- * at consecutive positions. */
-static void
-row_phases(const Depthwise *d, int i, int *j0, gsize *at)
+/* Where row i of the input goes in the phase buffer for column phase
+ * b < sw: the first input column that lands in it (returned; >= w when none
+ * does) and the position *at of that pixel. Columns j, j + sw, ... land at
+ * consecutive positions. */
+static int
+row_phase(const Depthwise *d, int i, int b, gsize *at)
 {
     const TpConvGeometry *g = d->g;
     int r = i + g->pad_t;
+    int j = ((b - g->pad_l) % g->stride_w + g->stride_w) % g->stride_w;
+    int c = j + g->pad_l;
 
-    for (int b = 0; b < g->stride_w; b++) {
-        int j = ((b - g->pad_l) % g->stride_w + g->stride_w) % g->stride_w;
-        int c = j + g->pad_l;
-        j0[b] = j;
-        at[b] = ((gsize)(r % g->stride_h) * g->stride_w + b) * d->phase +
-                (gsize)(r / g->stride_h) * d->row + c / g->stride_w;
-    }
+    *at = ((gsize)(r % g->stride_h) * g->stride_w + b) * d->phase +
+          (gsize)(r / g->stride_h) * d->row + c / g->stride_w;
+    return j;
 }
 
 /* buffer = the plane src [h, w], padded and split by phase; the rest 0. */
@@ -124,17 +122,15 @@ static void
 fill_buffer(const Depthwise *d, const float *src, float *buffer)
 {
     const TpConvGeometry *g = d->g;
-    int j0[g->stride_w];
-    gsize at[g->stride_w];
 
     memset(buffer, 0, d->buffer * sizeof(float));
     for (int i = 0; i < g->h; i++) {
         const float *in = src + (gsize)i * g->w;
-        row_phases(d, i, j0, at);
         for (int b = 0; b < g->stride_w; b++) {
-            float *out = buffer + at[b];
-            for (int j = j0[b]; j < g->w; j += g->stride_w)
-                *out++ = in[j];
+            gsize at;
+            float *out = buffer;
+            for (int j = row_phase(d, i, b, &at); j < g->w; j += g->stride_w)
+                out[at++] = in[j];
         }
     }
 }
@@ -144,16 +140,13 @@ static void
 drain_buffer(const Depthwise *d, const float *buffer, float *dst)
 {
     const TpConvGeometry *g = d->g;
-    int j0[g->stride_w];
-    gsize at[g->stride_w];
 
     for (int i = 0; i < g->h; i++) {
         float *out = dst + (gsize)i * g->w;
-        row_phases(d, i, j0, at);
         for (int b = 0; b < g->stride_w; b++) {
-            const float *in = buffer + at[b];
-            for (int j = j0[b]; j < g->w; j += g->stride_w)
-                out[j] = *in++;
+            gsize at;
+            for (int j = row_phase(d, i, b, &at); j < g->w; j += g->stride_w)
+                out[j] = buffer[at++];
         }
     }
 }
