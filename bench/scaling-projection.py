@@ -10,12 +10,15 @@ per-rank batch of 32 images at 224 x 224, it prints per model and network:
 the bytes each rank sends per step in a ring all-reduce (2 (P-1)/P x the
 fp32 gradient), the step time at 8, 64 and 512 ranks without overlap
 (compute + communication) and with the communication overlapped with the
-backward pass (two thirds of the compute), and the scaling efficiency of
+backward pass (two thirds of the compute; the last bucket, holding the
+first layers' gradients, starts only when the backward pass ends, so its
+all-reduce is never hidden), and the scaling efficiency of
 each, and the compute per step a rank needs for 90% efficiency without
-overlap (9 x comm) and with it (comm / (2/3 + 1/9)): a faster rank (a GPU)
+overlap (9 x comm) and with it (the larger of comm / (2/3 + 1/9) and 9 x
+the last bucket's all-reduce): a faster rank (a GPU)
 below that loses efficiency. Network: bandwidth per link and a per-message latency alpha; the
-all-reduce runs in 16 MiB buckets (engine/tp-train.c), 2 (P-1) messages
-each.
+all-reduce runs in 16 MiB buckets (bucket-mib, engine/tp-grad-buckets.h),
+2 (P-1) messages each.
 """
 import sys
 
@@ -47,11 +50,12 @@ def main():
                 sent = 2 * (p - 1) / p * grad
                 comm = sent / bw + buckets * 2 * (p - 1) * alpha
                 plain = compute + comm
-                overlap = compute + max(0.0, comm - backward)
+                last = min(grad, BUCKET) * 2 * (p - 1) / p / bw + 2 * (p - 1) * alpha
+                overlap = compute + max(last, comm - backward)
                 print(f"| {name} | {grad / 1e6:.0f} | {net} | {p} | {sent / 1e6:.0f} | "
                       f"{compute:.3f} | {comm:.3f} | {plain:.3f} | {compute / plain:.0%} | "
                       f"{overlap:.3f} | {compute / overlap:.0%} | "
-                      f"{9 * comm:.2f} / {comm / (2 / 3 + 1 / 9):.2f} |")
+                      f"{9 * comm:.2f} / {max(comm / (2 / 3 + 1 / 9), 9 * last):.2f} |")
 
 
 if __name__ == "__main__":

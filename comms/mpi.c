@@ -4,7 +4,9 @@
  * open() calls MPI_Init_thread (FUNNELED: collectives come from the thread
  * that runs the engine) unless the host program initialized MPI already;
  * close() finalizes only what it initialized. Sums use MPI_SUM over
- * MPI_FLOAT / MPI_DOUBLE in chunks of at most INT_MAX elements.
+ * MPI_FLOAT / MPI_DOUBLE in chunks of at most INT_MAX elements; the
+ * non-blocking ones MPI_Iallreduce per chunk, moved on by MPI_Testall (Open
+ * MPI progresses them only inside MPI calls) and finished by MPI_Waitall.
  *
  * A failing rank: abort() prints the message and calls MPI_Abort, which
  * ends every process. When another process of the job dies, mpirun sends
@@ -124,6 +126,54 @@ mpi_reduce_double(gpointer self, double *buffer, gsize count, GError **error)
     return reduce(buffer, count, MPI_DOUBLE, sizeof(double), error);
 }
 
+/* A non-blocking sum: one MPI request per chunk. */
+typedef struct {
+    int n;
+    MPI_Request requests[];
+} Request;
+
+static gpointer
+mpi_reduce_float_start(gpointer self, float *buffer, gsize count, GError **error)
+{
+    gsize chunks = MAX((count + INT_MAX - 1) / INT_MAX, 1);
+    g_autofree Request *request = g_malloc(sizeof(Request) + chunks * sizeof(MPI_Request));
+
+    request->n = 0;
+    for (gsize done = 0; request->n == 0 || done < count; request->n++) {
+        int n = (int)MIN(count - done, (gsize)INT_MAX);
+        if (!mpi_failed(MPI_Iallreduce(MPI_IN_PLACE, buffer + done, n, MPI_FLOAT, MPI_SUM,
+                                       MPI_COMM_WORLD, &request->requests[request->n]),
+                        "MPI_Iallreduce", error)) {
+            /* The chunks already started finish before the error returns. */
+            MPI_Waitall(request->n, request->requests, MPI_STATUSES_IGNORE);
+            return NULL;
+        }
+        done += (gsize)n;
+    }
+    return g_steal_pointer(&request);
+}
+
+static gboolean
+mpi_test(gpointer self, gpointer request, gboolean *out_done, GError **error)
+{
+    Request *r = request;
+    int flag = 0;
+
+    if (!mpi_failed(MPI_Testall(r->n, r->requests, &flag, MPI_STATUSES_IGNORE), "MPI_Testall",
+                    error))
+        return FALSE;
+    *out_done = flag != 0;
+    return TRUE;
+}
+
+static gboolean
+mpi_wait(gpointer self, gpointer request, GError **error)
+{
+    g_autofree Request *r = request;
+
+    return mpi_failed(MPI_Waitall(r->n, r->requests, MPI_STATUSES_IGNORE), "MPI_Waitall", error);
+}
+
 static gboolean
 mpi_broadcast(gpointer self, void *buffer, gsize bytes, int root, GError **error)
 {
@@ -162,6 +212,9 @@ static const TpCommVTable mpi_vtable = {
     /* .broadcast =             */ mpi_broadcast,
     /* .barrier =               */ mpi_barrier,
     /* .abort =                 */ mpi_abort,
+    /* .all_reduce_sum_float_start = */ mpi_reduce_float_start,
+    /* .test =                  */ mpi_test,
+    /* .wait =                  */ mpi_wait,
 };
 
 static const TpPluginInfo mpi_info = {

@@ -43,6 +43,25 @@ single_reduce_double(gpointer self, double *buffer, gsize count, GError **error)
     return TRUE;
 }
 
+static gpointer
+single_reduce_float_start(gpointer self, float *buffer, gsize count, GError **error)
+{
+    return GINT_TO_POINTER(1); /* nothing to wait for */
+}
+
+static gboolean
+single_test(gpointer self, gpointer request, gboolean *out_done, GError **error)
+{
+    *out_done = TRUE;
+    return TRUE;
+}
+
+static gboolean
+single_wait(gpointer self, gpointer request, GError **error)
+{
+    return TRUE;
+}
+
 static gboolean
 single_broadcast(gpointer self, void *buffer, gsize bytes, int root, GError **error)
 {
@@ -72,6 +91,9 @@ static const TpCommVTable single_vtable = {
     /* .broadcast =             */ single_broadcast,
     /* .barrier =               */ single_barrier,
     /* .abort =                 */ single_abort,
+    /* .all_reduce_sum_float_start = */ single_reduce_float_start,
+    /* .test =                  */ single_test,
+    /* .wait =                  */ single_wait,
 };
 
 static const TpPluginInfo single_info = {

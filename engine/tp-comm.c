@@ -43,6 +43,14 @@ tp_comm_vtable_check(const TpPluginInfo *info, GError **error)
                     info->name);
         return FALSE;
     }
+    if ((vt.all_reduce_sum_float_start != NULL) != (vt.test != NULL) ||
+        (vt.test != NULL) != (vt.wait != NULL)) {
+        g_set_error(error, TP_PLUGIN_ERROR, TP_PLUGIN_ERROR_INVALID,
+                    "communicator '%s' has only some of all_reduce_sum_float_start, test and "
+                    "wait: give it all three or none",
+                    info->name);
+        return FALSE;
+    }
     return TRUE;
 }
 
@@ -166,6 +174,55 @@ tp_comm_all_reduce_double(TpComm *comm, double *buffer, gsize count, GError **er
     GError *local = NULL;
     gboolean ok = comm->vt.all_reduce_sum_double(comm->self, buffer, count, &local);
     return checked(comm, ok, local, "all-reduce", error);
+}
+
+struct _TpCommRequest {
+    gpointer plugin; /* the plugin's request; NULL: summed at start */
+};
+
+TpCommRequest *
+tp_comm_all_reduce_float_start(TpComm *comm, float *buffer, gsize count, GError **error)
+{
+    GError *local = NULL;
+    gpointer plugin = NULL;
+
+    if (comm->vt.all_reduce_sum_float_start == NULL) {
+        if (!tp_comm_all_reduce_float(comm, buffer, count, error))
+            return NULL;
+    } else {
+        plugin = comm->vt.all_reduce_sum_float_start(comm->self, buffer, count, &local);
+        if (!checked(comm, plugin != NULL, local, "all-reduce start", error))
+            return NULL;
+    }
+    TpCommRequest *request = g_new(TpCommRequest, 1);
+    request->plugin = plugin;
+    return request;
+}
+
+gboolean
+tp_comm_test(TpComm *comm, TpCommRequest *request, gboolean *out_done, GError **error)
+{
+    GError *local = NULL;
+    gboolean ok;
+
+    if (request->plugin == NULL) {
+        *out_done = TRUE;
+        return TRUE;
+    }
+    ok = comm->vt.test(comm->self, request->plugin, out_done, &local);
+    return checked(comm, ok, local, "all-reduce test", error);
+}
+
+gboolean
+tp_comm_wait(TpComm *comm, TpCommRequest *request, GError **error)
+{
+    GError *local = NULL;
+    gboolean ok = TRUE;
+
+    if (request->plugin != NULL)
+        ok = comm->vt.wait(comm->self, request->plugin, &local);
+    g_free(request);
+    return checked(comm, ok, local, "all-reduce wait", error);
 }
 
 gboolean

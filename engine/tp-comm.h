@@ -16,6 +16,13 @@
  *     rank receives the same bits.
  *  4. abort() ends every process of the job, printing message first; it does
  *     not return.
+ *  5. all_reduce_sum_float_start() begins the same sum without waiting for
+ *     it (a collective: every rank starts its requests in the same order);
+ *     the buffer is the plugin's until wait() has returned, which it must be
+ *     called for exactly once. test() never blocks; the engine calls it now
+ *     and then while it computes, so a plugin without a progress thread of
+ *     its own can move the sum on. The three are optional (all or none): a
+ *     plugin without them sums at start, blocking, and waits for nothing.
  *
  * Members are only ever appended (tp-plugin.h).
  */
@@ -49,6 +56,13 @@ typedef struct {
     gboolean (*broadcast)(gpointer self, void *buffer, gsize bytes, int root, GError **error);
     gboolean (*barrier)(gpointer self, GError **error);
     void (*abort)(gpointer self, const char *message);
+    /* Optional, appended: non-blocking sums (rule 5). start returns a
+     * request (never NULL on success); wait finishes and frees it, also
+     * when it fails. */
+    gpointer (*all_reduce_sum_float_start)(gpointer self, float *buffer, gsize count,
+                                           GError **error);
+    gboolean (*test)(gpointer self, gpointer request, gboolean *out_done, GError **error);
+    gboolean (*wait)(gpointer self, gpointer request, GError **error);
 } TpCommVTable;
 
 /* An open communicator. */
@@ -87,6 +101,20 @@ int tp_comm_size(void);
 
 gboolean tp_comm_all_reduce_float(TpComm *comm, float *buffer, gsize count, GError **error);
 gboolean tp_comm_all_reduce_double(TpComm *comm, double *buffer, gsize count, GError **error);
+/* A sum in flight (rule 5 of the calls). */
+typedef struct _TpCommRequest TpCommRequest;
+
+/* Starts summing buffer over the ranks, like tp_comm_all_reduce_float();
+ * buffer must stay untouched until tp_comm_wait() returns. With a plugin
+ * that has no non-blocking sum, sums at once. Returns the request, owned
+ * until passed to tp_comm_wait(). */
+TpCommRequest *tp_comm_all_reduce_float_start(TpComm *comm, float *buffer, gsize count,
+                                              GError **error);
+/* Moves the request on; *out_done says whether it has finished. Never blocks. */
+gboolean tp_comm_test(TpComm *comm, TpCommRequest *request, gboolean *out_done, GError **error);
+/* Waits until the request has finished and frees it (also on failure). */
+gboolean tp_comm_wait(TpComm *comm, TpCommRequest *request, GError **error);
+
 gboolean tp_comm_broadcast(TpComm *comm, void *buffer, gsize bytes, int root, GError **error);
 gboolean tp_comm_barrier(TpComm *comm, GError **error);
 G_NORETURN void tp_comm_abort(TpComm *comm, const char *message);

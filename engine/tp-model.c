@@ -57,6 +57,8 @@ struct _TpModel {
     float *mean, *std;        /* input normalization per channel, or NULL */
     double *profile[2];       /* borrowed per-node ms (forward, backward), or NULL */
     GPtrArray *spare_grads;   /* owned batch-sized tensors free for any value's gradient */
+    TpBackwardHook backward_hook; /* tp_model_set_backward_hook(), or NULL */
+    gpointer backward_hook_data;
 };
 
 static const TpOpClass *const op_classes[TP_N_OPS] = {
@@ -863,6 +865,22 @@ ensure_param_grads(TpModel *model, GError **error)
     return TRUE;
 }
 
+void
+tp_model_set_backward_hook(TpModel *model, TpBackwardHook hook, gpointer user_data)
+{
+    g_return_if_fail(model != NULL);
+    model->backward_hook = hook;
+    model->backward_hook_data = user_data;
+}
+
+/* Tells the backward hook that node `index`'s parameter gradients are final. */
+static gboolean
+node_final(TpModel *model, guint index, GError **error)
+{
+    return model->backward_hook == NULL ||
+           model->backward_hook(model, index, model->backward_hook_data, error);
+}
+
 /* Walks the nodes in reverse from the producer of `from`, visiting only nodes
  * whose output `from` depends on; sums the contributions of several readers.
  * Without keep_values, a value's gradient goes back to the spares as soon as
@@ -912,8 +930,11 @@ backward(TpModel *model, int from, gboolean keep_values, GError **error)
         TpTensor *sum_into[TP_NODE_MAX_INPUTS] = {NULL, NULL};
         gint64 start = g_get_monotonic_time();
 
-        if (!g_array_index(model->needed, gboolean, node->output))
+        if (!g_array_index(model->needed, gboolean, node->output)) {
+            if (!node_final(model, (guint)i, error))
+                goto fail_hook;
             continue;
+        }
 
         for (int k = 0; k < node->n_inputs; k++) {
             int v = node->inputs[k];
@@ -953,10 +974,13 @@ backward(TpModel *model, int from, gboolean keep_values, GError **error)
             release_grad(model, node->output);
         if (!profile_node(model, 1, (guint)i, start, error))
             goto fail_node;
+        if (!node_final(model, (guint)i, error))
+            goto fail_hook;
         continue;
 
     fail_node:
         g_prefix_error(error, NODE_FMT ": backward: ", NODE_ARGS(node));
+    fail_hook:
         for (guint v = 0; v < model->values->len; v++)
             GRAD_VALID(model, v) = FALSE;
         return FALSE;

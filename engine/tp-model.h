@@ -258,6 +258,19 @@ gboolean tp_model_backward(TpModel *model, int from, GError **error);
  * buffers than tp_model_backward() (which criteria need). */
 gboolean tp_model_backward_params(TpModel *model, int from, GError **error);
 
+/* Called during tp_model_backward() and tp_model_backward_params() once for
+ * each node the pass reaches, last to first, as soon as that node's
+ * parameter gradients are final for the pass: after its backward, or at
+ * once when the pass skips it (a node `from` does not depend on). Nodes
+ * after the producer of `from` are not called. Returning FALSE (error set)
+ * ends the pass with that error. Used to start summing gradients across
+ * processes while the pass still runs (docs/scaling.md). */
+typedef gboolean (*TpBackwardHook)(TpModel *model, guint index, gpointer user_data,
+                                   GError **error);
+
+/* Sets the backward hook, or removes it (NULL). user_data is borrowed. */
+void tp_model_set_backward_hook(TpModel *model, TpBackwardHook hook, gpointer user_data);
+
 /* Class names of the outputs, in output order: a NULL-terminated array, or
  * NULL to forget them. Copied. Models from ONNX carry them in metadata. */
 void tp_model_set_class_names(TpModel *model, const char *const *names);

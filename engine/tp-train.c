@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "tp-comm.h"
+#include "tp-grad-buckets.h"
 #include "tp-onnx.h"
 #include "tp-sgd.h"
 #include "tp-train.h"
@@ -49,6 +50,10 @@ static const TpParamSpec train_specs[] = {
      "pad-and-crop and horizontal flips (for color images)"},
     {"sync-batch-norm", TP_PARAM_BOOLEAN, "false", 0, 0, NULL,
      "with several ranks: BatchNorm normalizes with the whole batch's statistics"},
+    {"overlap-comm", TP_PARAM_BOOLEAN, "true", 0, 0, NULL,
+     "with several ranks: sum gradients while the backward pass runs"},
+    {"bucket-mib", TP_PARAM_DOUBLE, "16", 0.001, 4096, NULL,
+     "with several ranks: MiB of gradients summed in one all-reduce"},
     {NULL},
 };
 
@@ -79,6 +84,8 @@ tp_train_config_from_params(const TpParams *params, TpTrainConfig *out_config)
     out_config->label_smoothing = tp_params_get_double(params, "label-smoothing");
     out_config->seed = (guint64)tp_params_get_int(params, "seed");
     out_config->sync_batch_norm = tp_params_get_boolean(params, "sync-batch-norm");
+    out_config->comm_after_backward = !tp_params_get_boolean(params, "overlap-comm");
+    out_config->bucket_mib = tp_params_get_double(params, "bucket-mib");
 }
 
 double
@@ -127,7 +134,8 @@ struct _TpTrainer {
     double seconds;
     float *logits; /* host copy of a batch's logits, grown as needed */
     gsize logits_capacity;
-    float *bucket; /* data parallelism: gradients on their way through the communicator */
+    float *bucket;          /* data parallelism: running statistics on their way */
+    TpGradBuckets *buckets; /* data parallelism: gradients on their way */
 };
 
 static gboolean
@@ -135,12 +143,12 @@ config_check(const TpTrainConfig *config, GError **error)
 {
     if (config->epochs < 1 || config->batch_size < 1 || !(config->lr >= 0) ||
         !(config->label_smoothing >= 0 && config->label_smoothing < 1) || config->step_epochs < 1 ||
-        !(config->gamma >= 0)) {
+        !(config->gamma >= 0) || !(config->bucket_mib >= 0 && config->bucket_mib <= 4096)) {
         g_set_error(error, TP_TRAIN_ERROR, TP_TRAIN_ERROR_INVALID,
                     "training settings out of range (epochs %d, batch size %d, lr %g, label "
-                    "smoothing %g, step epochs %d)",
+                    "smoothing %g, step epochs %d, bucket MiB %g)",
                     config->epochs, config->batch_size, config->lr, config->label_smoothing,
-                    config->step_epochs);
+                    config->step_epochs, config->bucket_mib);
         return FALSE;
     }
     return TRUE;
@@ -179,6 +187,7 @@ tp_trainer_free(TpTrainer *trainer)
     tp_sgd_free(trainer->sgd);
     g_free(trainer->logits);
     g_free(trainer->bucket);
+    tp_grad_buckets_free(trainer->buckets);
     g_free(trainer);
 }
 
@@ -252,9 +261,9 @@ check_labels(const gint32 *labels, int batch, int classes, GError **error)
  * over its b samples, so its gradient is scaled by b / B before the sum over
  * ranks: the sum is the gradient of the global batch's mean loss, the one a
  * single process computes (up to the order of summation). Every rank then
- * applies the same SGD step. Gradients travel in buckets of at most
- * BUCKET_FLOATS floats through a host buffer, after the backward pass (the
- * backends have no hook to start them while it runs). BatchNorm normalizes
+ * applies the same SGD step. Gradients travel in buckets through a host
+ * buffer, each started as soon as the backward pass has finished its layers
+ * (tp-grad-buckets.h). BatchNorm normalizes
  * with each rank's own batch statistics, or with the global batch's when
  * sync-batch-norm is set (batch-norm.c); its running statistics are
  * averaged over the ranks that had samples after each step so the replicas
@@ -280,11 +289,10 @@ flush_bucket(TpComm *comm, float *bucket, gsize fill, TpTensor **tensors, guint 
     return TRUE;
 }
 
-/* Sums `which` tensors of every node over the ranks, each rank's scaled by
- * `scale` first: trainable gradients (grads TRUE) or BatchNorm's running
- * statistics (grads FALSE). */
+/* Sums BatchNorm's running statistics over the ranks, each rank's scaled by
+ * `scale` first. */
 static gboolean
-reduce_tensors(TpTrainer *trainer, TpComm *comm, gboolean grads, float scale, GError **error)
+reduce_running_stats(TpTrainer *trainer, TpComm *comm, float scale, GError **error)
 {
     TpModel *model = trainer->model;
     g_autoptr(GPtrArray) pending = g_ptr_array_new();
@@ -294,20 +302,8 @@ reduce_tensors(TpTrainer *trainer, TpComm *comm, gboolean grads, float scale, GE
         trainer->bucket = g_new(float, BUCKET_FLOATS);
     for (guint i = 0; i < tp_model_get_n_nodes(model); i++) {
         const TpNode *node = tp_model_get_node(model, i);
-        for (int p = 0; p < node->n_params; p++) {
-            TpTensor *t;
-            if (grads && !tp_model_param_is_trainable(model, i, p))
-                continue;
-            if (!grads && (node->op != TP_OP_BATCH_NORM || p < 2))
-                continue;
-            t = grads ? tp_model_get_param_grad(model, i, p) : tp_model_get_param(model, i, p);
-            if (t == NULL) {
-                g_set_error(error, TP_TRAIN_ERROR, TP_TRAIN_ERROR_INVALID,
-                            "rank %d has no gradient of node '%s' yet: its first batch was "
-                            "empty; use fewer processes or a larger batch",
-                            comm->rank, node->name);
-                return FALSE;
-            }
+        for (int p = 2; node->op == TP_OP_BATCH_NORM && p < node->n_params; p++) {
+            TpTensor *t = tp_model_get_param(model, i, p);
             if (fill > 0 && fill + t->numel > BUCKET_FLOATS) {
                 if (!flush_bucket(comm, trainer->bucket, fill, (TpTensor **)pending->pdata,
                                   pending->len, error))
@@ -411,6 +407,12 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
                                           total >= comm->size
                                       ? comm
                                       : NULL);
+    if (comm != NULL && trainer->buckets == NULL)
+        trainer->buckets = tp_grad_buckets_new(
+            comm, (gsize)(trainer->config.bucket_mib * (1 << 20) / sizeof(float)));
+    if (comm != NULL)
+        tp_grad_buckets_begin(trainer->buckets, model, (float)batch / total,
+                              !trainer->config.comm_after_backward);
     if (batch > 0) {
         if (!tp_model_forward(model, images, batch, TP_MODE_TRAIN, error) ||
             !tp_model_loss(model, labels, (float)trainer->config.label_smoothing, &loss, error))
@@ -425,8 +427,8 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
     } else if (!zero_grads(model, comm ? comm->rank : 0, error)) {
         return FALSE;
     }
-    if (comm != NULL && (!tp_comm_all_reduce_double(comm, sums, 2, error) ||
-                         !reduce_tensors(trainer, comm, TRUE, (float)batch / total, error)))
+    if (comm != NULL && (!tp_grad_buckets_finish(trainer->buckets, error) ||
+                         !tp_comm_all_reduce_double(comm, sums, 2, error)))
         return FALSE;
     loss = sums[0] / total;
     if (!isfinite(loss)) {
@@ -442,8 +444,8 @@ train_step(TpTrainer *trainer, const float *images, const gint32 *labels, int ba
      * samples; the others ran no forward and keep their old running
      * statistics out of the average. */
     if (comm != NULL &&
-        !reduce_tensors(trainer, comm, FALSE,
-                        batch > 0 ? 1.0f / (float)MIN(total, comm->size) : 0.0f, error))
+        !reduce_running_stats(trainer, comm,
+                              batch > 0 ? 1.0f / (float)MIN(total, comm->size) : 0.0f, error))
         return FALSE;
     trainer->correct += (gsize)sums[1];
     trainer->sum_loss += sums[0];

@@ -50,11 +50,17 @@ typedef struct {
     guint64 seed; /* dropout masks and the loader's order */
     gboolean sync_batch_norm; /* more than one rank: BatchNorm with the global batch's
                                * statistics (docs/scaling.md) */
+    /* More than one rank: sum the gradients only after the backward pass
+     * (FALSE, the default: each bucket starts as soon as backward has
+     * finished its layers; the same sums either way, docs/scaling.md). */
+    gboolean comm_after_backward;
+    double bucket_mib; /* size of a gradient bucket; 0: 16 MiB */
 } TpTrainConfig;
 
 /* The [train] keyfile keys (epochs, batch-size, lr, momentum, weight-decay,
  * nesterov, schedule, warmup-epochs, step-epochs, gamma, label-smoothing,
- * seed, validation-fraction, augment, sync-batch-norm), as a parameter table. */
+ * seed, validation-fraction, augment, sync-batch-norm, overlap-comm,
+ * bucket-mib), as a parameter table. */
 const TpParamSpec *tp_train_get_param_specs(void);
 
 /* Fills config from parameters made with tp_train_get_param_specs(). */

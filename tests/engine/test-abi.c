@@ -122,6 +122,10 @@ static const Pin pins[] = {
     PIN(TpCommVTable, broadcast, 48),
     PIN(TpCommVTable, barrier, 56),
     PIN(TpCommVTable, abort, 64),
+    PIN(TpCommVTable, all_reduce_sum_float_start, 72),
+    PIN(TpCommVTable, test, 80),
+    PIN(TpCommVTable, wait, 88),
+    SIZE(TpCommVTable, 96),
     SIZE(TpDatasetVTable, 32),
 
     /* What the vtables pass: geometry, hyper-parameters, settings. */
