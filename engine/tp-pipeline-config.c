@@ -181,8 +181,10 @@ or_default(const char *value, const char *model, const char *suffix)
     return *value ? g_strdup(value) : with_suffix(model, suffix);
 }
 
-TpPipeline *
-tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
+/* tp_pipeline_new(); without writes, [output] model may be missing (a
+ * pipeline for tp_pipeline_plan() alone). */
+static TpPipeline *
+pipeline_new(GKeyFile *keyfile, const char *source, gboolean writes, GError **error)
 {
     g_autoptr(TpPipeline) p = g_new0(TpPipeline, 1);
     g_auto(GStrv) groups = g_key_file_get_groups(keyfile, NULL);
@@ -246,7 +248,7 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
         tp_pipeline_config_error(error, source, "dataset", "plugin", "missing (e.g. plugin = idx)");
         return NULL;
     }
-    if (!*tp_params_get_string(p->output, "model")) {
+    if (writes && !*tp_params_get_string(p->output, "model")) {
         tp_pipeline_config_error(error, source, "output", "model",
                                  "missing (where the pruned model goes)");
         return NULL;
@@ -285,18 +287,20 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
         p->samples_per_class = (int)n;
     }
 
-    p->model_path = g_strdup(tp_params_get_string(p->output, "model"));
-    p->report_path =
-        or_default(tp_params_get_string(p->output, "report"), p->model_path, ".report.json");
-    if (g_str_has_suffix(p->report_path, ".json")) {
-        g_autofree char *stem = g_strndup(p->report_path, strlen(p->report_path) - 5);
-        p->csv_path = with_suffix(stem, ".csv");
-    } else {
-        p->csv_path = with_suffix(p->report_path, ".csv");
+    if (*tp_params_get_string(p->output, "model")) {
+        p->model_path = g_strdup(tp_params_get_string(p->output, "model"));
+        p->report_path =
+            or_default(tp_params_get_string(p->output, "report"), p->model_path, ".report.json");
+        if (g_str_has_suffix(p->report_path, ".json")) {
+            g_autofree char *stem = g_strndup(p->report_path, strlen(p->report_path) - 5);
+            p->csv_path = with_suffix(stem, ".csv");
+        } else {
+            p->csv_path = with_suffix(p->report_path, ".csv");
+        }
+        p->plot_path = or_default(tp_params_get_string(p->output, "plot"), p->model_path, ".svg");
+        p->checkpoint =
+            or_default(tp_params_get_string(p->output, "checkpoint"), p->model_path, ".checkpoint");
     }
-    p->plot_path = or_default(tp_params_get_string(p->output, "plot"), p->model_path, ".svg");
-    p->checkpoint =
-        or_default(tp_params_get_string(p->output, "checkpoint"), p->model_path, ".checkpoint");
     p->task_name = g_strdup(tp_params_get_string(p->task, "name"));
 
     /* What a checkpoint must have been made with: everything that decides
@@ -316,6 +320,18 @@ tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
     g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.goal-metric", NULL);
     g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.max-steps", NULL);
     return g_steal_pointer(&p);
+}
+
+TpPipeline *
+tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
+{
+    return pipeline_new(keyfile, source, TRUE, error);
+}
+
+TpPipeline *
+tp_pipeline_new_dry_run(GKeyFile *keyfile, const char *source, GError **error)
+{
+    return pipeline_new(keyfile, source, FALSE, error);
 }
 
 void

@@ -80,6 +80,32 @@ G_GNUC_INTERNAL gboolean tp_pipeline_load_checkpoint(TpPipelineRun *r, guint *ou
 G_GNUC_INTERNAL gboolean tp_pipeline_check_before_work(TpPipeline *p, gboolean resume,
                                                        GError **error);
 
+/* Opens what a run needs (backend, datasets, base model, classes, head,
+ * criterion, loaders) and cuts the head: r->model is the specialized model
+ * of step 0 and r->original_units its units. r->p must be set; undo with
+ * tp_pipeline_run_clear(). */
+G_GNUC_INTERNAL gboolean tp_pipeline_run_start(TpPipelineRun *r, GError **error);
+G_GNUC_INTERNAL void tp_pipeline_run_clear(TpPipelineRun *r);
+
+/* Scores the units of r->model (the seed of round `step`), sums each space's
+ * producers, normalizes per space and ranks globally; *out_keep (new, one
+ * gboolean mask per space) keeps all but the lowest round(step × original
+ * units), no space below min-units. With out_scores: *out_scores (new, one
+ * double array per space) holds the scores as ranked; with out_score_s, the
+ * scoring's seconds. Returns the number of units cut (0: nothing more can be
+ * cut), or -1 with error set. */
+G_GNUC_INTERNAL gssize tp_pipeline_rank(TpPipelineRun *r, const TpUnits *units, guint step,
+                                        double *out_score_s, GPtrArray **out_scores,
+                                        GPtrArray **out_keep, GError **error);
+
+/* Fills row's units, params, MACs and the fractions removed from the base
+ * model's. */
+G_GNUC_INTERNAL void tp_pipeline_fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units,
+                                             TpPipelineRow *row);
+
+/* The fraction of [prune] goal-metric that row has removed. */
+G_GNUC_INTERNAL double tp_pipeline_removed(TpPipelineRun *r, const TpPipelineRow *row);
+
 /* Writes the JSON and CSV reports and the plot of a finished run (rank 0). */
 G_GNUC_INTERNAL gboolean tp_pipeline_write_reports(TpPipelineRun *r, GError **error);
 

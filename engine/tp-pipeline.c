@@ -48,8 +48,8 @@ tp_pipeline_interrupt(void)
 
 /* ---------------------------------------------------------------- the run */
 
-static void
-run_clear(TpPipelineRun *r)
+void
+tp_pipeline_run_clear(TpPipelineRun *r)
 {
     g_clear_pointer(&r->fit, tp_loader_free);
     g_clear_pointer(&r->val, tp_loader_free);
@@ -325,8 +325,8 @@ validate(TpPipelineRun *r, TpModel *model, double *out_accuracy, double *out_los
     return TRUE;
 }
 
-static void
-fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
+void
+tp_pipeline_fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
 {
     TpCount count;
 
@@ -369,36 +369,33 @@ normalization(TpPipelineRun *r)
     return r->criterion->vt.normalization(r->criterion->self);
 }
 
-/* One pruning step on r->model: score, rank, and build the smaller model.
- * Returns NULL with no error when nothing more can be cut. */
-static TpModel *
-prune_step(TpPipelineRun *r, guint step, double *out_score_s, double *out_prune_s, GError **error)
+gssize
+tp_pipeline_rank(TpPipelineRun *r, const TpUnits *units, guint step, double *out_score_s,
+                 GPtrArray **out_scores, GPtrArray **out_keep, GError **error)
 {
-    gboolean linear = tp_params_get_boolean(r->p->prune, "linear");
     int min_units = (int)tp_params_get_int(r->p->prune, "min-units");
-    g_autoptr(TpUnits) units = tp_units_new(r->model, linear, error);
     g_autoptr(GArray) ranked = g_array_new(FALSE, FALSE, sizeof(Ranked));
     g_autoptr(GTimer) timer = g_timer_new();
+    g_autoptr(GPtrArray) space_scores = g_ptr_array_new_with_free_func(g_free);
     TpNormalization norm;
     gsize cut, budget;
 
-    if (units == NULL)
-        return NULL;
     g_autoptr(TpCriterionContext) context =
         tp_criterion_score(r->criterion, r->model, units, r->scoring,
                            (guint64)tp_params_get_int(r->p->task, "seed") * 1000003 + step, error);
     if (context == NULL)
-        return NULL;
-    *out_score_s = g_timer_elapsed(timer, NULL);
-    g_timer_start(timer);
+        return -1;
+    if (out_score_s != NULL)
+        *out_score_s = g_timer_elapsed(timer, NULL);
 
     norm = normalization(r);
     guint n_spaces = tp_units_get_n_spaces(units);
     g_autofree int *left = g_new(int, MAX(n_spaces, 1));
     for (guint s = 0; s < n_spaces; s++) {
         const TpUnitSpace *space = tp_units_get_space(units, s);
-        g_autofree double *sum = g_new0(double, space->n_units);
+        double *sum = g_new0(double, MAX(space->n_units, 1));
         double total = 0;
+        g_ptr_array_add(space_scores, sum);
         for (guint k = 0; k < space->n_producers; k++) {
             const double *scores = tp_criterion_context_get_scores(context, space->producers[k]);
             for (int u = 0; u < space->n_units; u++)
@@ -409,9 +406,9 @@ prune_step(TpPipelineRun *r, guint step, double *out_score_s, double *out_prune_
         if (norm == TP_NORMALIZE_L2)
             total = sqrt(total);
         for (int u = 0; u < space->n_units; u++) {
-            Ranked entry = {(int)s, u, sum[u]};
             if (norm != TP_NORMALIZE_NONE && total > 0)
-                entry.score /= total;
+                sum[u] /= total;
+            Ranked entry = {(int)s, u, sum[u]};
             g_array_append_val(ranked, entry);
         }
         left[s] = space->n_units;
@@ -436,16 +433,32 @@ prune_step(TpPipelineRun *r, guint step, double *out_score_s, double *out_prune_
         left[entry->space]--;
         cut++;
     }
-    if (cut == 0)
+    if (out_scores != NULL)
+        *out_scores = g_steal_pointer(&space_scores);
+    *out_keep = g_steal_pointer(&keep);
+    return (gssize)cut;
+}
+
+/* One pruning step on r->model: score, rank, and build the smaller model.
+ * Returns NULL with no error when nothing more can be cut. */
+static TpModel *
+prune_step(TpPipelineRun *r, guint step, double *out_score_s, double *out_prune_s, GError **error)
+{
+    gboolean linear = tp_params_get_boolean(r->p->prune, "linear");
+    g_autoptr(TpUnits) units = tp_units_new(r->model, linear, error);
+    g_autoptr(GTimer) timer = g_timer_new();
+    g_autoptr(GPtrArray) keep = NULL;
+
+    if (units == NULL || tp_pipeline_rank(r, units, step, out_score_s, NULL, &keep, error) <= 0)
         return NULL;
     TpModel *pruned =
         tp_prune_apply(r->model, units, (const gboolean *const *)keep->pdata, NULL, 0, error);
-    *out_prune_s = g_timer_elapsed(timer, NULL);
+    *out_prune_s = g_timer_elapsed(timer, NULL) - *out_score_s;
     return pruned;
 }
 
-static double
-removed(TpPipelineRun *r, const TpPipelineRow *row)
+double
+tp_pipeline_removed(TpPipelineRun *r, const TpPipelineRow *row)
 {
     const char *metric = tp_params_get_string(r->p->prune, "goal-metric");
 
@@ -578,6 +591,26 @@ setup(TpPipelineRun *r, GError **error)
 }
 
 gboolean
+tp_pipeline_run_start(TpPipelineRun *r, GError **error)
+{
+    if (!setup(r, error))
+        return FALSE;
+    /* Step 0: head surgery (tp_prune_apply records the class indices). */
+    {
+        g_autoptr(TpUnits) base_units = tp_units_new(r->base, TRUE, error);
+        if (base_units == NULL ||
+            !(r->model = tp_prune_apply(r->base, base_units, NULL, r->head, r->n_classes, error)))
+            return FALSE;
+    }
+    g_autoptr(TpUnits) u =
+        tp_units_new(r->model, tp_params_get_boolean(r->p->prune, "linear"), error);
+    if (u == NULL)
+        return FALSE;
+    r->original_units = tp_units_get_total(u);
+    return TRUE;
+}
+
+gboolean
 tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress, gpointer data,
                 GError **error)
 {
@@ -590,7 +623,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     guint64 seed = (guint64)tp_params_get_int(p->task, "seed");
     g_autoptr(TpUnits) units = NULL;
 
-    g_return_val_if_fail(p != NULL, FALSE);
+    g_return_val_if_fail(p != NULL && p->model_path != NULL, FALSE);
 
     if (!tp_pipeline_check_before_work(p, resume, error))
         return FALSE;
@@ -610,23 +643,8 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     r.clock = g_timer_new();
     memset(&p->result, 0, sizeof(p->result));
     g_clear_pointer(&p->stop_reason, g_free);
-    if (!setup(&r, error))
+    if (!tp_pipeline_run_start(&r, error))
         goto out;
-
-    /* Step 0: head surgery (tp_prune_apply records the class indices). */
-    {
-        g_autoptr(TpUnits) base_units = tp_units_new(r.base, TRUE, error);
-        if (base_units == NULL ||
-            !(r.model = tp_prune_apply(r.base, base_units, NULL, r.head, r.n_classes, error)))
-            goto out;
-    }
-    {
-        g_autoptr(TpUnits) u =
-            tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
-        if (u == NULL)
-            goto out;
-        r.original_units = tp_units_get_total(u);
-    }
     double baseline_loss;
     if (!validate(&r, r.model, &p->result.baseline_accuracy, &baseline_loss, error) ||
         !base_accuracy(&r, &p->result.base_accuracy, error))
@@ -661,7 +679,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         units = tp_units_new(r.model, tp_params_get_boolean(p->prune, "linear"), error);
         if (units == NULL)
             goto out;
-        fill_counts(&r, r.model, units, &row);
+        tp_pipeline_fill_counts(&r, r.model, units, &row);
         row.accuracy = p->result.baseline_accuracy;
         row.accepted = TRUE;
         g_array_append_val(p->rows, row);
@@ -678,10 +696,11 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
         if (interrupted)
             break;
-        if (removed(&r, last) >= goal) {
-            p->stop_reason = g_strdup_printf(
-                "goal reached: %.1f%% of the %s removed at step %u", 100 * removed(&r, last),
-                tp_params_get_string(p->prune, "goal-metric"), last->step);
+        if (tp_pipeline_removed(&r, last) >= goal) {
+            p->stop_reason =
+                g_strdup_printf("goal reached: %.1f%% of the %s removed at step %u",
+                                100 * tp_pipeline_removed(&r, last),
+                                tp_params_get_string(p->prune, "goal-metric"), last->step);
             break;
         }
         if (!last->accepted) {
@@ -728,7 +747,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         if (units == NULL)
             goto out;
         row.step = step;
-        fill_counts(&r, r.model, units, &row);
+        tp_pipeline_fill_counts(&r, r.model, units, &row);
         row.accepted = row.accuracy >= p->result.baseline_accuracy - tolerance;
         g_array_append_val(p->rows, row);
         if (row.accepted) {
@@ -754,6 +773,6 @@ out:
     /* Errors about a key of the keyfile name it already. */
     if (!ok && error != NULL && !g_str_has_prefix((*error)->message, p->source))
         g_prefix_error(error, "%s: ", p->source);
-    run_clear(&r);
+    tp_pipeline_run_clear(&r);
     return ok;
 }

@@ -67,6 +67,10 @@ const TpParamSpec *tp_pipeline_get_param_specs(const char *group);
 TpPipeline *tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error);
 void tp_pipeline_free(TpPipeline *pipeline);
 
+/* As tp_pipeline_new(), for tp_pipeline_plan() alone: [output] may name no
+ * model (nothing is written); tp_pipeline_run() takes no such pipeline. */
+TpPipeline *tp_pipeline_new_dry_run(GKeyFile *keyfile, const char *source, GError **error);
+
 /* Runs the pipeline; with resume, continues from its checkpoint folder.
  * Writes the outputs [output] names. The rows stay readable afterwards. */
 gboolean tp_pipeline_run(TpPipeline *pipeline, gboolean resume, TpPipelineProgressFunc progress,
@@ -104,7 +108,46 @@ const TpPipelineResult *tp_pipeline_get_result(const TpPipeline *pipeline);
 const char *tp_pipeline_get_criterion_name(const TpPipeline *pipeline);
 const char *tp_pipeline_get_task_name(const TpPipeline *pipeline);
 
+/* ---------------------------------------------------------------- dry run */
+
+/* One space of prunable units (a layer, with the layers coupled to it) in a
+ * step of a dry run. */
+typedef struct {
+    char *layer;    /* its first producer node's name */
+    int n_units;    /* before the step */
+    double *scores; /* n_units: as the step ranks them (summed over the
+                     * space's producers, normalized per space) */
+    int n_cut;
+    int *cut; /* the units the step removes, ascending */
+} TpPipelinePlanSpace;
+
+/* One step of a dry run; step 0 is the specialized model (no spaces). */
+typedef struct {
+    guint step;
+    guint n_spaces;
+    TpPipelinePlanSpace *spaces;
+    gsize units;                         /* prunable units left after the step */
+    guint64 params, macs;                /* left after the step */
+    double params_removed, macs_removed; /* fractions of the base model's */
+} TpPipelinePlanStep;
+
+typedef struct _TpPipelinePlan TpPipelinePlan;
+
+/* A dry run: cuts the head, then scores, ranks and cuts as tp_pipeline_run()
+ * does, without fine-tuning (warm-up included) or evaluation, until the goal
+ * is met, nothing more can be cut, or max_steps steps (at most [prune]
+ * max-steps) are done. Writes nothing. */
+TpPipelinePlan *tp_pipeline_plan(TpPipeline *pipeline, guint max_steps, GError **error);
+void tp_pipeline_plan_free(TpPipelinePlan *plan);
+
+/* Step 0 (the specialized model) and the steps after it, borrowed. */
+guint tp_pipeline_plan_get_n_steps(const TpPipelinePlan *plan);
+const TpPipelinePlanStep *tp_pipeline_plan_get_step(const TpPipelinePlan *plan, guint step);
+/* Why the dry run stopped, one sentence (borrowed). */
+const char *tp_pipeline_plan_get_stop_reason(const TpPipelinePlan *plan);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpPipeline, tp_pipeline_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(TpPipelinePlan, tp_pipeline_plan_free)
 
 G_END_DECLS
 

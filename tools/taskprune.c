@@ -13,6 +13,7 @@
 static const TpCommand *const commands[] = {
     &tp_cmd_specialize,
     &tp_cmd_run,
+    &tp_cmd_score,
     &tp_cmd_train,
     &tp_cmd_eval,
     &tp_cmd_predict,

@@ -9,8 +9,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-comm.h"
+#include "tp-keyfile.h"
 #include "tp-normalization.h"
 #include "tp-registry.h"
 
@@ -141,6 +143,22 @@ tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *const *gr
     return TRUE;
 }
 
+gboolean
+tp_cli_task_keyfile(GKeyFile *keyfile, const char *model, const char *classes,
+                    const char *criterion, const char *dataset, GError **error)
+{
+    if (tp_cli_options.config != NULL && !tp_keyfile_load(keyfile, tp_cli_options.config, error))
+        return FALSE;
+    g_key_file_set_string(keyfile, "model", "path", model);
+    if (classes != NULL)
+        g_key_file_set_string(keyfile, "task", "classes", classes);
+    if (criterion != NULL || !g_key_file_has_key(keyfile, "criterion", "plugin", NULL))
+        g_key_file_set_string(keyfile, "criterion", "plugin", criterion ? criterion : "lrp");
+    if (dataset != NULL || !g_key_file_has_key(keyfile, "dataset", "plugin", NULL))
+        g_key_file_set_string(keyfile, "dataset", "plugin", dataset ? dataset : "idx");
+    return TRUE;
+}
+
 TpBackend *
 tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **error)
 {
@@ -216,4 +234,17 @@ tp_cli_json_string(GString *out, const char *s)
             g_string_append_c(out, *p);
     }
     g_string_append_c(out, '"');
+}
+
+GString *
+tp_cli_json_task(const char *model, const char *criterion, const char *task)
+{
+    GString *json = g_string_new("{\n  \"model\": ");
+
+    tp_cli_json_string(json, model);
+    g_string_append(json, ",\n  \"criterion\": ");
+    tp_cli_json_string(json, criterion);
+    g_string_append(json, ",\n  \"task\": ");
+    tp_cli_json_string(json, task);
+    return json;
 }

@@ -25,6 +25,7 @@ extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
 extern const TpCommand tp_cmd_predict;
 extern const TpCommand tp_cmd_run;
+extern const TpCommand tp_cmd_score;
 extern const TpCommand tp_cmd_specialize;
 extern const TpCommand tp_cmd_train;
 extern const TpCommand tp_cmd_zoo;
@@ -43,6 +44,13 @@ gboolean tp_cli_set_pairs(GKeyFile *keyfile, const char *group, char **pairs, GE
  * the NULL-terminated list. */
 gboolean tp_cli_check_groups(GKeyFile *keyfile, const char *source, const char *const *groups,
                              GError **error);
+
+/* The pipeline keyfile of `specialize` and `score`: -C's file, if given,
+ * with [model] path = model, and [task] classes, [criterion] plugin (default
+ * lrp) and [dataset] plugin (default idx) where given; the common options
+ * (tp_cli_options_apply()) are not applied yet. */
+gboolean tp_cli_task_keyfile(GKeyFile *keyfile, const char *model, const char *classes,
+                             const char *criterion, const char *dataset, GError **error);
 
 /* Opens the backend the [backend] group names (`plugin`, default cpu) with
  * the group's other keys as its parameters. */
@@ -66,6 +74,10 @@ gsize tp_cli_numel(const TpShape *shape);
 
 /* Appends s to out as a JSON string literal (quoted and escaped). */
 void tp_cli_json_string(GString *out, const char *s);
+
+/* A new JSON object left open after its "model", "criterion" and "task"
+ * members (for `score` and `specialize --dry-run`). */
+GString *tp_cli_json_task(const char *model, const char *criterion, const char *task);
 
 /* Runs the pipeline (or sweep) keyfile describes, with progress and the
  * final table, or the report with --json (cmd-run.c); with -r, from its

@@ -1,15 +1,18 @@
 /* test-pipeline.c — the specialization pipeline end to end on the synthetic
  * dataset: head surgery and its metadata, monotone pruning to the goal,
  * reports, roll-back past the tolerance, resumption to the same model,
- * configuration errors that name file, group and key, and the key reference
- * in docs/pipeline-keys.md. */
+ * configuration errors that name file, group and key, the dry run against a
+ * plain magnitude reference and against a run without fine-tuning, and the
+ * key reference in docs/pipeline-keys.md. */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "tp-bench.h"
 #include "tp-onnx.h"
 #include "tp-pipeline.h"
+#include "tp-prune.h"
 #include "tp-test.h"
 #include "tp-train.h"
 #include "tp-zoo.h"
@@ -221,6 +224,109 @@ START_TEST(test_resume)
 }
 END_TEST
 
+/* The magnitude (l1) score of each unit of the base model's layer `name`,
+ * by the formula, from the weights: Σ|W[f]| · |γ_f| / sqrt(var_f + eps) with
+ * a BatchNorm after it; per layer divided by their sum. The head surgery
+ * leaves every hidden layer's incoming weights as they are. */
+static double *
+reference_magnitude(TpModel *base, const TpUnits *units, const char *name, int n_units)
+{
+    double *scores = g_new0(double, n_units);
+    double total = 0;
+
+    for (guint s = 0; s < tp_units_get_n_spaces(units); s++) {
+        const TpUnitSpace *space = tp_units_get_space(units, s);
+        if (!g_str_equal(space->name, name))
+            continue;
+        ck_assert_int_eq(space->n_units, n_units);
+        for (guint k = 0; k < space->n_producers; k++) {
+            guint node = space->producers[k];
+            TpTensor *w = tp_model_get_param(base, node, 0);
+            gsize row = w->numel / (gsize)n_units;
+            g_autofree float *host = g_new(float, w->numel);
+            int bn = tp_units_get_batch_norm(units, node);
+            g_autofree float *gamma = g_new(float, n_units), *var = g_new(float, n_units);
+            ck_assert(tp_tensor_download(w, host, NULL));
+            if (bn >= 0) {
+                ck_assert(tp_tensor_download(tp_model_get_param(base, (guint)bn, 0), gamma, NULL));
+                ck_assert(tp_tensor_download(tp_model_get_param(base, (guint)bn, 3), var, NULL));
+            }
+            for (int f = 0; f < n_units; f++) {
+                double sum = 0;
+                for (gsize i = 0; i < row; i++)
+                    sum += fabs(host[(gsize)f * row + i]);
+                if (bn >= 0)
+                    sum *= fabs(gamma[f]) /
+                           sqrt(var[f] + tp_model_get_node(base, (guint)bn)->attrs.batch_norm.epsilon);
+                scores[f] += sum;
+            }
+        }
+    }
+    for (int f = 0; f < n_units; f++)
+        total += scores[f];
+    for (int f = 0; f < n_units; f++)
+        scores[f] /= total;
+    return scores;
+}
+
+/* The dry run scores as the formula says, cuts the lowest-scored units, and
+ * matches, step by step, a run without fine-tuning (tolerance wide open). */
+START_TEST(test_plan)
+{
+    g_autoptr(GKeyFile) kf = pipeline_keyfile("plan", "");
+    g_autoptr(GError) error = NULL;
+    g_autoptr(TpModel) base = tp_onnx_load(backend, base_path, &error);
+    g_autoptr(TpUnits) units = tp_units_new(base, TRUE, &error);
+
+    g_key_file_set_string(kf, "finetune", "steps", "0");
+    g_key_file_set_string(kf, "finetune", "epochs", "0");
+    g_key_file_set_string(kf, "prune", "tolerance", "100");
+    g_key_file_remove_key(kf, "output", "model", NULL);
+    ck_assert_ptr_null(tp_pipeline_new(kf, "p.ini", NULL));
+    g_autoptr(TpPipeline) dry = tp_pipeline_new_dry_run(kf, "p.ini", &error);
+    ck_assert_msg(dry != NULL, "%s", error ? error->message : "");
+    g_autoptr(TpPipelinePlan) plan = tp_pipeline_plan(dry, G_MAXUINT, &error);
+    ck_assert_msg(plan != NULL, "%s", error ? error->message : "");
+    ck_assert_uint_ge(tp_pipeline_plan_get_n_steps(plan), 3);
+    ck_assert_ptr_nonnull(strstr(tp_pipeline_plan_get_stop_reason(plan), "goal reached"));
+
+    const TpPipelinePlanStep *first = tp_pipeline_plan_get_step(plan, 1);
+    double highest_cut = 0, lowest_kept = G_MAXDOUBLE;
+    for (guint s = 0; s < first->n_spaces; s++) {
+        const TpPipelinePlanSpace *space = &first->spaces[s];
+        g_autofree double *want =
+            reference_magnitude(base, units, space->layer, space->n_units);
+        for (int u = 0, c = 0; u < space->n_units; u++) {
+            gboolean cut = c < space->n_cut && space->cut[c] == u;
+            ck_assert_msg(fabs(space->scores[u] - want[u]) <= 1e-6 * want[u], "%s unit %d: %g, want %g",
+                          space->layer, u, space->scores[u], want[u]);
+            c += cut;
+            if (cut)
+                highest_cut = MAX(highest_cut, space->scores[u]);
+            else if (space->n_units - space->n_cut > 1)
+                lowest_kept = MIN(lowest_kept, space->scores[u]);
+        }
+    }
+    ck_assert_double_le(highest_cut, lowest_kept);
+
+    g_autofree char *out = g_build_filename(folder, "plan.onnx", NULL);
+    g_key_file_set_string(kf, "output", "model", out);
+    g_autoptr(TpPipeline) p = tp_pipeline_new(kf, "p.ini", &error);
+    ck_assert_msg(p != NULL && tp_pipeline_run(p, FALSE, NULL, NULL, &error), "%s",
+                  error ? error->message : "");
+    const GArray *rows = tp_pipeline_get_rows(p);
+    ck_assert_uint_eq(rows->len, tp_pipeline_plan_get_n_steps(plan));
+    for (guint i = 0; i < rows->len; i++) {
+        const TpPipelineRow *row = &g_array_index(rows, TpPipelineRow, i);
+        const TpPipelinePlanStep *step = tp_pipeline_plan_get_step(plan, i);
+        ck_assert_uint_eq(row->step, step->step);
+        ck_assert_uint_eq(row->units, step->units);
+        ck_assert_uint_eq(row->params, step->params);
+        ck_assert_uint_eq(row->macs, step->macs);
+    }
+}
+END_TEST
+
 static const struct {
     const char *extra;
     const char *expect;
@@ -414,6 +520,7 @@ main(void)
     tcase_add_test(tc, test_specializes);
     tcase_add_test(tc, test_rolls_back);
     tcase_add_test(tc, test_resume);
+    tcase_add_test(tc, test_plan);
     tcase_add_loop_test(tc, test_config_errors, 0, G_N_ELEMENTS(bad));
     tcase_add_test(tc, test_run_errors);
     tcase_add_test(tc, test_resume_other_settings);

@@ -38,12 +38,14 @@ backends=$("$TASKPRUNE" plugins | awk '/^backend plugins:/ { f = 1; next } /^$/ 
 backends=${backends% }
 
 complete_is "specialize"                                       sp
-complete_is "--help --version bench compare eval explain help info plugins predict run specialize train zoo" ""
+complete_is "--help --version bench compare eval explain help info plugins predict run score specialize train zoo" ""
 complete_is "--version"                                        --v
 complete_is "--criterion="                                     specialize --cr
 complete_is "lrp magnitude random taylor"                      specialize --criterion ""
 complete_is "magnitude"                                        specialize --criterion = ma
 complete_is "magnitude"                                        specialize -c ma
+complete_is "magnitude"                                        score -c ma
+complete_is "--dry-run"                                        specialize --dr
 complete_is ""                                                 zoo --outputs ""
 complete_is "$backends"                                        info --backend ""
 complete_is "idx"                                              eval -d id

@@ -18,6 +18,24 @@ expect 0 "accuracy .*(.*/80)" -- eval "$dir/s.onnx" $data
 expect 0 "class-3 " -- eval "$dir/s.onnx" $data
 expect 0 "Conv  *\[" -- info "$dir/s.onnx"
 
+# score: the units its marks (*) say the first step removes are the ones a
+# dry run of the first step removes; a dry run writes nothing.
+expect 0 "fc1 (" -- score "$dir/base.onnx" $data --classes class-1,class-3 --criterion magnitude
+sed -n 's/^\([a-z0-9_]*\) ([0-9]* units):/\1/p' "$out" |
+    awk '{ for (i = 2; i <= NF; i++) if ($i ~ /\*$/) { split($i, a, ":"); print $1, a[1] } }' | sort >"$dir/marked"
+check "score marks units" test -s "$dir/marked"
+expect 0 '"scores": \[' -- score "$dir/base.onnx" $data --classes class-1,class-3 --criterion magnitude --json
+expect 0 "step 1: removes" -- specialize "$dir/base.onnx" $data --classes class-1,class-3 \
+    --criterion magnitude -p max-steps=1 --dry-run -o "$dir/dry.onnx"
+sed -n 's/^step 1: removes //p' "$out" | tr ';' '\n' |
+    awk '{ n = split($2, u, ","); for (i = 1; i <= n; i++) print $1, u[i] }' | sort >"$dir/removed"
+check "score marks what the dry run's first step removes" cmp -s "$dir/marked" "$dir/removed"
+check "a dry run writes nothing" test ! -e "$dir/dry.onnx" -a ! -e "$dir/dry.onnx.checkpoint"
+expect 0 "goal reached" -- specialize "$dir/base.onnx" $data --classes class-1,class-3 \
+    --criterion magnitude -p step=0.2 -p goal=0.5 --dry-run
+expect 0 '"stop_reason": "goal reached' -- specialize "$dir/base.onnx" $data --classes class-1,class-3 \
+    --criterion magnitude -p step=0.2 -p goal=0.5 --dry-run --json
+
 cat >"$dir/sweep.ini" <<INI
 [model]
 path = $dir/base.onnx
