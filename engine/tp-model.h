@@ -48,6 +48,11 @@ typedef enum {
     TP_OP_ADD,
     TP_OP_DROPOUT,
     TP_OP_SOFTMAX,
+    TP_OP_CONCAT,
+    TP_OP_SLICE,
+    TP_OP_TRANSPOSE,
+    TP_OP_GATHER,
+    TP_OP_RESHAPE,
     TP_N_OPS
 } TpOpType;
 
@@ -104,12 +109,51 @@ typedef struct {
     float ratio; /* probability of dropping, in [0, 1) */
 } TpDropoutAttrs;
 
+/* Axes below are per-sample dimensions (0: the channels of [C, H, W]); the
+ * batch never moves. */
+typedef struct {
+    int axis; /* the two inputs are joined along it */
+} TpConcatAttrs;
+
+typedef struct {
+    /* Per axis: output entry i reads input entry start + i * step; size 0
+     * (with step 0) keeps the whole axis, whatever its length (so a pruned
+     * axis stays whole). */
+    int start[TP_SHAPE_MAX_DIMS];
+    int step[TP_SHAPE_MAX_DIMS]; /* >= 1, or < 0 (reversed); 0: 1 */
+    int size[TP_SHAPE_MAX_DIMS];
+} TpSliceAttrs;
+
+typedef struct {
+    int perm[TP_SHAPE_MAX_DIMS]; /* output axis d is input axis perm[d] */
+} TpTransposeAttrs;
+
+typedef struct {
+    /* Output entry a * count[1] + b of axis `axis` is input entry
+     * base + a * stride[0] + b * stride[1] (count 0: 1): the constant index
+     * lists taskprune takes (a range, a strided range, a channel shuffle's
+     * permutation), each index distinct. */
+    int axis;
+    int base;
+    int count[2];
+    int stride[2];
+} TpGatherAttrs;
+
+typedef struct {
+    TpShape shape; /* the output; dim[0] 0: the input's dim[0] (its channels) */
+} TpReshapeAttrs;
+
 typedef union {
     TpConvAttrs conv;
     TpPoolAttrs pool;
     TpBatchNormAttrs batch_norm;
     TpGemmAttrs gemm;
     TpDropoutAttrs dropout;
+    TpConcatAttrs concat;
+    TpSliceAttrs slice;
+    TpTransposeAttrs transpose;
+    TpGatherAttrs gather;
+    TpReshapeAttrs reshape;
 } TpOpAttrs;
 
 #define TP_NODE_MAX_INPUTS 2
