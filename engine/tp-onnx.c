@@ -1220,6 +1220,11 @@ import_graph(Importer *im, GError **error)
                            : !import(im, node, error))
             return FALSE;
     }
+    if (im->graph->n_output > 1) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "the graph has %zu outputs; taskprune computes one", im->graph->n_output);
+        return FALSE;
+    }
     if (im->graph->n_output < 1) {
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID, "the graph has no output");
         return FALSE;

@@ -124,19 +124,14 @@ reshape_resolve(TpOnnxReader *r, const int *in, int in_ndim, const TpOnnxConst *
         out[d] = (int)v;
         known *= v;
     }
-    if (infer >= 0) {
-        if (numel % known != 0)
-            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
-                                        "reshape to %s: %" G_GINT64_FORMAT
-                                        " floats per sample do not divide",
-                                        s, numel);
+    if (infer >= 0 && numel % known == 0) {
         out[infer] = (int)(numel / known);
         known = numel;
     }
-    if (known != numel)
-        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_INVALID,
-                                    "reshape to %s: the input has %" G_GINT64_FORMAT
-                                    " floats per sample",
+    if (known != numel) /* the first entry was not the batch */
+        return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
+                                    "reshape to %s is not supported: it does not keep the %" G_GINT64_FORMAT
+                                    " floats of each sample together (the batch must stay first)",
                                     s, numel);
     *out_ndim = k;
     return TRUE;

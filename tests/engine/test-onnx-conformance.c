@@ -64,7 +64,7 @@ static const char *const kinds[] = {"node", "pytorch-converted"};
 static const char *const supported_ops[] = {
     "Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool",
     "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Dropout", "Identity", "Softmax", "Constant",
-    "Pad",
+    "Pad", "Concat", "Slice", "Split", "Transpose", "Gather",
     NULL,
 };
 /* clang-format on */
@@ -132,7 +132,12 @@ static const Expected expected[] = {
     PASS("node/test_maxpool_2d_same_upper"),
     PASS("node/test_maxpool_2d_strides"),
     PASS("node/test_relu"),
+    PASS("node/test_reshape_extended_dims"),
     PASS("node/test_reshape_reduced_dims"),
+    PASS("node/test_reshape_zero_and_negative_dim"),
+    PASS("node/test_reshape_zero_dim"),
+    PASS("node/test_slice_end_out_of_bounds"),
+    PASS("node/test_slice_neg"),
     PASS("node/test_softmax_example"),
     PASS("node/test_softmax_large_number"),
     PASS("pytorch-converted/test_AvgPool2d"),
