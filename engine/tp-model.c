@@ -86,6 +86,11 @@ static const TpOpClass *const op_classes[TP_N_OPS] = {
     [TP_OP_SUB] = &tp_op_sub,
     [TP_OP_DIV] = &tp_op_div,
     [TP_OP_REDUCE_MEAN] = &tp_op_reduce_mean,
+    [TP_OP_CONCAT] = &tp_op_concat,
+    [TP_OP_SLICE] = &tp_op_slice,
+    [TP_OP_TRANSPOSE] = &tp_op_transpose,
+    [TP_OP_GATHER] = &tp_op_gather,
+    [TP_OP_RESHAPE] = &tp_op_reshape,
 };
 
 G_DEFINE_QUARK(tp_model_error, tp_model_error)

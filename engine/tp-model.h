@@ -61,6 +61,11 @@ typedef enum {
     TP_OP_SUB,
     TP_OP_DIV,
     TP_OP_REDUCE_MEAN,
+    TP_OP_CONCAT,
+    TP_OP_SLICE,
+    TP_OP_TRANSPOSE,
+    TP_OP_GATHER,
+    TP_OP_RESHAPE,
     TP_N_OPS
 } TpOpType;
 
@@ -142,6 +147,39 @@ typedef struct {
     guint axes;
     gboolean squeeze;
 } TpReduceAttrs;
+/* Axes below are per-sample dimensions (0: the channels of [C, H, W]); the
+ * batch never moves. */
+typedef struct {
+    int axis; /* the two inputs are joined along it */
+} TpConcatAttrs;
+
+typedef struct {
+    /* Per axis: output entry i reads input entry start + i * step; size 0
+     * (with step 0) keeps the whole axis, whatever its length (so a pruned
+     * axis stays whole). */
+    int start[TP_SHAPE_MAX_DIMS];
+    int step[TP_SHAPE_MAX_DIMS]; /* >= 1, or < 0 (reversed); 0: 1 */
+    int size[TP_SHAPE_MAX_DIMS];
+} TpSliceAttrs;
+
+typedef struct {
+    int perm[TP_SHAPE_MAX_DIMS]; /* output axis d is input axis perm[d] */
+} TpTransposeAttrs;
+
+typedef struct {
+    /* Output entry a * count[1] + b of axis `axis` is input entry
+     * base + a * stride[0] + b * stride[1] (count 0: 1): the constant index
+     * lists taskprune takes (a range, a strided range, a channel shuffle's
+     * permutation), each index distinct. */
+    int axis;
+    int base;
+    int count[2];
+    int stride[2];
+} TpGatherAttrs;
+
+typedef struct {
+    TpShape shape; /* the output; dim[0] 0: the input's dim[0] (its channels) */
+} TpReshapeAttrs;
 
 typedef union {
     TpConvAttrs conv;
@@ -152,6 +190,11 @@ typedef union {
     TpUnaryAttrs unary;
     TpBinaryAttrs binary;
     TpReduceAttrs reduce;
+    TpConcatAttrs concat;
+    TpSliceAttrs slice;
+    TpTransposeAttrs transpose;
+    TpGatherAttrs gather;
+    TpReshapeAttrs reshape;
 } TpOpAttrs;
 
 #define TP_NODE_MAX_INPUTS 2

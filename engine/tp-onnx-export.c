@@ -162,6 +162,26 @@ tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix, float value
     g_ptr_array_add(w->inputs, add_initializer(w->ex, name, 0, &scalar, data, 1));
 }
 
+void
+tp_onnx_writer_ints_input(TpOnnxNodeWriter *w, const char *suffix, const gint64 *values, int count)
+{
+    Onnx__TensorProto *t = keep(w->ex, g_new(Onnx__TensorProto, 1));
+    gint64 *dims = keep(w->ex, g_new(gint64, 1));
+
+    onnx__tensor_proto__init(t);
+    dims[0] = count;
+    t->name = unique_name(w->ex, keep_printf(w->ex, "%s.%s", w->proto->name, suffix));
+    t->n_dims = 1;
+    t->dims = dims;
+    t->has_data_type = TRUE;
+    t->data_type = 7; /* INT64 */
+    t->has_raw_data = TRUE;
+    t->raw_data.len = (gsize)count * sizeof(gint64);
+    t->raw_data.data = keep(w->ex, g_memdup2(values, MAX(t->raw_data.len, 1)));
+    g_ptr_array_add(w->ex->initializers, t);
+    g_ptr_array_add(w->inputs, t->name);
+}
+
 static gboolean
 export_node(Exporter *ex, guint index, GError **error)
 {

@@ -446,17 +446,97 @@ add_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, const int *inputs
 
 /* ---------------------------------------------------------------- op import (tp-op.h) */
 
+static const Onnx__NodeProto *sole_consumer(Importer *im, const char *name);
+
 struct _TpOnnxReader {
     Importer *im;
     const Onnx__NodeProto *node;
     int alias;          /* the value the output is, without a node; -1: none */
     GPtrArray *scratch; /* host arrays from tp_onnx_reader_alloc() */
+    TpOpType op;        /* the op the node is added as */
+    const Onnx__NodeProto *last; /* the node whose output the op's is (an absorbed one) */
+    int n_added;        /* extra nodes added by tp_onnx_reader_add() */
+    GPtrArray *next;    /* readers from tp_onnx_reader_next() */
 };
 
 gboolean
 tp_onnx_reader_attrs(TpOnnxReader *r, const char *const *known, GError **error)
 {
     return check_attrs(r->node, known, error) && check_outputs(r->node, error);
+}
+
+gboolean
+tp_onnx_reader_attrs_outputs(TpOnnxReader *r, const char *const *known, int *out_n,
+                             GError **error)
+{
+    if (!check_attrs(r->node, known, error))
+        return FALSE;
+    for (gsize i = 0; i < r->node->n_output; i++)
+        if (r->node->output[i][0] == '\0')
+            return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, r->node, "output %zu is unnamed",
+                              i);
+    if (r->node->n_output < 1)
+        return node_error(error, TP_ONNX_ERROR_INVALID, r->node, "it has no output");
+    *out_n = (int)r->node->n_output;
+    return TRUE;
+}
+
+int
+tp_onnx_reader_n_inputs(TpOnnxReader *r)
+{
+    return (int)r->node->n_input;
+}
+
+gboolean
+tp_onnx_reader_add(TpOnnxReader *r, TpOpType op, const int *inputs, const TpOpAttrs *attrs,
+                   int *out_value, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autofree char *name = g_strdup_printf(
+        "%s/%d", r->node->name && *r->node->name ? r->node->name : r->node->op_type, ++r->n_added);
+    int id = tp_model_add(r->im->model, op, name, inputs, attrs, &local);
+
+    if (id < 0)
+        return node_error(error, TP_ONNX_ERROR_INVALID, r->node, "%s", local->message);
+    *out_value = id;
+    return TRUE;
+}
+
+void
+tp_onnx_reader_bind(TpOnnxReader *r, int i, int v)
+{
+    g_return_if_fail(i >= 0 && (gsize)i < r->node->n_output);
+    g_hash_table_insert(r->im->values, r->node->output[i], GINT_TO_POINTER(v + 1));
+}
+
+void
+tp_onnx_reader_set_op(TpOnnxReader *r, TpOpType op)
+{
+    r->op = op;
+}
+
+TpOnnxReader *
+tp_onnx_reader_next(TpOnnxReader *r, const char *op_type)
+{
+    const Onnx__NodeProto *node = sole_consumer(r->im, r->last->output[0]);
+    TpOnnxReader *next;
+
+    if (node == NULL || g_strcmp0(node->op_type, op_type) != 0 || node->n_input < 1 ||
+        g_strcmp0(node->input[0], r->last->output[0]) != 0)
+        return NULL;
+    if (r->next == NULL)
+        r->next = g_ptr_array_new_with_free_func(g_free);
+    next = g_new0(TpOnnxReader, 1);
+    *next = (TpOnnxReader){r->im, node, -1, r->scratch, -1, node, 0, NULL};
+    g_ptr_array_add(r->next, next);
+    return next;
+}
+
+void
+tp_onnx_reader_absorb(TpOnnxReader *r, TpOnnxReader *next)
+{
+    g_hash_table_add(r->im->done, (gpointer)next->node);
+    r->last = next->node;
 }
 
 gboolean
@@ -503,6 +583,24 @@ tp_onnx_reader_ints(TpOnnxReader *r, const char *name, int count, int min, int *
                     GError **error)
 {
     return attr_ints(r->node, name, count, min, out, error);
+}
+
+gboolean
+tp_onnx_reader_ints_list(TpOnnxReader *r, const char *name, const gint64 **out, int *n,
+                         GError **error)
+{
+    const Onnx__AttributeProto *a = find_attr(r->node, name);
+
+    *out = NULL;
+    if (a == NULL)
+        return TRUE;
+    if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS || a->n_ints > 64 ||
+        (*n != 0 && a->n_ints != (gsize)*n))
+        return node_error(error, TP_ONNX_ERROR_INVALID, r->node,
+                          "attribute '%s' must hold %s ints", name, *n != 0 ? "as many" : "up to 64");
+    *n = (int)a->n_ints;
+    *out = a->ints;
+    return TRUE;
 }
 
 gboolean
@@ -599,73 +697,44 @@ tp_onnx_reader_error(TpOnnxReader *r, GError **error, int code, const char *form
     return node_error(error, code, r->node, "%s", message);
 }
 
-/* Imports node as engine op `op` through its class's import(). */
+typedef gboolean (*OpImportFunc)(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs,
+                                 const float **params, GError **error);
+
+/* Imports node as engine op `op` through import (its class's import()). */
 static gboolean
-import_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
+import_op_with(Importer *im, const Onnx__NodeProto *node, TpOpType op, OpImportFunc import,
+               GError **error)
 {
     g_autoptr(GPtrArray) scratch = g_ptr_array_new_with_free_func(g_free);
-    TpOnnxReader r = {im, node, -1, scratch};
+    TpOnnxReader r = {im, node, -1, scratch, op, node, 0, NULL};
     TpOpAttrs attrs = {0};
     int inputs[TP_NODE_MAX_INPUTS] = {0};
     const float *params[TP_NODE_MAX_PARAMS] = {NULL};
+    gboolean ok = import(&r, &attrs, inputs, params, error);
 
-    if (!tp_op_class_get(op)->import(&r, &attrs, inputs, params, error))
+    g_clear_pointer(&r.next, g_ptr_array_unref);
+    if (!ok)
         return FALSE;
     if (r.alias >= 0) {
-        set_output(im, node, r.alias);
+        set_output(im, r.last, r.alias);
         return TRUE;
     }
-    return add_op(im, node, op, inputs, &attrs, params, TP_NODE_MAX_PARAMS, error);
+    if (!add_op(im, node, r.op, inputs, &attrs, params, TP_NODE_MAX_PARAMS, error))
+        return FALSE;
+    if (r.last != node) /* the absorbed nodes' result is this node's */
+        set_output(im, r.last, tp_model_get_output(im->model));
+    return TRUE;
+}
+
+static gboolean
+import_op(Importer *im, const Onnx__NodeProto *node, TpOpType op, GError **error)
+{
+    return import_op_with(im, node, op, tp_op_class_get(op)->import, error);
 }
 
 /* ---------------------------------------------------------------- ops */
 
 typedef gboolean (*ImportFunc)(Importer *im, const Onnx__NodeProto *node, GError **error);
-
-/* Flattens x to [batch, features], or passes a value that is flat already. */
-static gboolean
-flatten_to(Importer *im, const Onnx__NodeProto *node, int x, GError **error)
-{
-    if (tp_model_get_shape(im->model, x)->ndim == 1) {
-        set_output(im, node, x);
-        return TRUE;
-    }
-    return add_op(im, node, TP_OP_FLATTEN, &x, NULL, NULL, 0, error);
-}
-
-static gboolean
-import_reshape(Importer *im, const Onnx__NodeProto *node, GError **error)
-{
-    static const char *const known[] = {"allowzero", NULL};
-    const char *shape_name = input_name(node, 1);
-    const Const *shape = shape_name ? g_hash_table_lookup(im->consts, shape_name) : NULL;
-    gint64 allowzero = 0;
-    int x;
-
-    if (!check_attrs(node, known, error) || !check_outputs(node, error) ||
-        !get_value(im, node, 0, &x, error) || !attr_int(node, "allowzero", 0, &allowzero, error))
-        return FALSE;
-    if (shape == NULL || shape->i64 == NULL)
-        return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node,
-                          "the shape must be a constant int64 tensor (a shape computed at run "
-                          "time cannot be resolved; export with torch.flatten)");
-    const TpShape *in = tp_model_get_shape(im->model, x);
-    gint64 features = 1;
-    for (int i = 0; i < in->ndim; i++)
-        features *= in->dim[i];
-    /* The batch size folded from a Shape: "copy that dimension". */
-    gboolean batch = shape->numel >= 1 && shape->i64[0] == TP_ONNX_BATCH && !allowzero;
-    if (shape->numel != 2 || (!batch && shape->i64[0] < -1) ||
-        (shape->i64[1] != -1 && shape->i64[1] != features) ||
-        (shape->i64[1] == -1 && shape->i64[0] == -1)) {
-        g_autofree char *s = tp_onnx_dims_to_string((int)shape->numel, shape->i64);
-        return node_error(
-            error, TP_ONNX_ERROR_UNSUPPORTED, node,
-            "reshape to %s is not supported: only flattening to [batch, %" G_GINT64_FORMAT "] is",
-            s, features);
-    }
-    return flatten_to(im, node, x, error);
-}
 
 /* A linear layer y = x Wᵀ + b from W as [out, in] (already scaled) and an
  * optional bias, both host arrays. */
@@ -832,6 +901,13 @@ import_pad(Importer *im, const Onnx__NodeProto *node, GError **error)
     return TRUE;
 }
 
+/* Split, as one Slice per part (engine/ops/slice.c). */
+static gboolean
+import_split(Importer *im, const Onnx__NodeProto *node, GError **error)
+{
+    return import_op_with(im, node, TP_OP_SLICE, tp_slice_import_split, error);
+}
+
 static gboolean
 import_constant(Importer *im, const Onnx__NodeProto *node, GError **error)
 {
@@ -869,14 +945,14 @@ import_constant(Importer *im, const Onnx__NodeProto *node, GError **error)
 }
 
 /* ONNX op types that are no engine op: each rewritten into ops (MatMul into
- * a Gemm, Reshape into a Flatten) or absorbed (Identity, Constant, Pad). An
+ * a Gemm, Split into Slices) or absorbed (Identity, Constant, Pad). An
  * engine op's own type is read by its class's import() (engine/ops/). */
 static const struct {
     const char *op_type;
     ImportFunc import;
 } rewrites[] = {
-    {"Reshape", import_reshape}, {"MatMul", import_matmul}, {"Identity", import_identity},
-    {"Constant", import_constant}, {"Pad", import_pad},
+    {"MatMul", import_matmul}, {"Identity", import_identity},
+    {"Constant", import_constant}, {"Pad", import_pad}, {"Split", import_split},
 };
 
 /* Folds node into a constant when its inputs are constants (Shape: also of
@@ -892,6 +968,8 @@ fold_node(Importer *im, const Onnx__NodeProto *node, TpOnnxFoldFunc fold, gboole
     TpOnnxConst *out;
 
     *folded = FALSE;
+    if (node->n_input > G_N_ELEMENTS(in) && can_import)
+        return TRUE; /* too many to be shape arithmetic (DenseNet's Concat) */
     if (node->n_input > G_N_ELEMENTS(in))
         return node_error(error, TP_ONNX_ERROR_UNSUPPORTED, node, "it has %zu inputs (at most %zu)",
                           node->n_input, G_N_ELEMENTS(in));
@@ -1162,6 +1240,11 @@ import_graph(Importer *im, GError **error)
         if (engine_op >= 0 ? !import_op(im, node, (TpOpType)engine_op, error)
                            : !import(im, node, error))
             return FALSE;
+    }
+    if (im->graph->n_output > 1) {
+        g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_UNSUPPORTED,
+                    "the graph has %zu outputs; taskprune computes one", im->graph->n_output);
+        return FALSE;
     }
     if (im->graph->n_output < 1) {
         g_set_error(error, TP_ONNX_ERROR, TP_ONNX_ERROR_INVALID, "the graph has no output");

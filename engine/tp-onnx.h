@@ -1,10 +1,13 @@
 /* tp-onnx.h — models in and out as ONNX.
  *
- * Import takes the forms PyTorch's exporter produces for VGG- and
- * ResNet-style classifiers, opsets 6 to 17: Conv, BatchNormalization
- * (inference form), Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten,
- * Reshape to [batch, features] with a constant shape, Gemm, MatMul followed
- * by Add as a linear layer, Add, Dropout, Identity and a final Softmax.
+ * Import takes the forms PyTorch's exporter produces for VGG-, ResNet-,
+ * DenseNet-, GoogLeNet-, SqueezeNet- and ShuffleNet-style classifiers,
+ * opsets 6 to 17: Conv, BatchNormalization (inference form), Relu, MaxPool,
+ * AveragePool, GlobalAveragePool, Flatten, Reshape with a constant shape (to
+ * [batch, features], [batch, C, H, W], or a channel shuffle with the
+ * Transpose after it), Gemm, MatMul followed by Add as a linear layer, Add,
+ * Dropout, Identity, Concat, Split, Slice, Transpose and Gather (constant
+ * indices) on activations, and a final Softmax.
  * Weights come from initializers (raw_data or float_data) or Constant nodes,
  * also through Identity nodes (PyTorch shares equal initializers that way);
  * external data only from files inside the model's folder. A graph with op

@@ -91,8 +91,10 @@ typedef struct {
     /* NEW: a fully connected producer (Gemm), pruned only with prune_linear
      * and never mixed with convolutions in one space. */
     gboolean linear;
-    /* The op reads all its input's channels jointly (Softmax): a removed one
-     * would still change the others, so its input's space is never cut. */
+    /* The op reads all its inputs' channels jointly (Softmax), or moves
+     * them in a way the kinds above cannot state (Concat's offsets, a
+     * shuffle's permutation): a removed one would change the others, so no
+     * input's space is ever cut. */
     gboolean couples;
     /* A layer whose outputs criteria score (Conv, depthwise too, and Gemm):
      * tp_units_get_unit_value() and tp_units_get_batch_norm() follow it. */
@@ -136,6 +138,30 @@ typedef struct {
  * output but the first. Call it first. */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_attrs(TpOnnxReader *r, const char *const *known,
                                               GError **error);
+/* The same for an op that writes several outputs, each named: their count
+ * into *out_n. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_attrs_outputs(TpOnnxReader *r, const char *const *known,
+                                                      int *out_n, GError **error);
+/* How many inputs the node lists (absent optional ones included). */
+G_GNUC_INTERNAL int tp_onnx_reader_n_inputs(TpOnnxReader *r);
+/* Adds a node of op (no parameters) reading inputs, before the node's own,
+ * named "<node>/<k>"; its value into *out_value. For an ONNX node read as
+ * several engine nodes (a Concat of n inputs, the parts of a Split). */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_add(TpOnnxReader *r, TpOpType op, const int *inputs,
+                                            const TpOpAttrs *attrs, int *out_value,
+                                            GError **error);
+/* Makes the node's output i the value v (outputs past the first). */
+G_GNUC_INTERNAL void tp_onnx_reader_bind(TpOnnxReader *r, int i, int v);
+/* Adds the node as op instead of the class's own (a pattern that is one op
+ * of another kind, or none: a Reshape that flattens is a Flatten). */
+G_GNUC_INTERNAL void tp_onnx_reader_set_op(TpOnnxReader *r, TpOpType op);
+/* A reader of the one node that reads the output of r's node (or of the
+ * node r absorbed last) as its input 0, when it has type op_type; NULL
+ * otherwise (other readers, a graph output). Freed with r. */
+G_GNUC_INTERNAL TpOnnxReader *tp_onnx_reader_next(TpOnnxReader *r, const char *op_type);
+/* Makes next's node part of r's: it is not imported on its own, and its
+ * output is the op's. */
+G_GNUC_INTERNAL void tp_onnx_reader_absorb(TpOnnxReader *r, TpOnnxReader *next);
 G_GNUC_INTERNAL gboolean tp_onnx_reader_has_attr(TpOnnxReader *r, const char *name);
 /* An int or float attribute, or fallback when absent. */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_int(TpOnnxReader *r, const char *name, gint64 fallback,
@@ -148,6 +174,10 @@ G_GNUC_INTERNAL gboolean tp_onnx_reader_ints(TpOnnxReader *r, const char *name, 
                                              int min, int *out, GError **error);
 /* The number of values of an ints attribute; -1 when absent or not ints. */
 G_GNUC_INTERNAL int tp_onnx_reader_n_ints(TpOnnxReader *r, const char *name);
+/* An ints attribute of any length up to 64 (of *n values when *n is not 0)
+ * into *out (borrowed; NULL when absent) and its length into *n. */
+G_GNUC_INTERNAL gboolean tp_onnx_reader_ints_list(TpOnnxReader *r, const char *name,
+                                                  const gint64 **out, int *n, GError **error);
 /* Applies the auto_pad attribute (NOTSET, VALID, SAME_UPPER, SAME_LOWER) of
  * a 2-D window over input in to pads (top, left, bottom, right). */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_auto_pad(TpOnnxReader *r, const TpShape *in,
@@ -200,6 +230,10 @@ G_GNUC_INTERNAL void tp_onnx_writer_int(TpOnnxNodeWriter *w, const char *name, g
 G_GNUC_INTERNAL void tp_onnx_writer_ints(TpOnnxNodeWriter *w, const char *name, const int *values,
                                          int count);
 G_GNUC_INTERNAL void tp_onnx_writer_float(TpOnnxNodeWriter *w, const char *name, float value);
+/* Appends an int64 vector initializer "<node>.<suffix>" of count values as
+ * the next input. */
+G_GNUC_INTERNAL void tp_onnx_writer_ints_input(TpOnnxNodeWriter *w, const char *suffix,
+                                               const gint64 *values, int count);
 /* Appends a float32 scalar initializer "<node>.<suffix>" as the next input. */
 G_GNUC_INTERNAL void tp_onnx_writer_scalar_input(TpOnnxNodeWriter *w, const char *suffix,
                                                  float value);
@@ -308,6 +342,11 @@ G_GNUC_INTERNAL extern const TpOpClass tp_op_mul;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_sub;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_div;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_reduce_mean;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_concat;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_slice;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_transpose;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_gather;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_reshape;
 
 /* The class of an op type (the table lives in tp-model.c); NULL if out of range. */
 G_GNUC_INTERNAL const TpOpClass *tp_op_class_get(TpOpType op);
@@ -349,6 +388,11 @@ G_GNUC_INTERNAL void tp_conv_geometry(const TpNode *node, int batch, const TpSha
 G_GNUC_INTERNAL void tp_pool_geometry(const TpNode *node, int batch, const TpShape *in,
                                       const TpShape *out, TpPoolGeometry *g);
 
+/* ONNX Split read as one Slice node per part (engine/ops/slice.c): a
+ * TpOpClass import() for TP_OP_SLICE. */
+G_GNUC_INTERNAL gboolean tp_slice_import_split(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs,
+                                               const float **params, GError **error);
+
 /* The channel rule of ops whose output keeps input 0's channels. */
 G_GNUC_INTERNAL void tp_op_channels_keep(const TpNode *node, const TpShape *input,
                                          TpChannelRule *out_rule);
@@ -372,6 +416,41 @@ G_GNUC_INTERNAL void tp_binary_cut(const TpNode *node, const TpShape *input, con
                                    const GArray *out, TpOpAttrs *attrs, const GArray **rows,
                                    const GArray **cols);
 G_GNUC_INTERNAL int tp_binary_n_values(const TpOpAttrs *attrs);
+/* A strided view of one sample of a value (engine/ops/view.c): element
+ * (i_0, ..., i_{ndim-1}) of the view is the sample's float
+ * offset + sum i_d * stride[d]. Data-movement ops are one or two copies
+ * between a view and a dense tensor of the view's shape. */
+typedef struct {
+    int ndim; /* 1 .. TP_KERNEL_MAX_DIMS - 1 */
+    int shape[TP_KERNEL_MAX_DIMS - 1];
+    gssize stride[TP_KERNEL_MAX_DIMS - 1];
+    gsize offset;
+} TpView;
+
+/* Row-major strides (in floats) of per-sample shape, into out_strides. */
+G_GNUC_INTERNAL void tp_view_strides(const TpShape *shape, gssize *out_strides);
+/* The per-sample shape of tensor x ([batch, ...]) into *out_shape, its
+ * row-major strides into out_strides, and v cleared to that many axes: where
+ * an op's view starts. */
+G_GNUC_INTERNAL void tp_view_begin(const TpTensor *x, TpShape *out_shape, gssize *out_strides,
+                                   TpView *v);
+/* ONNX axis `axis` (over [batch, in], negative from the end) as a per-sample
+ * axis into *out_axis; the batch axis or one outside is refused naming
+ * the node. */
+G_GNUC_INTERNAL gboolean tp_view_import_axis(TpOnnxReader *r, gint64 axis, const TpShape *in,
+                                             int *out_axis, GError **error);
+/* y (dense, [batch, view shape] in any per-sample shape of as many floats)
+ * = view v of each sample of x. */
+G_GNUC_INTERNAL gboolean tp_view_gather(const TpNode *node, TpBackend *backend, const TpView *v,
+                                        const TpTensor *x, TpTensor *y, GError **error);
+/* View v of each sample of y = x (dense); y's other floats are untouched. */
+G_GNUC_INTERNAL gboolean tp_view_scatter(const TpNode *node, TpBackend *backend, const TpView *v,
+                                         const TpTensor *x, TpTensor *y, GError **error);
+/* The backward of tp_view_gather(): dx = 0, then view v of dx = dy (v reads
+ * each element at most once). */
+G_GNUC_INTERNAL gboolean tp_view_gather_backward(const TpNode *node, TpBackend *backend,
+                                                 const TpView *v, const TpTensor *dy,
+                                                 TpTensor *dx, GError **error);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

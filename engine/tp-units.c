@@ -168,8 +168,8 @@ gather(TpUnits *units, RootInfo *info)
         TpChannelRule rule;
 
         tp_units_rule(model, node, &rule);
-        if (rule.couples)
-            in->couples = TRUE;
+        for (int k = 0; rule.couples && k < node->n_inputs; k++)
+            info[units->root[node->inputs[k]]].couples = TRUE;
         if (rule.kind != TP_CHANNELS_NEW)
             continue;
         if (rule.grouped)

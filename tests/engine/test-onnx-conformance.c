@@ -66,6 +66,7 @@ static const char *const supported_ops[] = {
     "Flatten", "Reshape", "Gemm", "MatMul", "Add", "Dropout", "Identity", "Softmax", "Constant",
     "Pad", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Erf", "Sqrt",
     "Pow", "Mul", "Sub", "Div", "ReduceMean",
+    "Pad", "Concat", "Slice", "Split", "Transpose", "Gather",
     NULL,
 };
 /* clang-format on */
@@ -149,8 +150,13 @@ static const Expected expected[] = {
     PASS("node/test_reduce_mean_negative_axes_keepdims_example"),
     PASS("node/test_reduce_mean_negative_axes_keepdims_random"),
     PASS("node/test_relu"),
+    PASS("node/test_reshape_extended_dims"),
     PASS("node/test_reshape_reduced_dims"),
     PASS("node/test_sigmoid"),
+    PASS("node/test_reshape_zero_and_negative_dim"),
+    PASS("node/test_reshape_zero_dim"),
+    PASS("node/test_slice_end_out_of_bounds"),
+    PASS("node/test_slice_neg"),
     PASS("node/test_softmax_example"),
     PASS("node/test_softmax_large_number"),
     PASS("node/test_sqrt"),

@@ -81,6 +81,15 @@ static const struct {
     {"torch-mobile", 2, 16},
     {"torch-mobile-14", 2, 15},
     {"torch-gelu", 2, 24},
+    /* Data movement (tests/data/make-shape-models.py): Concat of 2 to 4
+     * inputs, Split and Slice, the channel shuffle as one Gather, Transpose,
+     * Gather of listed channels, Reshape. */
+    {"torch-concat-dynamic", 2, 32},
+    {"torch-concat-fixed", 2, 32},
+    {"torch-shuffle-dynamic", 2, 14},
+    {"torch-shuffle-fixed", 2, 14},
+    {"torch-slice-dynamic", 2, 14},
+    {"torch-slice-fixed", 2, 14},
 };
 
 /* Each exported model, on every backend, gives PyTorch's outputs to 1e-4. */
@@ -168,6 +177,19 @@ every_op_model(TpBackend *backend)
     a.conv = (TpConvAttrs){8, {1, 1}, {1, 1}, {0}, {1, 1}, 1, TRUE};
     int side = tp_test_add(model, TP_OP_CONV, "side", branch, 0, &a);
     x = tp_test_add(model, TP_OP_ADD, "add", branch, side, NULL);
+    memset(&a, 0, sizeof(a));
+    x = tp_test_add(model, TP_OP_CONCAT, "concat", x, side, &a); /* [16, 4, 5] */
+    a.slice = (TpSliceAttrs){{2, 3, 1}, {0, -1, 2}, {12, 3, 2}};
+    x = tp_test_add(model, TP_OP_SLICE, "slice", x, 0, &a); /* [12, 3, 2] */
+    memset(&a, 0, sizeof(a));
+    a.gather = (TpGatherAttrs){0, 0, {6, 2}, {1, 6}};
+    x = tp_test_add(model, TP_OP_GATHER, "shuffle", x, 0, &a);
+    memset(&a, 0, sizeof(a));
+    a.transpose = (TpTransposeAttrs){{0, 2, 1}};
+    x = tp_test_add(model, TP_OP_TRANSPOSE, "transpose", x, 0, &a); /* [12, 2, 3] */
+    memset(&a, 0, sizeof(a));
+    a.reshape.shape = (TpShape){3, {0, 3, 2}};
+    x = tp_test_add(model, TP_OP_RESHAPE, "reshape", x, 0, &a);
     x = tp_test_add(model, TP_OP_GLOBAL_AVERAGE_POOL, "gap", x, 0, NULL);
     x = tp_test_add(model, TP_OP_FLATTEN, "flatten", x, 0, NULL);
     memset(&a, 0, sizeof(a));
@@ -542,7 +564,7 @@ break_raw_length(Onnx__ModelProto *proto, GPtrArray *arena)
 static void
 break_missing(Onnx__ModelProto *proto, GPtrArray *arena)
 {
-    proto->graph->node[10]->input[1] = (char *)"nowhere";
+    proto->graph->node[15]->input[1] = (char *)"nowhere";
 }
 
 static void
@@ -834,7 +856,7 @@ START_TEST(test_external_data)
     TpModel *model = tp_onnx_load(backend, model_path, &error);
     if (external[_i].ok) {
         ck_assert_msg(model != NULL, "%s", error ? error->message : "");
-        g_autofree float *w = tp_tensor_dup_host(tp_model_get_param(model, 10, 0), NULL);
+        g_autofree float *w = tp_tensor_dup_host(tp_model_get_param(model, 15, 0), NULL);
         ck_assert(memcmp(w, raw.data, raw.len) == 0);
         tp_model_free(model);
     } else {

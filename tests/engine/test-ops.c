@@ -247,6 +247,37 @@ static const OpCase cases[] = {
     { "reduce mean over C", REDUCE(0x1, FALSE), 4, 5, 6, 2, TP_MODE_TRAIN },
     { "reduce mean over W (a LayerNorm's)", REDUCE(0x4, FALSE), 4, 5, 6, 3, TP_MODE_TRAIN },
     { "reduce mean of features", REDUCE(0x1, FALSE), 6, 2, 1, 2, TP_MODE_EVAL, FEED_FLATTEN },
+    /* Data movement (reference: move_source() below) */
+    { "concat channels x, relu(x)", .op = TP_OP_CONCAT, .c = 3, .h = 4, .w = 5, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_INPUT_AND_RELU, .draw = DRAW_AWAY_FROM_ZERO },
+    { "concat width x, x", .op = TP_OP_CONCAT, .attrs.concat = { .axis = 2 }, .c = 3, .h = 4,
+      .w = 5, .batch = 2, .mode = TP_MODE_EVAL, .feed = FEED_INPUT_TWICE },
+    { "concat features x, x", .op = TP_OP_CONCAT, .c = 3, .h = 2, .w = 2, .batch = 3,
+      .mode = TP_MODE_EVAL, .feed = FEED_FLATTEN },
+    { "slice channels 1:3", .op = TP_OP_SLICE, .attrs.slice = { .start = { 1 },
+      .size = { 2 } }, .c = 5, .h = 3, .w = 4, .batch = 2, .mode = TP_MODE_TRAIN },
+    { "slice H 6::-2, W 1:5:2", .op = TP_OP_SLICE, .attrs.slice = { .start = { 0, 6, 1 },
+      .step = { 0, -2, 2 }, .size = { 0, 3, 2 } }, .c = 2, .h = 7, .w = 6, .batch = 2,
+      .mode = TP_MODE_EVAL },
+    { "slice features 3:12:2", .op = TP_OP_SLICE, .attrs.slice = { .start = { 3 },
+      .step = { 2 }, .size = { 5 } }, .c = 3, .h = 2, .w = 2, .batch = 2, .mode = TP_MODE_EVAL,
+      .feed = FEED_FLATTEN },
+    { "transpose to W, C, H", .op = TP_OP_TRANSPOSE, .attrs.transpose = { .perm = { 2, 0, 1 } },
+      .c = 3, .h = 4, .w = 5, .batch = 2, .mode = TP_MODE_TRAIN },
+    { "transpose H and W", .op = TP_OP_TRANSPOSE, .attrs.transpose = { .perm = { 0, 2, 1 } },
+      .c = 2, .h = 3, .w = 5, .batch = 2, .mode = TP_MODE_EVAL },
+    { "gather channel shuffle, 2 groups of 3", .op = TP_OP_GATHER,
+      .attrs.gather = { .count = { 3, 2 }, .stride = { 1, 3 } }, .c = 6, .h = 3, .w = 4,
+      .batch = 2, .mode = TP_MODE_TRAIN },
+    { "gather W 5, 3, 1", .op = TP_OP_GATHER, .attrs.gather = { .axis = 2, .base = 5,
+      .count = { 1, 3 }, .stride = { 0, -2 } }, .c = 2, .h = 3, .w = 6, .batch = 2,
+      .mode = TP_MODE_EVAL },
+    { "reshape [3, 4, 5] to [3, 5, 4]", .op = TP_OP_RESHAPE,
+      .attrs.reshape = { .shape = { 3, { 0, 5, 4 } } }, .c = 3, .h = 4, .w = 5, .batch = 2,
+      .mode = TP_MODE_TRAIN },
+    { "reshape [12] to [2, 3, 2]", .op = TP_OP_RESHAPE,
+      .attrs.reshape = { .shape = { 3, { 2, 3, 2 } } }, .c = 3, .h = 2, .w = 2, .batch = 2,
+      .mode = TP_MODE_EVAL, .feed = FEED_FLATTEN },
 };
 /* clang-format on */
 
@@ -326,7 +357,108 @@ expected_shape(const OpCase *cs)
             s = (TpShape){1, {cs->c * cs->h * cs->w}};
         break;
     }
+    switch (cs->op) { /* the data-movement ops, from s as fed */
+    case TP_OP_CONCAT:
+        s.dim[cs->attrs.concat.axis] *= 2;
+        break;
+    case TP_OP_SLICE:
+        for (int d = 0; d < s.ndim; d++)
+            s.dim[d] = or_default(cs->attrs.slice.size[d], s.dim[d]);
+        break;
+    case TP_OP_TRANSPOSE: {
+        TpShape in = s;
+
+        for (int d = 0; d < s.ndim; d++)
+            s.dim[d] = in.dim[cs->attrs.transpose.perm[d]];
+        break;
+    }
+    case TP_OP_GATHER:
+        s.dim[cs->attrs.gather.axis] =
+            or_default(cs->attrs.gather.count[0], 1) * or_default(cs->attrs.gather.count[1], 1);
+        break;
+    case TP_OP_RESHAPE:
+        s.dim[0] = or_default(cs->attrs.reshape.shape.dim[0], s.dim[0]);
+        s = (TpShape){3, {s.dim[0], cs->attrs.reshape.shape.dim[1],
+                          cs->attrs.reshape.shape.dim[2]}};
+        break;
+    default:
+        break;
+    }
     return s;
+}
+
+/* Data movement, written out index by index: the input (0 or 1, for
+ * Concat's second) and the flat per-sample index in it that output element
+ * o (per-sample, row-major over out) reads, for a case fed `in`. */
+static gsize
+move_source(const OpCase *cs, const TpShape *in, const TpShape *out, gsize o, int *which)
+{
+    int i[3] = {0, 0, 0}, src[3];
+    gsize rest = o;
+
+    for (int d = out->ndim - 1; d >= 0; d--) {
+        i[d] = (int)(rest % (gsize)out->dim[d]);
+        rest /= (gsize)out->dim[d];
+    }
+    memcpy(src, i, sizeof src);
+    *which = 0;
+    switch (cs->op) {
+    case TP_OP_CONCAT: {
+        int a = cs->attrs.concat.axis;
+
+        if (i[a] >= in->dim[a]) {
+            *which = 1;
+            src[a] -= in->dim[a];
+        }
+        break;
+    }
+    case TP_OP_SLICE:
+        for (int d = 0; d < in->ndim; d++)
+            if (cs->attrs.slice.size[d] != 0)
+                src[d] = cs->attrs.slice.start[d] + i[d] * or_default(cs->attrs.slice.step[d], 1);
+        break;
+    case TP_OP_TRANSPOSE:
+        for (int d = 0; d < in->ndim; d++)
+            src[cs->attrs.transpose.perm[d]] = i[d];
+        break;
+    case TP_OP_GATHER: {
+        const TpGatherAttrs *g = &cs->attrs.gather;
+        int inner = or_default(g->count[1], 1);
+
+        src[g->axis] = g->base + i[g->axis] / inner * g->stride[0] + i[g->axis] % inner * g->stride[1];
+        break;
+    }
+    case TP_OP_RESHAPE:
+        return o;
+    default:
+        g_assert_not_reached();
+    }
+    gsize flat = 0;
+    for (int d = 0; d < in->ndim; d++) {
+        ck_assert(src[d] >= 0 && src[d] < in->dim[d]);
+        flat = flat * (gsize)in->dim[d] + (gsize)src[d];
+    }
+    return flat;
+}
+
+/* The reference of a data-movement case: y from a (and b, Concat's second). */
+static void
+ref_move(const OpCase *cs, const float *a, const float *b, float *y)
+{
+    TpShape in = {3, {cs->c, cs->h, cs->w}}, out = expected_shape(cs);
+    gsize n_in = (gsize)cs->c * cs->h * cs->w, n_out = 1;
+
+    if (cs->feed == FEED_FLATTEN)
+        in = (TpShape){1, {(int)n_in}};
+    for (int d = 0; d < out.ndim; d++)
+        n_out *= (gsize)out.dim[d];
+    for (int n = 0; n < cs->batch; n++)
+        for (gsize o = 0; o < n_out; o++) {
+            int which;
+            gsize k = move_source(cs, &in, &out, o, &which);
+
+            y[(gsize)n * n_out + o] = (which == 0 ? a : b)[(gsize)n * n_in + k];
+        }
 }
 
 static void
@@ -707,6 +839,19 @@ reference_forward(const Fixture *f, float *const *p, float *rm, float *rv, float
         return TRUE;
     case TP_OP_RELU:
         ref_relu_forward(n_in, a, y);
+        return TRUE;
+    case TP_OP_CONCAT:
+        if (cs->feed == FEED_INPUT_AND_RELU) {
+            relu_x = g_new(float, n_in);
+            ref_relu_forward(n_in, a, relu_x);
+        }
+        ref_move(cs, a, relu_x != NULL ? relu_x : a, y);
+        return TRUE;
+    case TP_OP_SLICE:
+    case TP_OP_TRANSPOSE:
+    case TP_OP_GATHER:
+    case TP_OP_RESHAPE:
+        ref_move(cs, a, a, y);
         return TRUE;
     case TP_N_OPS:
         break;
