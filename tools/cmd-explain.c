@@ -27,6 +27,7 @@
 #include <glib/gstdio.h>
 #endif
 
+#include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-explain.h"
 #include "tp-loader.h"
@@ -57,6 +58,7 @@ static const GOptionEntry options[] = {
      "Dataset classes to take images of, by name, comma-separated (default: the model's)", "NAMES"},
     {"samples", 0, 0, G_OPTION_ARG_INT, &samples, "Test images per class (default 4)", "N"},
     {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output_dir, "Write the pictures here", "DIR"},
     {NULL},
 };
@@ -587,7 +589,8 @@ run(int argc, char **argv)
         g_key_file_set_string(keyfile, "backend", "plugin", backend_name);
     if (dataset_name != NULL)
         g_key_file_set_string(keyfile, "dataset", "plugin", dataset_name);
-    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error))
+    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error) ||
+        !tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
     backend = tp_cli_open_backend(keyfile, "the command line", &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)) ||

@@ -27,6 +27,7 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_RESUME("Continue from the checkpoint of the same command"),
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_QUIET,
     TP_CLI_OPTION_JSON,
