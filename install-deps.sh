@@ -12,7 +12,8 @@ apt-get install -y --no-install-recommends \
     libglib2.0-dev libopenblas-dev check \
     protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata \
     libgdk-pixbuf-2.0-dev dataset-fashion-mnist \
-    libopenmpi-dev openmpi-bin
+    libopenmpi-dev openmpi-bin \
+    strace
 command -v npm >/dev/null || apt-get install -y --no-install-recommends nodejs npm
 # The package carries its CPU binaries; skip its download step.
 (cd tests/ort && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save)

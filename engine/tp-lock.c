@@ -16,13 +16,13 @@ struct _TpLock {
     char *path; /* the lock file */
 };
 
-/* Creates the lock file holding our pid: TRUE, or FALSE with errno set. */
+/* Creates the lock file holding our pid with O_EXCL: TRUE, or FALSE with
+ * errno set. A process killed between the open and the write leaves an
+ * empty lock; create_lock() avoids that where the file system links. */
 static gboolean
-create_lock(const char *lock_path)
+create_lock_excl(const char *lock_path, const char *text, int len)
 {
-    char text[32];
     int fd = g_open(lock_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    int len = g_snprintf(text, sizeof text, "%ld\n", (long)getpid());
     gboolean ok;
 
     if (fd < 0)
@@ -35,6 +35,34 @@ create_lock(const char *lock_path)
         errno = saved;
     }
     return ok;
+}
+
+/* Creates the lock file holding our pid: TRUE, or FALSE with errno set
+ * (EEXIST: it exists). The pid is written to a temporary file first, which
+ * link(2) then puts at lock_path, failing if it exists; so the lock appears
+ * with its pid or not at all, whenever the process is killed (a kill before
+ * the link leaves the temporary file, which blocks nothing). */
+static gboolean
+create_lock(const char *lock_path)
+{
+    char text[32];
+    int len = g_snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    g_autofree char *tmp = g_strconcat(lock_path, ".XXXXXX", NULL);
+    int fd = g_mkstemp_full(tmp, O_WRONLY | O_CLOEXEC, 0644);
+    gboolean written, linked;
+    int saved;
+
+    if (fd < 0)
+        return create_lock_excl(lock_path, text, len);
+    written = write(fd, text, (size_t)len) == len;
+    close(fd);
+    linked = written && link(tmp, lock_path) == 0;
+    saved = errno;
+    g_unlink(tmp);
+    errno = saved;
+    if (!linked && written && errno != EEXIST) /* a file system without hard links */
+        return create_lock_excl(lock_path, text, len);
+    return linked;
 }
 
 TpLock *
@@ -56,7 +84,7 @@ tp_lock_acquire(const char *path, GError **error)
         }
         if (errno != EEXIST)
             break;
-        /* A holder still writing its pid reads as empty: treated as live. */
+        /* A lock without a pid (an O_EXCL holder still writing it) is live. */
         if (g_file_get_contents(lock_path, &text, NULL, NULL) &&
             g_ascii_string_to_signed(g_strstrip(text), 10, 1, G_MAXINT, &pid, NULL) &&
             pid != getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH) {

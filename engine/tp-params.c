@@ -321,6 +321,18 @@ tp_params_set(TpParams *params, const char *key, const char *value, GError **err
     return TRUE;
 }
 
+/* TRUE when the raw value of group.key ends in an odd run of backslashes. */
+static gboolean
+ends_in_lone_backslash(GKeyFile *keyfile, const char *group, const char *key)
+{
+    g_autofree char *value = g_key_file_get_value(keyfile, group, key, NULL);
+    gsize end = value ? strlen(value) : 0, run = 0;
+
+    while (run < end && value[end - 1 - run] == '\\')
+        run++;
+    return run % 2 == 1;
+}
+
 gboolean
 tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group, const char *source,
                const char *const *skip, GError **error)
@@ -339,6 +351,14 @@ tp_params_load(TpParams *params, GKeyFile *keyfile, const char *group, const cha
 
         if (skip != NULL && g_strv_contains(skip, keys[i]))
             continue;
+        /* GLib (2.74) sets its error twice, warning, for a value with a
+         * bad escape and a lone backslash at its end: refuse that first. */
+        if (ends_in_lone_backslash(keyfile, group, keys[i])) {
+            g_set_error(error, TP_PARAMS_ERROR, TP_PARAMS_ERROR_BAD_VALUE,
+                        "%s: [%s] %s: the value ends with a lone '\\' (write '\\\\' for one)",
+                        source, group, keys[i]);
+            return FALSE;
+        }
         /* get_string unescapes and strips; a key with a locale suffix is
          * unknown. A bad escape sets local but still returns a string. */
         raw = g_key_file_get_string(keyfile, group, keys[i], &local);

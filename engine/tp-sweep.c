@@ -372,8 +372,17 @@ sweep_parse(GKeyFile *keyfile, const char *source, Sweep *sw, GError **error)
         return FALSE;
     }
     sw->criteria = g_strsplit(criteria_text ? criteria_text : (default_criterion ?: ""), ",", -1);
-    for (int c = 0; sw->criteria[c] != NULL; c++)
+    for (int c = 0; sw->criteria[c] != NULL; c++) {
         g_strstrip(sw->criteria[c]);
+        for (int d = 0; d < c; d++)
+            if (g_str_equal(sw->criteria[d], sw->criteria[c])) {
+                g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                            "%s: [sweep] criteria: '%s' is listed twice (its runs would write "
+                            "the same files)",
+                            source, sw->criteria[c]);
+                return FALSE;
+            }
+    }
     if (!check_criterion_groups(keyfile, source, sw->criteria, error))
         return FALSE;
     if (tasks_text != NULL) {
@@ -387,9 +396,24 @@ sweep_parse(GKeyFile *keyfile, const char *source, Sweep *sw, GError **error)
                             source, task_specs[i]);
                 return FALSE;
             }
-            g_ptr_array_add(sw->task_names,
-                            g_strstrip(g_strndup(task_specs[i], eq - task_specs[i])));
+            char *name = g_strstrip(g_strndup(task_specs[i], eq - task_specs[i]));
+            g_ptr_array_add(sw->task_names, name);
             g_ptr_array_add(sw->task_classes, g_strdup(eq + 1));
+            if (*name == '\0' || strchr(name, '/') != NULL) {
+                g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                            "%s: [sweep] tasks: '%s' cannot name files in %s (no '/', not "
+                            "empty)",
+                            source, name, sw->folder);
+                return FALSE;
+            }
+            for (guint d = 0; d + 1 < sw->task_names->len; d++)
+                if (g_str_equal(g_ptr_array_index(sw->task_names, d), name)) {
+                    g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
+                                "%s: [sweep] tasks: '%s' is named twice (its runs would write "
+                                "the same files)",
+                                source, name);
+                    return FALSE;
+                }
         }
     } else {
         g_ptr_array_add(sw->task_names, g_strdup("task"));
@@ -521,6 +545,16 @@ tp_sweep_run_index(GKeyFile *keyfile, const char *source, gboolean resume, int i
         goto out;
     ok = rank != 0 || merge(&sw, error);
 out:
+    sweep_clear(&sw);
+    return ok;
+}
+
+gboolean
+tp_sweep_check(GKeyFile *keyfile, const char *source, GError **error)
+{
+    Sweep sw = {0};
+    gboolean ok = sweep_parse(keyfile, source, &sw, error) && check_runs(keyfile, source, &sw, error);
+
     sweep_clear(&sw);
     return ok;
 }

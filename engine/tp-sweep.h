@@ -42,6 +42,10 @@ gboolean tp_sweep_run_index(GKeyFile *keyfile, const char *source, gboolean resu
                             void (*label)(const char *run, gpointer data),
                             TpPipelineProgressFunc progress, gpointer data, GError **error);
 
+/* Checks the [sweep] group and every run's keys as tp_sweep_run() does
+ * before its first run, making no folder and running nothing. */
+gboolean tp_sweep_check(GKeyFile *keyfile, const char *source, GError **error);
+
 /* Writes the comparison from the run files of every run (made by
  * tp_sweep_run_index() anywhere); fails naming the first run without one. */
 gboolean tp_sweep_merge(GKeyFile *keyfile, const char *source, GError **error);

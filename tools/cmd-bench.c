@@ -38,6 +38,7 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_STD,
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_JSON,
     {NULL},

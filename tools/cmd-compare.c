@@ -18,6 +18,7 @@ static const GOptionEntry options[] = {
     {"batch-size", 'b', 0, G_OPTION_ARG_INT, &batch, "Images per timed run (default 1)", "N"},
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_JSON,
     {NULL},

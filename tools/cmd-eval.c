@@ -30,6 +30,7 @@ static const GOptionEntry options[] = {
     {"batch-size", 'b', 0, G_OPTION_ARG_INT, &batch_size, "Images per forward (default 256)", "N"},
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_JSON,
     {NULL},

@@ -62,6 +62,7 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_MEAN,
     TP_CLI_OPTION_STD,
     {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output_dir, "Write the pictures here", "DIR"},
     {NULL},
 };

@@ -15,6 +15,7 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_JSON,
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     {NULL},
 };
 

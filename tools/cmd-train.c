@@ -46,6 +46,7 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_RESUME("Continue the run checkpointed in the checkpoint folder"),
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
+    TP_CLI_OPTION_MAX_TENSOR_BYTES,
     TP_CLI_OPTION_THREADS,
     TP_CLI_OPTION_QUIET,
     TP_CLI_OPTION_JSON,

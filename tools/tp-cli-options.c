@@ -43,6 +43,8 @@ tp_cli_options_apply(GKeyFile *keyfile, GError **error)
         g_key_file_set_integer(keyfile, "backend", "device", o->device);
     if (o->threads >= 0)
         g_key_file_set_integer(keyfile, "backend", "threads", o->threads);
+    if (o->max_tensor_bytes != NULL)
+        g_key_file_set_string(keyfile, "backend", "max-tensor-bytes", o->max_tensor_bytes);
     if (!tp_cli_set_pairs(keyfile, "dataset", o->data, error) ||
         !tp_cli_set_pairs(keyfile, "prune", o->prune, error) ||
         !tp_cli_set_pairs(keyfile, "finetune", o->finetune, error) ||

@@ -17,6 +17,7 @@ typedef struct {
     char *backend;                       /* --backend NAME */
     int device;                          /* --device N; -1: not given */
     int threads;                         /* -j N; -1: not given */
+    char *max_tensor_bytes;              /* --max-tensor-bytes BYTES */
     gboolean quiet;                      /* -q */
     gboolean json;                       /* --json */
     gboolean resume;                     /* -r */
@@ -59,6 +60,10 @@ extern TpCliOptions tp_cli_options;
 #define TP_CLI_OPTION_THREADS \
     {"threads", 'j', 0, G_OPTION_ARG_INT, &tp_cli_options.threads, \
      "Threads of the cpu backend ([backend] threads; 0: all cores)", "N"}
+#define TP_CLI_OPTION_MAX_TENSOR_BYTES \
+    {"max-tensor-bytes", 0, 0, G_OPTION_ARG_STRING, &tp_cli_options.max_tensor_bytes, \
+     "Refuse a model whose tensors need more bytes ([backend] max-tensor-bytes; default 4 GiB)", \
+     "BYTES"}
 #define TP_CLI_OPTION_QUIET \
     {"quiet", 'q', 0, G_OPTION_ARG_NONE, &tp_cli_options.quiet, "Print only the result", NULL}
 #define TP_CLI_OPTION_JSON \
@@ -68,8 +73,8 @@ extern TpCliOptions tp_cli_options;
 /* clang-format on */
 
 /* Writes the options given into keyfile: --mean and --std into [model];
- * --backend, --device and -j into [backend]; -D, -p, -f, -t into their
- * groups; then every --set, so a --set wins. */
+ * --backend, --device, -j and --max-tensor-bytes into [backend]; -D, -p, -f,
+ * -t into their groups; then every --set, so a --set wins. */
 gboolean tp_cli_options_apply(GKeyFile *keyfile, GError **error);
 
 #endif /* TP_CLI_OPTIONS_H */

@@ -40,6 +40,26 @@ expect 0 "score with taylor .*forward+backward" -- bench "$TP_TEST_DATA/torch-vg
 expect 0 '"ms": \[[0-9.]*, [0-9.]*\]' -- bench "$TP_TEST_DATA/torch-vgg.onnx" --training --json --batch-size 2 --runs 2
 expect 1 "no criterion plugin named 'nope'" -- bench "$TP_TEST_DATA/torch-vgg.onnx" --score nope --batch-size 2 --runs 1
 
+# --max-tensor-bytes is [backend] max-tensor-bytes for every command that
+# loads a model. LeNet-5 on 1x64x64 images: its largest tensor is fc1's
+# weight, 120x2704 floats (1297920 bytes).
+expect 0 "parameters"                     -- zoo lenet5 --input 1x64x64 -o "$dir/big.onnx"
+expect 0 "total: .* parameters"           -- info "$dir/big.onnx" --max-tensor-bytes 1297920
+expect 1 "120x2704 is larger than the limit of 1297919 bytes" -- info "$dir/big.onnx" --max-tensor-bytes 1297919
+big="--max-tensor-bytes 1048576"
+synthetic="--dataset synthetic -D classes=10 -D samples=4 -D height=64 -D width=64"
+expect 1 "larger than the limit of 1048576 bytes" -- bench "$dir/big.onnx" --runs 1 $big
+expect 1 "larger than the limit of 1048576 bytes" -- compare "$dir/big.onnx" "$dir/big.onnx" $big
+expect 1 "larger than the limit of 1048576 bytes" -- eval "$dir/big.onnx" $synthetic $big
+expect 1 "larger than the limit of 1048576 bytes" -- explain "$dir/big.onnx" $synthetic -k class-0 --samples 1 -o "$dir/e" $big
+expect 1 "larger than the limit of 1048576 bytes" -- specialize "$dir/big.onnx" $synthetic -k 0,1 -o "$dir/s.onnx" $big
+expect 1 "larger than the limit of 1048576 bytes" -- train --arch lenet5 $synthetic -o "$dir/t.onnx" $big
+printf '[model]\npath = %s\n[dataset]\nplugin = synthetic\nheight = 64\nwidth = 64\n[task]\nclasses = 0,1\n[criterion]\nplugin = magnitude\n[output]\nmodel = %s\n' \
+    "$dir/big.onnx" "$dir/r.onnx" >"$dir/big.ini"
+expect 1 "larger than the limit of 1048576 bytes" -- run "$dir/big.ini" $big
+check "no command wrote an output" test ! -e "$dir/s.onnx" -a ! -e "$dir/t.onnx" -a ! -e "$dir/r.onnx"
+expect 1 "max-tensor-bytes = '1000' is not a number of bytes from 1048576" -- info "$dir/big.onnx" --max-tensor-bytes 1000
+
 # A broken plugin on the path is reported and the rest still loads.
 mkdir "$dir/plugins"
 printf 'not a plugin' >"$dir/plugins/junk.so"

@@ -52,7 +52,7 @@ complete_is "idx"                                              eval -d id
 complete_is "lenet5"                                           train --arch le
 complete_is "lenet5 resnet18 resnet20 vgg11 vgg16"             zoo ""
 complete_is "$(echo cifar10 $backends | tr ' ' '\n' | grep '^c' | sort | tr '\n' ' ' | sed 's/ $//')" plugins --describe c
-complete_is "--backend= --device= --help --json --merge --quiet --resume --set= --sweep-index= --threads=" run --
+complete_is "--backend= --device= --help --json --max-tensor-bytes= --merge --quiet --resume --set= --sweep-index= --threads=" run --
 complete_is "a.ini sub"                                        run ""
 complete_is "b.onnx sub"                                       info ""
 complete_is "a.ini sub"                                        specialize --config ""

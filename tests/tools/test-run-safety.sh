@@ -115,6 +115,10 @@ expect 1 "--set prune: not GROUP.KEY=VALUE" -- run "$dir/sweep.ini" --set prune
 sed -e 's/criterion lpr/criterion lrp/' -e 's/rule = zplus/rule = nope/' "$dir/sweep.ini" >"$dir/sweep2.ini"
 expect 1 "task / lrp: .*\[criterion\] rule" -- run "$dir/sweep2.ini"
 check "a bad key of the last run fails before the first runs" test ! -e "$dir/sweep"
+expect 1 "\[sweep\] criteria: 'random' is listed twice" -- run "$dir/sweep.ini" --set sweep.criteria=random,lrp,random
+expect 1 "\[sweep\] tasks: 'a' is named twice" -- run "$dir/sweep2.ini" --set "sweep.tasks=a=0,1;b=1,2;a=2,3"
+expect 1 "\[sweep\] tasks: '../a' cannot name files in" -- run "$dir/sweep2.ini" --set "sweep.tasks=../a=0,1"
+check "a refused sweep made no folder" test ! -e "$dir/sweep"
 
 # 8. Messages that help.
 expect 1 "\[task\] classes: 'Sandal' is not a class .*class-0, class-1, class-2, class-3" -- specialize "$dir/base.onnx" $data --classes Sandal,class-1 -o "$dir/x.onnx"
