@@ -1,5 +1,7 @@
 /* tp-pipeline.c — the specialization loop of docs/method.md §1 (contract in
- * tp-pipeline.h; keys in docs/pipeline-keys.md).
+ * tp-pipeline.h; keys in docs/pipeline-keys.md). The keys are read in
+ * tp-pipeline-config.c, checkpoints kept in tp-pipeline-checkpoint.c and the
+ * reports written in tp-report.c.
  *
  *   base model ─ head surgery ─► specialized baseline (step 0)
  *   repeat: score (criterion) → normalize per space → rank globally →
@@ -27,129 +29,11 @@
 
 #include "tp-bench.h"
 #include "tp-comm.h"
-#include "tp-criterion.h"
-#include "tp-dataset.h"
-#include "tp-loader.h"
-#include "tp-onnx.h"
 #include "tp-lock.h"
-#include "tp-paths.h"
-#include "tp-pipeline.h"
-#include "tp-plot.h"
+#include "tp-onnx.h"
+#include "tp-pipeline-private.h"
 #include "tp-prune.h"
-#include "tp-registry.h"
-#include "tp-settings.h"
 #include "tp-train.h"
-
-G_DEFINE_QUARK(tp_pipeline_error, tp_pipeline_error)
-
-/* ---------------------------------------------------------------- keys */
-
-static const TpParamSpec pipeline_specs[] = {
-    {"plugin-path", TP_PARAM_STRING, "", 0, 0, NULL,
-     "folders searched for plugins first, ':'-separated"},
-    {NULL},
-};
-
-static const TpParamSpec model_specs[] = {
-    {"path", TP_PARAM_STRING, "", 0, 0, NULL, "the base model (ONNX), trained on every class"},
-    {NULL},
-};
-
-static const TpParamSpec task_specs[] = {
-    {"classes", TP_PARAM_STRING, "", 0, 0, NULL,
-     "target classes, by index or name, comma-separated, in output order"},
-    {"name", TP_PARAM_STRING, "", 0, 0, NULL, "a name for reports (default: the class names)"},
-    {"validation-fraction", TP_PARAM_DOUBLE, "0.1", 0.01, 0.9, NULL,
-     "share of each class's training images held out for validation"},
-    {"seed", TP_PARAM_INT, "0", 0, 9007199254740992.0, NULL,
-     "seed of the split, the data order and random draws"},
-    {"class-map", TP_PARAM_STRING, "", 0, 0, NULL,
-     "the base model's output of each target class, comma-separated, when class names "
-     "cannot match them"},
-    {NULL},
-};
-
-static const TpParamSpec prune_specs[] = {
-    {"step", TP_PARAM_DOUBLE, "0.05", 0.001, 1, NULL,
-     "units cut per step, as a fraction of the original count"},
-    {"goal", TP_PARAM_DOUBLE, "0.9", 0, 1, NULL, "stop once this fraction is removed"},
-    {"goal-metric", TP_PARAM_CHOICE, "params", 0, 0, "params|macs|units",
-     "what the goal measures (against the base model)"},
-    {"tolerance", TP_PARAM_DOUBLE, "1", 0, 100, NULL,
-     "accuracy points below the specialized baseline allowed"},
-    {"min-units", TP_PARAM_INT, "1", 1, 65536, NULL, "no space goes below this many units"},
-    {"normalize", TP_PARAM_CHOICE, "default", 0, 0, "default|none|l1|l2",
-     "per-space normalization of scores (default: the criterion's)"},
-    {"linear", TP_PARAM_BOOLEAN, "true", 0, 0, NULL, "prune hidden Gemm neurons too"},
-    {"max-steps", TP_PARAM_INT, "100", 1, 10000, NULL, "at most this many pruning steps"},
-    {NULL},
-};
-
-static const TpParamSpec finetune_specs[] = {
-    {"epochs", TP_PARAM_DOUBLE, "1", 0, 1000, NULL,
-     "fine-tuning after each step, in epochs of the target data (0: none)"},
-    {"steps", TP_PARAM_INT, "0", 0, 10000000, NULL, "if > 0: SGD steps instead of epochs"},
-    {"lr", TP_PARAM_DOUBLE, "0.01", 0, 10, NULL, "learning rate (constant)"},
-    {"momentum", TP_PARAM_DOUBLE, "0.9", 0, 0.999, NULL, "SGD momentum"},
-    {"weight-decay", TP_PARAM_DOUBLE, "5e-4", 0, 1, NULL, "L2 weight decay"},
-    {"batch-size", TP_PARAM_INT, "64", 1, 65536, NULL, "samples per SGD step"},
-    {"warmup-epochs", TP_PARAM_DOUBLE, "0", 0, 1000, NULL,
-     "fine-tuning after head surgery, before pruning"},
-    {"sync-batch-norm", TP_PARAM_BOOLEAN, "false", 0, 0, NULL,
-     "with several ranks: BatchNorm normalizes with the whole batch's statistics"},
-    {NULL},
-};
-
-static const TpParamSpec output_specs[] = {
-    {"model", TP_PARAM_STRING, "", 0, 0, NULL, "the pruned model (ONNX)"},
-    {"report", TP_PARAM_STRING, "", 0, 0, NULL,
-     "JSON report (default: MODEL.report.json; CSV beside it)"},
-    {"plot", TP_PARAM_STRING, "", 0, 0, NULL, "SVG plot (default: MODEL.svg)"},
-    {"checkpoint", TP_PARAM_STRING, "", 0, 0, NULL,
-     "checkpoint folder (default: MODEL.checkpoint)"},
-    {"latency-runs", TP_PARAM_INT, "30", 1, 100000, NULL,
-     "timed batch-1 forward passes of each model, base and pruned alternating"},
-    {NULL},
-};
-
-const TpParamSpec *
-tp_pipeline_get_param_specs(const char *group)
-{
-    static const struct {
-        const char *group;
-        const TpParamSpec *specs;
-    } tables[] = {{"pipeline", pipeline_specs}, {"model", model_specs},
-                  {"task", task_specs},         {"prune", prune_specs},
-                  {"finetune", finetune_specs}, {"output", output_specs}};
-
-    for (gsize i = 0; i < G_N_ELEMENTS(tables); i++)
-        if (g_str_equal(tables[i].group, group))
-            return tables[i].specs;
-    return NULL;
-}
-
-/* Keys of [criterion] the engine reads (the rest are the plugin's). */
-static const char *const criterion_own_keys[] = {"plugin", "samples", NULL};
-
-static const char *const known_groups[] = {"pipeline",  "model", "dataset",  "task",
-                                           "criterion", "prune", "finetune", "backend",
-                                           "output",    "sweep", NULL};
-
-struct _TpPipeline {
-    GKeyFile *keyfile;
-    char *source;
-    TpRegistry *registry; /* with [pipeline] plugin-path; NULL: the default registry */
-    TpParams *model, *task, *prune, *finetune, *output;
-    char *criterion_name;
-    TpParams *criterion_params;
-    int samples_per_class; /* 0: all */
-    char *task_name;
-    char *model_path, *report_path, *csv_path, *plot_path, *checkpoint;
-    GKeyFile *settings; /* (tp-settings.h) what a checkpoint must have been made with */
-    char *stop_reason;
-    GArray *rows;
-    TpPipelineResult result;
-};
 
 /* Set by tp_pipeline_interrupt() (from a signal handler); runs stop at the
  * next check. */
@@ -161,288 +45,10 @@ tp_pipeline_interrupt(void)
     interrupted = 1;
 }
 
-static gboolean config_error(GError **error, const char *source, const char *group, const char *key,
-                             const char *format, ...) G_GNUC_PRINTF(5, 6);
-
-static gboolean
-config_error(GError **error, const char *source, const char *group, const char *key,
-             const char *format, ...)
-{
-    va_list args;
-    g_autofree char *message = NULL;
-
-    va_start(args, format);
-    message = g_strdup_vprintf(format, args);
-    va_end(args);
-    g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s: [%s] %s: %s", source,
-                group, key, message);
-    return FALSE;
-}
-
-/* Parses a group against specs into a new TpParams. */
-static TpParams *
-load_group(GKeyFile *keyfile, const char *source, const char *group, const TpParamSpec *specs,
-           GError **error)
-{
-    g_autoptr(TpParams) params = tp_params_new(specs);
-    g_autoptr(GError) local = NULL;
-
-    if (!tp_params_load(params, keyfile, group, source, NULL, &local)) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s", local->message);
-        return NULL;
-    }
-    return g_steal_pointer(&params);
-}
-
-/* The registry the pipeline's plugins come from. */
-static TpRegistry *
-registry_of(const TpPipeline *p)
-{
-    return p->registry != NULL ? p->registry : tp_registry_get_default();
-}
-
-/* With [pipeline] plugin-path: a registry of its own that searches those
- * folders first (tp-registry.h). A folder that does not exist is an error. */
-static gboolean
-open_registry(TpPipeline *p, GKeyFile *keyfile, GError **error)
-{
-    g_autoptr(TpParams) params = load_group(keyfile, p->source, "pipeline", pipeline_specs, error);
-    const char *path;
-    g_auto(GStrv) dirs = NULL;
-
-    if (params == NULL)
-        return FALSE;
-    path = tp_params_get_string(params, "plugin-path");
-    if (!*path)
-        return TRUE;
-    dirs = g_strsplit(path, G_SEARCHPATH_SEPARATOR_S, -1);
-    for (int i = 0; dirs[i] != NULL; i++)
-        if (*dirs[i] && !g_file_test(dirs[i], G_FILE_TEST_IS_DIR))
-            return config_error(error, p->source, "pipeline", "plugin-path", "'%s' is not a folder",
-                                dirs[i]);
-    p->registry = tp_registry_new();
-    tp_registry_scan_default(p->registry, path);
-    return TRUE;
-}
-
-static char *
-with_suffix(const char *path, const char *suffix)
-{
-    return g_strconcat(path, suffix, NULL);
-}
-
-static char *
-or_default(const char *value, const char *model, const char *suffix)
-{
-    return *value ? g_strdup(value) : with_suffix(model, suffix);
-}
-
-TpPipeline *
-tp_pipeline_new(GKeyFile *keyfile, const char *source, GError **error)
-{
-    g_autoptr(TpPipeline) p = g_new0(TpPipeline, 1);
-    g_auto(GStrv) groups = g_key_file_get_groups(keyfile, NULL);
-    g_autofree char *data = NULL, *samples = NULL;
-    const TpPlugin *plugin;
-
-    g_return_val_if_fail(keyfile != NULL && source != NULL, NULL);
-
-    p->source = g_strdup(source);
-    p->rows = g_array_new(FALSE, TRUE, sizeof(TpPipelineRow));
-    p->keyfile = g_key_file_new();
-    data = g_key_file_to_data(keyfile, NULL, NULL);
-    g_key_file_load_from_data(p->keyfile, data, (gsize)-1, G_KEY_FILE_NONE, NULL);
-
-    for (int i = 0; groups[i] != NULL; i++) {
-        /* [criterion NAME] groups hold a sweep's per-criterion keys
-         * (tp-sweep.c checks them); a run of its own has none. */
-        if (g_str_has_prefix(groups[i], "criterion ") && !g_strv_contains((const char *const *)groups, "sweep")) {
-            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
-                        "%s: group [%s]: only a [sweep] reads [criterion NAME] groups; put the "
-                        "keys in [criterion]",
-                        source, groups[i]);
-            return NULL;
-        }
-        if (!g_strv_contains(known_groups, groups[i]) &&
-            !g_str_has_prefix(groups[i], "criterion ")) {
-            g_autofree char *valid = g_strjoinv("], [", (char **)known_groups);
-            g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG,
-                        "%s: unknown group [%s] (valid: [%s])", source, groups[i], valid);
-            return NULL;
-        }
-    }
-    if (!open_registry(p, keyfile, error) ||
-        !(p->model = load_group(keyfile, source, "model", model_specs, error)) ||
-        !(p->task = load_group(keyfile, source, "task", task_specs, error)) ||
-        !(p->prune = load_group(keyfile, source, "prune", prune_specs, error)) ||
-        !(p->finetune = load_group(keyfile, source, "finetune", finetune_specs, error)) ||
-        !(p->output = load_group(keyfile, source, "output", output_specs, error)))
-        return NULL;
-    if (!*tp_params_get_string(p->model, "path")) {
-        config_error(error, source, "model", "path", "missing (the base model, ONNX)");
-        return NULL;
-    }
-    if (!*tp_params_get_string(p->task, "classes")) {
-        config_error(error, source, "task", "classes",
-                     "missing (e.g. classes = 5,7,9 or Sandal,Sneaker,Ankle boot)");
-        return NULL;
-    }
-    {
-        g_auto(GStrv) words = g_strsplit(tp_params_get_string(p->task, "classes"), ",", -1);
-        if (g_strv_length(words) < 2) {
-            config_error(error, source, "task", "classes",
-                         "'%s' is one class: a one-class task is always right; give two or more",
-                         tp_params_get_string(p->task, "classes"));
-            return NULL;
-        }
-    }
-    if (!g_key_file_has_key(keyfile, "dataset", "plugin", NULL)) {
-        config_error(error, source, "dataset", "plugin", "missing (e.g. plugin = idx)");
-        return NULL;
-    }
-    if (!*tp_params_get_string(p->output, "model")) {
-        config_error(error, source, "output", "model", "missing (where the pruned model goes)");
-        return NULL;
-    }
-
-    /* The criterion plugin and its keys. */
-    p->criterion_name = g_key_file_get_string(keyfile, "criterion", "plugin", NULL);
-    if (p->criterion_name == NULL) {
-        config_error(error, source, "criterion", "plugin",
-                     "missing (magnitude, taylor, lrp, random or another criterion plugin)");
-        return NULL;
-    }
-    g_autoptr(GError) local = NULL;
-    plugin =
-        tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_CRITERION, p->criterion_name, &local);
-    if (plugin == NULL) {
-        config_error(error, source, "criterion", "plugin", "%s", local->message);
-        return NULL;
-    }
-    p->criterion_params = tp_params_new(plugin->info->params);
-    if (!tp_params_load(p->criterion_params, keyfile, "criterion", source, criterion_own_keys,
-                        &local)) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CONFIG, "%s", local->message);
-        return NULL;
-    }
-    samples = g_key_file_get_string(keyfile, "criterion", "samples", NULL);
-    if (samples != NULL && !g_str_equal(samples, "all")) {
-        guint64 n;
-        if (!g_ascii_string_to_unsigned(samples, 10, 1, 1000000, &n, NULL)) {
-            config_error(error, source, "criterion", "samples",
-                         "'%s' is neither 'all' nor a count per class from 1 to 1000000", samples);
-            return NULL;
-        }
-        p->samples_per_class = (int)n;
-    }
-
-    p->model_path = g_strdup(tp_params_get_string(p->output, "model"));
-    p->report_path =
-        or_default(tp_params_get_string(p->output, "report"), p->model_path, ".report.json");
-    if (g_str_has_suffix(p->report_path, ".json")) {
-        g_autofree char *stem = g_strndup(p->report_path, strlen(p->report_path) - 5);
-        p->csv_path = with_suffix(stem, ".csv");
-    } else {
-        p->csv_path = with_suffix(p->report_path, ".csv");
-    }
-    p->plot_path = or_default(tp_params_get_string(p->output, "plot"), p->model_path, ".svg");
-    p->checkpoint =
-        or_default(tp_params_get_string(p->output, "checkpoint"), p->model_path, ".checkpoint");
-    p->task_name = g_strdup(tp_params_get_string(p->task, "name"));
-
-    /* What a checkpoint must have been made with: everything that decides
-     * the models (not [output], [backend] or [pipeline], nor where the loop
-     * stops: a resume may go further). */
-    p->settings = g_key_file_new();
-    tp_settings_add_params(p->settings, "model", model_specs, p->model);
-    tp_settings_add_params(p->settings, "task", task_specs, p->task);
-    tp_settings_add_params(p->settings, "prune", prune_specs, p->prune);
-    tp_settings_add_params(p->settings, "finetune", finetune_specs, p->finetune);
-    tp_settings_add_group(p->settings, keyfile, "dataset");
-    g_key_file_set_string(p->settings, TP_SETTINGS_GROUP, "criterion.plugin", p->criterion_name);
-    g_key_file_set_integer(p->settings, TP_SETTINGS_GROUP, "criterion.samples", p->samples_per_class);
-    tp_settings_add_params(p->settings, "criterion", plugin->info->params,
-                           p->criterion_params);
-    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.goal", NULL);
-    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.goal-metric", NULL);
-    g_key_file_remove_key(p->settings, TP_SETTINGS_GROUP, "prune.max-steps", NULL);
-    return g_steal_pointer(&p);
-}
-
-void
-tp_pipeline_free(TpPipeline *p)
-{
-    if (p == NULL)
-        return;
-    g_clear_pointer(&p->keyfile, g_key_file_unref);
-    g_free(p->source);
-    tp_params_free(p->model);
-    tp_params_free(p->task);
-    tp_params_free(p->prune);
-    tp_params_free(p->finetune);
-    tp_params_free(p->output);
-    tp_params_free(p->criterion_params);
-    g_free(p->criterion_name);
-    g_free(p->task_name);
-    g_free(p->model_path);
-    g_free(p->report_path);
-    g_free(p->csv_path);
-    g_free(p->plot_path);
-    g_free(p->checkpoint);
-    g_clear_pointer(&p->settings, g_key_file_unref);
-    g_free(p->stop_reason);
-    g_array_unref(p->rows);
-    tp_registry_free(p->registry);
-    g_free(p);
-}
-
-const GArray *
-tp_pipeline_get_rows(const TpPipeline *p)
-{
-    return p->rows;
-}
-
-const TpPipelineResult *
-tp_pipeline_get_result(const TpPipeline *p)
-{
-    return &p->result;
-}
-
-const char *
-tp_pipeline_get_criterion_name(const TpPipeline *p)
-{
-    return p->criterion_name;
-}
-
-const char *
-tp_pipeline_get_task_name(const TpPipeline *p)
-{
-    return p->task_name;
-}
-
 /* ---------------------------------------------------------------- the run */
 
-typedef struct {
-    TpPipeline *p;
-    TpBackend *backend;
-    TpDataset *train, *test;
-    TpModel *base;     /* the N-class model */
-    TpModel *model;    /* current */
-    TpModel *accepted; /* the last model within tolerance */
-    int *classes;      /* dataset class of each target output */
-    int n_classes;
-    int *head; /* the base model's output of each target class */
-    TpCount base_count;
-    gsize original_units;
-    TpLoader *fit, *val, *scoring;
-    TpCriterion *criterion;
-    TpPipelineProgressFunc progress;
-    gpointer progress_data;
-    GTimer *clock;
-} Run;
-
 static void
-run_clear(Run *r)
+run_clear(TpPipelineRun *r)
 {
     g_clear_pointer(&r->fit, tp_loader_free);
     g_clear_pointer(&r->val, tp_loader_free);
@@ -461,7 +67,7 @@ run_clear(Run *r)
 }
 
 static void
-report_progress(Run *r, const char *phase, guint step, double accuracy)
+report_progress(TpPipelineRun *r, const char *phase, guint step, double accuracy)
 {
     TpPipelineProgress progress = {0};
     TpCount count;
@@ -485,7 +91,7 @@ report_progress(Run *r, const char *phase, guint step, double accuracy)
 
 /* The dataset class of each entry of [task] classes (indices or names). */
 static gboolean
-resolve_classes(Run *r, GError **error)
+resolve_classes(TpPipelineRun *r, GError **error)
 {
     g_auto(GStrv) words = g_strsplit(tp_params_get_string(r->p->task, "classes"), ",", -1);
     int n = (int)g_strv_length(words);
@@ -502,41 +108,43 @@ resolve_classes(Run *r, GError **error)
             const char *const *names = r->train->meta.class_names;
             g_autofree char *valid =
                 names != NULL ? g_strjoinv(", ", (char **)names) : g_strdup("no names");
-            return config_error(error, r->p->source, "task", "classes",
-                                "'%s' is not a class of dataset '%s' (%d classes: indices 0 to "
-                                "%d, or their names: %s)",
-                                word, r->train->info->name, r->train->meta.n_classes,
-                                r->train->meta.n_classes - 1, valid);
+            return tp_pipeline_config_error(
+                error, r->p->source, "task", "classes",
+                "'%s' is not a class of dataset '%s' (%d classes: indices 0 to "
+                "%d, or their names: %s)",
+                word, r->train->info->name, r->train->meta.n_classes, r->train->meta.n_classes - 1,
+                valid);
         }
         for (int j = 0; j < i; j++)
             if (r->classes[j] == c)
-                return config_error(error, r->p->source, "task", "classes",
-                                    "class '%s' is listed twice", word);
+                return tp_pipeline_config_error(error, r->p->source, "task", "classes",
+                                                "class '%s' is listed twice", word);
         r->classes[i] = c;
     }
     if (n < 1)
-        return config_error(error, r->p->source, "task", "classes", "no class given");
+        return tp_pipeline_config_error(error, r->p->source, "task", "classes", "no class given");
     return TRUE;
 }
 
 /* [task] class-map: the base model's output of each target class. */
 static gboolean
-read_class_map(Run *r, const char *map, int outputs, GError **error)
+read_class_map(TpPipelineRun *r, const char *map, int outputs, GError **error)
 {
     g_auto(GStrv) words = g_strsplit(map, ",", -1);
 
     if ((int)g_strv_length(words) != r->n_classes)
-        return config_error(error, r->p->source, "task", "class-map",
-                            "%u outputs for %d classes (give one output per class of [task] "
-                            "classes, in order)",
-                            g_strv_length(words), r->n_classes);
+        return tp_pipeline_config_error(
+            error, r->p->source, "task", "class-map",
+            "%u outputs for %d classes (give one output per class of [task] "
+            "classes, in order)",
+            g_strv_length(words), r->n_classes);
     for (int i = 0; i < r->n_classes; i++) {
         guint64 output;
-        if (!g_ascii_string_to_unsigned(g_strstrip(words[i]), 10, 0, (guint64)outputs - 1,
-                                        &output, NULL))
-            return config_error(error, r->p->source, "task", "class-map",
-                                "'%s' is not an output of the base model (0 to %d)", words[i],
-                                outputs - 1);
+        if (!g_ascii_string_to_unsigned(g_strstrip(words[i]), 10, 0, (guint64)outputs - 1, &output,
+                                        NULL))
+            return tp_pipeline_config_error(error, r->p->source, "task", "class-map",
+                                            "'%s' is not an output of the base model (0 to %d)",
+                                            words[i], outputs - 1);
         r->head[i] = (int)output;
     }
     return TRUE;
@@ -547,7 +155,7 @@ read_class_map(Run *r, const char *map, int outputs, GError **error)
  * else the dataset index, only when the model has as many outputs as the
  * dataset has classes (the rule of `taskprune eval`). */
 static gboolean
-resolve_head(Run *r, GError **error)
+resolve_head(TpPipelineRun *r, GError **error)
 {
     const char *const *names = tp_model_get_class_names(r->base);
     int outputs = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
@@ -558,7 +166,7 @@ resolve_head(Run *r, GError **error)
         return read_class_map(r, map, outputs, error);
     if ((names == NULL || r->train->meta.class_names == NULL) &&
         outputs != r->train->meta.n_classes)
-        return config_error(
+        return tp_pipeline_config_error(
             error, r->p->source, "task", "class-map",
             "the base model %s has %d outputs and dataset '%s' %d classes, and names cannot "
             "match them (the %s no class names): give the base model's output of each target "
@@ -576,16 +184,17 @@ resolve_head(Run *r, GError **error)
                     r->head[i] = j;
         }
         if (r->head[i] < 0 || r->head[i] >= outputs)
-            return config_error(error, r->p->source, "task", "classes",
-                                "class '%s' is not an output of the base model %s",
-                                name ? name : "?", tp_params_get_string(r->p->model, "path"));
+            return tp_pipeline_config_error(error, r->p->source, "task", "classes",
+                                            "class '%s' is not an output of the base model %s",
+                                            name ? name : "?",
+                                            tp_params_get_string(r->p->model, "path"));
     }
     return TRUE;
 }
 
 static TpLoader *
-make_loader(Run *r, TpDataset *dataset, TpLoaderPart part, gboolean shuffle, int per_class,
-            int batch, GError **error)
+make_loader(TpPipelineRun *r, TpDataset *dataset, TpLoaderPart part, gboolean shuffle,
+            int per_class, int batch, GError **error)
 {
     TpLoaderConfig config = {0};
 
@@ -618,7 +227,7 @@ within_budget(const TpTrainProgress *progress, gpointer data)
 /* Fine-tunes r->model at a constant learning rate for [finetune] steps SGD
  * steps, or else for `epochs` epochs of the target data (fractions allowed). */
 static gboolean
-finetune(Run *r, double epochs, guint64 seed, GError **error)
+finetune(TpPipelineRun *r, double epochs, guint64 seed, GError **error)
 {
     gsize per_epoch = tp_loader_get_n_batches(r->fit);
     StepBudget budget = {0, (gsize)tp_params_get_int(r->p->finetune, "steps")};
@@ -654,7 +263,7 @@ finetune(Run *r, double epochs, guint64 seed, GError **error)
 /* The N-class base model's accuracy on the validation images of the target
  * classes: its argmax over all N outputs against each image's class (E1). */
 static gboolean
-base_accuracy(Run *r, double *out_accuracy, GError **error)
+base_accuracy(TpPipelineRun *r, double *out_accuracy, GError **error)
 {
     int outputs = tp_model_get_shape(r->base, tp_model_get_logits(r->base))->dim[0];
     g_autofree float *logits = NULL;
@@ -704,7 +313,7 @@ base_accuracy(Run *r, double *out_accuracy, GError **error)
 
 /* Validation accuracy and loss of r->model on the target task. */
 static gboolean
-validate(Run *r, TpModel *model, double *out_accuracy, double *out_loss, GError **error)
+validate(TpPipelineRun *r, TpModel *model, double *out_accuracy, double *out_loss, GError **error)
 {
     g_autoptr(TpEvaluation) e = tp_evaluate(model, r->val, error);
 
@@ -716,7 +325,7 @@ validate(Run *r, TpModel *model, double *out_accuracy, double *out_loss, GError 
 }
 
 static void
-fill_counts(Run *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
+fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
 {
     TpCount count;
 
@@ -746,7 +355,7 @@ compare_ranked(gconstpointer a, gconstpointer b)
 }
 
 static TpNormalization
-normalization(Run *r)
+normalization(TpPipelineRun *r)
 {
     const char *key = tp_params_get_string(r->p->prune, "normalize");
 
@@ -762,7 +371,7 @@ normalization(Run *r)
 /* One pruning step on r->model: score, rank, and build the smaller model.
  * Returns NULL with no error when nothing more can be cut. */
 static TpModel *
-prune_step(Run *r, guint step, double *out_score_s, double *out_prune_s, GError **error)
+prune_step(TpPipelineRun *r, guint step, double *out_score_s, double *out_prune_s, GError **error)
 {
     gboolean linear = tp_params_get_boolean(r->p->prune, "linear");
     int min_units = (int)tp_params_get_int(r->p->prune, "min-units");
@@ -835,7 +444,7 @@ prune_step(Run *r, guint step, double *out_score_s, double *out_prune_s, GError 
 }
 
 static double
-removed(Run *r, const TpPipelineRow *row)
+removed(TpPipelineRun *r, const TpPipelineRow *row)
 {
     const char *metric = tp_params_get_string(r->p->prune, "goal-metric");
 
@@ -844,222 +453,6 @@ removed(Run *r, const TpPipelineRow *row)
     if (g_str_equal(metric, "units"))
         return 1.0 - (double)row->units / MAX(r->original_units, 1);
     return row->params_removed;
-}
-
-/* ---------------------------------------------------------------- checkpoint */
-
-static gboolean
-save_checkpoint(Run *r, guint step, GError **error)
-{
-    TpPipeline *p = r->p;
-    g_autoptr(GKeyFile) state = g_key_file_new();
-    g_autofree char *name = g_strdup_printf("step-%u.onnx", step);
-    g_autofree char *path = g_build_filename(p->checkpoint, name, NULL);
-    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
-    char buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-    if (tp_comm_rank() != 0) /* rank 0 writes for every rank */
-        return TRUE;
-    if (g_mkdir_with_parents(p->checkpoint, 0755) != 0) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
-                    "cannot create checkpoint folder %s", p->checkpoint);
-        return FALSE;
-    }
-    if (!tp_onnx_save(r->model, path, error))
-        return FALSE;
-    g_key_file_set_integer(state, "state", "step", (int)step);
-    g_key_file_set_string(state, "state", "model", name);
-    for (guint i = 0; i < p->rows->len; i++) {
-        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
-        g_autofree char *group = g_strdup_printf("row-%u", i);
-        g_key_file_set_integer(state, group, "step", (int)row->step);
-        g_key_file_set_uint64(state, group, "units", row->units);
-        g_key_file_set_uint64(state, group, "params", row->params);
-        g_key_file_set_uint64(state, group, "macs", row->macs);
-#define SET(key, field)                                                                            \
-    g_key_file_set_string(state, group, key, g_ascii_dtostr(buf, sizeof(buf), row->field))
-        SET("params-removed", params_removed);
-        SET("macs-removed", macs_removed);
-        SET("accuracy", accuracy);
-        SET("loss", loss);
-        SET("score-s", score_s);
-        SET("prune-s", prune_s);
-        SET("finetune-s", finetune_s);
-        SET("eval-s", eval_s);
-#undef SET
-        g_key_file_set_boolean(state, group, "accepted", row->accepted);
-    }
-    tp_settings_copy(state, p->settings);
-    return g_key_file_save_to_file(state, state_path, error);
-}
-
-static gboolean
-load_checkpoint(Run *r, guint *out_step, GError **error)
-{
-    TpPipeline *p = r->p;
-    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
-    g_autoptr(GKeyFile) state = g_key_file_new();
-    g_autofree char *name = NULL, *path = NULL;
-
-    if (!g_key_file_load_from_file(state, state_path, G_KEY_FILE_NONE, error) ||
-        !(name = g_key_file_get_string(state, "state", "model", error))) {
-        g_prefix_error(error, "cannot resume from %s: ", state_path);
-        return FALSE;
-    }
-    path = g_build_filename(p->checkpoint, name, NULL);
-    g_clear_pointer(&r->model, tp_model_free);
-    r->model = tp_onnx_load(r->backend, path, error);
-    if (r->model == NULL)
-        return FALSE;
-    *out_step = (guint)g_key_file_get_integer(state, "state", "step", NULL);
-    g_array_set_size(p->rows, 0);
-    for (guint i = 0;; i++) {
-        g_autofree char *group = g_strdup_printf("row-%u", i);
-        TpPipelineRow row = {0};
-        if (!g_key_file_has_group(state, group))
-            break;
-        row.step = (guint)g_key_file_get_integer(state, group, "step", NULL);
-        row.units = g_key_file_get_uint64(state, group, "units", NULL);
-        row.params = g_key_file_get_uint64(state, group, "params", NULL);
-        row.macs = g_key_file_get_uint64(state, group, "macs", NULL);
-        row.params_removed = g_key_file_get_double(state, group, "params-removed", NULL);
-        row.macs_removed = g_key_file_get_double(state, group, "macs-removed", NULL);
-        row.accuracy = g_key_file_get_double(state, group, "accuracy", NULL);
-        row.loss = g_key_file_get_double(state, group, "loss", NULL);
-        row.score_s = g_key_file_get_double(state, group, "score-s", NULL);
-        row.prune_s = g_key_file_get_double(state, group, "prune-s", NULL);
-        row.finetune_s = g_key_file_get_double(state, group, "finetune-s", NULL);
-        row.eval_s = g_key_file_get_double(state, group, "eval-s", NULL);
-        row.accepted = g_key_file_get_boolean(state, group, "accepted", NULL);
-        g_array_append_val(p->rows, row);
-    }
-    if (p->rows->len == 0) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
-                    "%s holds no step: start the pipeline without --resume", state_path);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-/* Before any work: every output can be written and none is the base model;
- * with resume, the checkpoint exists and was made with these settings. */
-static gboolean
-check_before_work(TpPipeline *p, gboolean resume, GError **error)
-{
-    const char *base = tp_params_get_string(p->model, "path");
-    const char *inputs[] = {base, NULL};
-    const struct {
-        const char *path, *what;
-    } outputs[] = {{p->model_path, "[output] model"},
-                   {p->report_path, "[output] report"},
-                   {p->csv_path, "the CSV report"},
-                   {p->plot_path, "[output] plot"}};
-    g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
-    g_autoptr(GKeyFile) state = g_key_file_new();
-    g_autofree char *diff = NULL;
-
-    for (gsize i = 0; i < G_N_ELEMENTS(outputs); i++)
-        if (!tp_paths_check_output(outputs[i].path, outputs[i].what, inputs, error))
-            return FALSE;
-    if (!tp_paths_check_folder(p->checkpoint, "[output] checkpoint", error))
-        return FALSE;
-    if (!resume)
-        return TRUE;
-    if (!g_file_test(state_path, G_FILE_TEST_EXISTS)) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
-                    "cannot resume: no checkpoint in %s (run without --resume)", p->checkpoint);
-        return FALSE;
-    }
-    if (!g_key_file_load_from_file(state, state_path, G_KEY_FILE_NONE, error)) {
-        g_prefix_error(error, "cannot resume from %s: ", state_path);
-        return FALSE;
-    }
-    if (!g_key_file_has_group(state, TP_SETTINGS_GROUP)) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
-                    "cannot resume from %s: it does not record the settings it was made with "
-                    "(an older version wrote it); run without --resume",
-                    state_path);
-        return FALSE;
-    }
-    diff = tp_settings_diff(state, p->settings);
-    if (diff != NULL) {
-        g_set_error(error, TP_PIPELINE_ERROR, TP_PIPELINE_ERROR_CHECKPOINT,
-                    "cannot resume from %s: the settings differ from the checkpoint's: %s (run "
-                    "with the checkpoint's settings, or without --resume)",
-                    p->checkpoint, diff);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-/* ---------------------------------------------------------------- outputs */
-
-static gboolean
-write_reports(Run *r, GError **error)
-{
-    TpPipeline *p = r->p;
-    const TpPipelineResult *res = &p->result;
-    g_autoptr(GString) json = g_string_new("{\n");
-    g_autoptr(GString) csv = g_string_new(
-        "step,units,params,macs,params_removed,macs_removed,accuracy,loss,score_s,prune_s,"
-        "finetune_s,eval_s,accepted\n");
-    g_autofree double *x = g_new(double, MAX(p->rows->len, 1));
-    g_autofree double *y = g_new(double, MAX(p->rows->len, 1));
-    g_autofree char *title = NULL;
-    int n = 0, chosen = -1;
-
-    g_string_append_printf(json,
-                           "  \"pipeline\": \"%s\",\n  \"task\": \"%s\",\n  \"criterion\": "
-                           "\"%s\",\n  \"classes\": [",
-                           p->source, p->task_name, p->criterion_name);
-    for (int i = 0; i < r->n_classes; i++)
-        g_string_append_printf(json, "%s%d", i ? ", " : "", r->classes[i]);
-    g_string_append(json, "],\n  \"steps\": [");
-    for (guint i = 0; i < p->rows->len; i++) {
-        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
-        g_string_append_printf(
-            json,
-            "%s\n    {\"step\": %u, \"units\": %" G_GSIZE_FORMAT ", \"params\": %" G_GUINT64_FORMAT
-            ", \"macs\": %" G_GUINT64_FORMAT ", \"params_removed\": %.6f, \"macs_removed\": %.6f, "
-            "\"accuracy\": %.6f, \"loss\": %.6f, \"seconds\": {\"score\": %.3f, \"prune\": %.3f, "
-            "\"finetune\": %.3f, \"eval\": %.3f}, \"accepted\": %s}",
-            i ? "," : "", row->step, row->units, row->params, row->macs, row->params_removed,
-            row->macs_removed, row->accuracy, row->loss, row->score_s, row->prune_s,
-            row->finetune_s, row->eval_s, row->accepted ? "true" : "false");
-        g_string_append_printf(csv,
-                               "%u,%" G_GSIZE_FORMAT ",%" G_GUINT64_FORMAT ",%" G_GUINT64_FORMAT
-                               ",%.6f,%.6f,%.6f,%.6f,%.3f,%.3f,%.3f,%.3f,%d\n",
-                               row->step, row->units, row->params, row->macs, row->params_removed,
-                               row->macs_removed, row->accuracy, row->loss, row->score_s,
-                               row->prune_s, row->finetune_s, row->eval_s, row->accepted);
-        if (row->step == res->step)
-            chosen = n;
-        x[n] = 100 * row->params_removed;
-        y[n++] = 100 * row->accuracy;
-    }
-    g_string_append_printf(
-        json,
-        "\n  ],\n  \"result\": {\"step\": %u, \"baseline_accuracy\": %.6f, "
-        "\"base_accuracy\": %.6f, \"test_accuracy\": %.6f, \"base_params\": %" G_GUINT64_FORMAT
-        ", \"params\": %" G_GUINT64_FORMAT ", \"base_macs\": %" G_GUINT64_FORMAT
-        ", \"macs\": %" G_GUINT64_FORMAT ", \"base_bytes\": %" G_GSIZE_FORMAT
-        ", \"bytes\": %" G_GSIZE_FORMAT ", \"base_latency_ms\": %.4f, \"latency_ms\": %.4f, "
-        "\"latency_within_noise\": %s, \"accuracy\": %.6f, \"stop_reason\": \"%s\", "
-        "\"backend\": \"%s\", \"model\": \"%s\"}\n}\n",
-        res->step, res->baseline_accuracy, res->base_accuracy, res->test_accuracy, res->base_params,
-        res->params, res->base_macs, res->macs, res->base_bytes, res->bytes, res->base_latency_ms,
-        res->latency_ms, res->latency_within_noise ? "true" : "false", res->accuracy,
-        res->stop_reason, r->backend->info->name, p->model_path);
-    title = g_strdup_printf("%s: validation accuracy against parameters removed", p->task_name);
-    TpPlotSeries series = {p->criterion_name, n, x, y};
-    TpPlotGuides guides = {.baseline = 100 * res->baseline_accuracy,
-                           .tolerance = tp_params_get_double(p->prune, "tolerance"),
-                           .marked = &chosen,
-                           .min_y_span = 10};
-    return g_file_set_contents(p->report_path, json->str, (gssize)json->len, error) &&
-           g_file_set_contents(p->csv_path, csv->str, (gssize)csv->len, error) &&
-           tp_plot_write_svg(p->plot_path, title, "parameters removed (%)",
-                             "validation accuracy (%)", &series, 1, &guides, error);
 }
 
 static gsize
@@ -1071,7 +464,7 @@ file_size(const char *path)
 
 /* The result: save, test, time. */
 static gboolean
-finish(Run *r, GError **error)
+finish(TpPipelineRun *r, GError **error)
 {
     TpPipeline *p = r->p;
     TpPipelineResult *res = &p->result;
@@ -1116,11 +509,11 @@ finish(Run *r, GError **error)
     res->base_latency_ms = base.p50_ms;
     res->latency_ms = pruned.p50_ms;
     res->latency_within_noise = tp_latency_within_noise(&base, &pruned);
-    return write_reports(r, error);
+    return tp_pipeline_write_reports(r, error);
 }
 
 static gboolean
-setup(Run *r, GError **error)
+setup(TpPipelineRun *r, GError **error)
 {
     TpPipeline *p = r->p;
     static const char *const skip[] = {"plugin", "max-tensor-bytes", NULL};
@@ -1129,7 +522,7 @@ setup(Run *r, GError **error)
     g_autoptr(TpParams) backend_params = NULL;
     const TpPlugin *criterion;
 
-    plugin = tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_BACKEND,
+    plugin = tp_registry_lookup(tp_pipeline_get_registry(p), TP_PLUGIN_KIND_BACKEND,
                                 backend_name ? backend_name : "cpu", error);
     if (plugin == NULL)
         return FALSE;
@@ -1137,10 +530,10 @@ setup(Run *r, GError **error)
     if (!tp_params_load(backend_params, p->keyfile, "backend", p->source, skip, error) ||
         !(r->backend = tp_backend_new(plugin->info, backend_params, error)) ||
         !tp_backend_load_limits(r->backend, p->keyfile, p->source, error) ||
-        !(r->train = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
-                                                  TP_SPLIT_TRAIN, error)) ||
-        !(r->test = tp_dataset_new_from_registry(registry_of(p), p->keyfile, "dataset", p->source,
-                                                 TP_SPLIT_TEST, error)) ||
+        !(r->train = tp_dataset_new_from_registry(tp_pipeline_get_registry(p), p->keyfile,
+                                                  "dataset", p->source, TP_SPLIT_TRAIN, error)) ||
+        !(r->test = tp_dataset_new_from_registry(tp_pipeline_get_registry(p), p->keyfile, "dataset",
+                                                 p->source, TP_SPLIT_TEST, error)) ||
         !(r->base = tp_onnx_load(r->backend, tp_params_get_string(p->model, "path"), error)) ||
         !resolve_classes(r, error) || !resolve_head(r, error))
         return FALSE;
@@ -1158,8 +551,8 @@ setup(Run *r, GError **error)
     }
     tp_model_count(r->base, &r->base_count);
 
-    criterion =
-        tp_registry_lookup(registry_of(p), TP_PLUGIN_KIND_CRITERION, p->criterion_name, error);
+    criterion = tp_registry_lookup(tp_pipeline_get_registry(p), TP_PLUGIN_KIND_CRITERION,
+                                   p->criterion_name, error);
     if (criterion == NULL ||
         !(r->criterion = tp_criterion_new(criterion->info, p->criterion_params, error)))
         return FALSE;
@@ -1178,7 +571,7 @@ gboolean
 tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress, gpointer data,
                 GError **error)
 {
-    Run r = {0};
+    TpPipelineRun r = {0};
     gboolean ok = FALSE;
     guint step = 0;
     double goal = tp_params_get_double(p->prune, "goal");
@@ -1189,14 +582,15 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
 
     g_return_val_if_fail(p != NULL, FALSE);
 
-    if (!check_before_work(p, resume, error))
+    if (!tp_pipeline_check_before_work(p, resume, error))
         return FALSE;
     /* One run at a time per output (its checkpoint and report go with it),
      * held by rank 0, which writes them for every rank. */
     g_autoptr(TpLock) lock = NULL;
     g_autoptr(TpLock) checkpoint_lock = NULL;
-    if (tp_comm_rank() == 0 && ((lock = tp_lock_acquire(p->model_path, error)) == NULL ||
-                                (checkpoint_lock = tp_lock_acquire(p->checkpoint, error)) == NULL)) {
+    if (tp_comm_rank() == 0 &&
+        ((lock = tp_lock_acquire(p->model_path, error)) == NULL ||
+         (checkpoint_lock = tp_lock_acquire(p->checkpoint, error)) == NULL)) {
         g_prefix_error(error, "%s: ", p->source);
         return FALSE;
     }
@@ -1230,7 +624,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
     report_progress(&r, "baseline", 0, p->result.baseline_accuracy);
 
     if (resume) {
-        if (!load_checkpoint(&r, &step, error))
+        if (!tp_pipeline_load_checkpoint(&r, &step, error))
             goto out;
         r.accepted = r.model;
         for (guint i = 0; i < p->rows->len; i++) {
@@ -1262,7 +656,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         row.accepted = TRUE;
         g_array_append_val(p->rows, row);
         r.accepted = r.model;
-        if (!save_checkpoint(&r, 0, error))
+        if (!tp_pipeline_save_checkpoint(&r, 0, error))
             goto out;
     }
 
@@ -1275,10 +669,9 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
         if (interrupted)
             break;
         if (removed(&r, last) >= goal) {
-            p->stop_reason = g_strdup_printf("goal reached: %.1f%% of the %s removed at step %u",
-                                             100 * removed(&r, last),
-                                             tp_params_get_string(p->prune, "goal-metric"),
-                                             last->step);
+            p->stop_reason = g_strdup_printf(
+                "goal reached: %.1f%% of the %s removed at step %u", 100 * removed(&r, last),
+                tp_params_get_string(p->prune, "goal-metric"), last->step);
             break;
         }
         if (!last->accepted) {
@@ -1333,7 +726,7 @@ tp_pipeline_run(TpPipeline *p, gboolean resume, TpPipelineProgressFunc progress,
                 tp_model_free(r.accepted);
             r.accepted = r.model;
             p->result.step = step;
-            if (!save_checkpoint(&r, step, error))
+            if (!tp_pipeline_save_checkpoint(&r, step, error))
                 goto out;
         }
         report_progress(&r, "done", step, row.accuracy);

@@ -1,0 +1,88 @@
+/* tp-pipeline-private.h — INTERNAL (not installed): the pipeline's state,
+ * shared by the files it is split into: tp-pipeline-config.c (its keys,
+ * read and checked into a TpPipeline), tp-pipeline.c (the loop),
+ * tp-pipeline-checkpoint.c (the checkpoint folder and the checks before any
+ * work) and tp-report.c (the JSON and CSV reports and the plot). Symbols here
+ * are G_GNUC_INTERNAL. */
+#ifndef TP_PIPELINE_PRIVATE_H
+#define TP_PIPELINE_PRIVATE_H
+
+#include <glib.h>
+
+#include "tp-backend.h"
+#include "tp-criterion.h"
+#include "tp-dataset.h"
+#include "tp-loader.h"
+#include "tp-model.h"
+#include "tp-params.h"
+#include "tp-pipeline.h"
+#include "tp-registry.h"
+
+G_BEGIN_DECLS
+
+struct _TpPipeline {
+    GKeyFile *keyfile;
+    char *source;
+    TpRegistry *registry; /* with [pipeline] plugin-path; NULL: the default registry */
+    TpParams *model, *task, *prune, *finetune, *output;
+    char *criterion_name;
+    TpParams *criterion_params;
+    int samples_per_class; /* 0: all */
+    char *task_name;
+    char *model_path, *report_path, *csv_path, *plot_path, *checkpoint;
+    GKeyFile *settings; /* (tp-settings.h) what a checkpoint must have been made with */
+    char *stop_reason;
+    GArray *rows;
+    TpPipelineResult result;
+};
+
+/* The state of one tp_pipeline_run(). */
+typedef struct {
+    TpPipeline *p;
+    TpBackend *backend;
+    TpDataset *train, *test;
+    TpModel *base;     /* the N-class model */
+    TpModel *model;    /* current */
+    TpModel *accepted; /* the last model within tolerance */
+    int *classes;      /* dataset class of each target output */
+    int n_classes;
+    int *head; /* the base model's output of each target class */
+    TpCount base_count;
+    gsize original_units;
+    TpLoader *fit, *val, *scoring;
+    TpCriterion *criterion;
+    TpPipelineProgressFunc progress;
+    gpointer progress_data;
+    GTimer *clock;
+} TpPipelineRun;
+
+/* Sets a TP_PIPELINE_ERROR_CONFIG error "SOURCE: [GROUP] KEY: message";
+ * returns FALSE. */
+G_GNUC_INTERNAL gboolean tp_pipeline_config_error(GError **error, const char *source,
+                                                  const char *group, const char *key,
+                                                  const char *format, ...) G_GNUC_PRINTF(5, 6);
+
+/* The registry the pipeline's plugins come from (borrowed). */
+G_GNUC_INTERNAL TpRegistry *tp_pipeline_get_registry(const TpPipeline *p);
+
+/* Writes r->model as step STEP, and state.ini with the rows so far and the
+ * settings, into the checkpoint folder (rank 0 only; other ranks return
+ * TRUE). */
+G_GNUC_INTERNAL gboolean tp_pipeline_save_checkpoint(TpPipelineRun *r, guint step, GError **error);
+
+/* Replaces r->model with the checkpoint's model and the pipeline's rows with
+ * its rows; *out_step is its step. */
+G_GNUC_INTERNAL gboolean tp_pipeline_load_checkpoint(TpPipelineRun *r, guint *out_step,
+                                                     GError **error);
+
+/* Before any work: every output can be written and none is the base model;
+ * with resume, the checkpoint exists and was made with these settings. */
+G_GNUC_INTERNAL gboolean tp_pipeline_check_before_work(TpPipeline *p, gboolean resume,
+                                                       GError **error);
+
+/* Writes the JSON and CSV reports and the plot of a finished run (rank 0). */
+G_GNUC_INTERNAL gboolean tp_pipeline_write_reports(TpPipelineRun *r, GError **error);
+
+G_END_DECLS
+
+#endif /* TP_PIPELINE_PRIVATE_H */
