@@ -3,6 +3,7 @@
  * (engine/tp-report-html.h). */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "tp-cli.h"
@@ -40,6 +41,7 @@ run(int argc, char **argv)
     }
     if (!tp_report_html_write(argv[1], page, &error))
         return tp_cli_fail(g_steal_pointer(&error));
+    printf("page %s\n", page);
     return 0;
 }
 
