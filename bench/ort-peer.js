@@ -1,19 +1,20 @@
 // ONNX Runtime's side of bench/run.py: eval-mode inference of an ONNX model.
-//     node ort-peer.js MODEL.onnx BATCH RUNS [THREADS]
+//     node ort-peer.js MODEL.onnx BATCH RUNS [THREADS [C,H,W]]
 // Looks for onnxruntime-node in NODE_PATH (bench/run.py points it at
-// tests/ort/node_modules). Prints one JSON object: every timed run in ms
-// (after warm-up runs) and the peak RSS in KiB.
+// tests/ort/node_modules). The input is BATCH x C x H x W (C,H,W default
+// 1,28,28). Prints one JSON object: every timed run in ms (after warm-up
+// runs) and the peak RSS in KiB.
 'use strict';
 const ort = require('onnxruntime-node');
 
 async function main() {
-    const [model, batch, runs, threads] = process.argv.slice(2);
+    const [model, batch, runs, threads, chw] = process.argv.slice(2);
     const session = await ort.InferenceSession.create(model, {
         intraOpNumThreads: Number(threads || 2),
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
     });
-    const dims = [Number(batch), 1, 28, 28];
+    const dims = [Number(batch), ...(chw || '1,28,28').split(',').map(Number)];
     const data = new Float32Array(dims.reduce((a, b) => a * b));
     for (let i = 0; i < data.length; i++) data[i] = Math.random() * 2 - 1;
     const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', data, dims) };

@@ -60,10 +60,10 @@ class Bench:
         return path
 
     def taskprune_bench(self, model, task, batch, runs, *extra):
-        argv = [self.taskprune, "bench", model, "--batch", str(batch), "--runs", str(runs),
+        argv = [self.taskprune, "bench", model, "--batch-size", str(batch), "--runs", str(runs),
                 "--threads", str(self.args.threads), "--json", *extra]
         if task == "train":
-            argv.append("--train")
+            argv.append("--training")
         return self.run_json(argv)
 
     def peer(self, name, net, model, task, batch, runs):

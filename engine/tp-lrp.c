@@ -449,6 +449,15 @@ prepare_steps(TpLrp *lrp, GError **error)
             step->rule = RULE_AVERAGE;
             continue;
         case TP_OP_LRP_SUM:
+            if (node->n_inputs != 2 ||
+                tp_shape_numel(tp_model_get_shape(m, node->inputs[0])) !=
+                    tp_shape_numel(tp_model_get_shape(m, node->inputs[1]))) {
+                g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
+                            "LRP: " NODE_FMT ": no relevance rule for a sum that broadcasts or "
+                            "adds a constant, on the path to the logits (value %d)",
+                            NODE_ARGS(node), lrp->logits);
+                return FALSE;
+            }
             step->rule = RULE_ADD;
             continue;
         case TP_OP_LRP_CONV:

@@ -71,6 +71,19 @@ static const TpOpClass *const op_classes[TP_N_OPS] = {
     [TP_OP_ADD] = &tp_op_add,
     [TP_OP_DROPOUT] = &tp_op_dropout,
     [TP_OP_SOFTMAX] = &tp_op_softmax,
+    [TP_OP_CLIP] = &tp_op_clip,
+    [TP_OP_SIGMOID] = &tp_op_sigmoid,
+    [TP_OP_HARD_SIGMOID] = &tp_op_hard_sigmoid,
+    [TP_OP_HARD_SWISH] = &tp_op_hard_swish,
+    [TP_OP_LEAKY_RELU] = &tp_op_leaky_relu,
+    [TP_OP_TANH] = &tp_op_tanh,
+    [TP_OP_ERF] = &tp_op_erf,
+    [TP_OP_SQRT] = &tp_op_sqrt,
+    [TP_OP_POW] = &tp_op_pow,
+    [TP_OP_MUL] = &tp_op_mul,
+    [TP_OP_SUB] = &tp_op_sub,
+    [TP_OP_DIV] = &tp_op_div,
+    [TP_OP_REDUCE_MEAN] = &tp_op_reduce_mean,
 };
 
 G_DEFINE_QUARK(tp_model_error, tp_model_error)
@@ -393,18 +406,18 @@ tp_model_add(TpModel *model, TpOpType op, const char *name, const int *inputs,
     node->op = op;
     node->name =
         name != NULL ? g_strdup(name) : g_strdup_printf("%s_%u", klass->name, model->nodes->len);
-    node->n_inputs = klass->n_inputs;
     if (attrs != NULL)
         node->attrs = *attrs;
+    node->n_inputs = klass->n_values != NULL ? klass->n_values(&node->attrs) : klass->n_inputs;
     entry->klass = klass;
 
     n_values = model->shapes->len;
-    if (inputs == NULL) {
-        tp_op_set_error(error, node, "no inputs given (it reads %d value%s)", klass->n_inputs,
-                        klass->n_inputs == 1 ? "" : "s");
+    if (inputs == NULL || node->n_inputs < 1 || node->n_inputs > klass->n_inputs) {
+        tp_op_set_error(error, node, "no inputs given (it reads %d value%s)", node->n_inputs,
+                        node->n_inputs == 1 ? "" : "s");
         goto fail;
     }
-    for (int i = 0; i < klass->n_inputs; i++) {
+    for (int i = 0; i < node->n_inputs; i++) {
         if (inputs[i] < 0 || (guint)inputs[i] >= n_values) {
             tp_op_set_error(error, node, "input %d is value %d, but values 0 to %u exist", i,
                             inputs[i], n_values - 1);

@@ -48,6 +48,19 @@ typedef enum {
     TP_OP_ADD,
     TP_OP_DROPOUT,
     TP_OP_SOFTMAX,
+    TP_OP_CLIP,
+    TP_OP_SIGMOID,
+    TP_OP_HARD_SIGMOID,
+    TP_OP_HARD_SWISH,
+    TP_OP_LEAKY_RELU,
+    TP_OP_TANH,
+    TP_OP_ERF,
+    TP_OP_SQRT,
+    TP_OP_POW,
+    TP_OP_MUL,
+    TP_OP_SUB,
+    TP_OP_DIV,
+    TP_OP_REDUCE_MEAN,
     TP_N_OPS
 } TpOpType;
 
@@ -104,12 +117,41 @@ typedef struct {
     float ratio; /* probability of dropping, in [0, 1) */
 } TpDropoutAttrs;
 
+/* The pointwise ops (Clip, Sigmoid, HardSigmoid, HardSwish, LeakyRelu,
+ * Tanh, Erf, Sqrt, Pow). Taken as given, with no zero defaults (the ONNX
+ * import fills ONNX's). */
+typedef struct {
+    float alpha; /* LeakyRelu's slope, HardSigmoid's alpha, Pow's exponent */
+    float beta;  /* HardSigmoid's beta */
+    float lo, hi; /* Clip's bounds, lo <= hi; either may be infinite */
+} TpUnaryAttrs;
+
+/* The elementwise binary ops (Add, Sub, Mul, Div), NumPy-broadcast. With
+ * `constant` the op reads one value and its second operand is parameter 0,
+ * a constant of per-sample shape const_shape (as many axes as the value,
+ * each 1 or the value's); otherwise it reads two values. */
+typedef struct {
+    gboolean constant;
+    TpShape const_shape;
+} TpBinaryAttrs;
+
+/* ReduceMean over the per-sample axes in `axes` (bit d: axis d of the
+ * per-sample shape; the batch axis is never reduced). keepdims (ONNX's
+ * default) leaves each reduced axis as 1; `squeeze` removes it. */
+typedef struct {
+    guint axes;
+    gboolean squeeze;
+} TpReduceAttrs;
+
 typedef union {
     TpConvAttrs conv;
     TpPoolAttrs pool;
     TpBatchNormAttrs batch_norm;
     TpGemmAttrs gemm;
     TpDropoutAttrs dropout;
+    TpUnaryAttrs unary;
+    TpBinaryAttrs binary;
+    TpReduceAttrs reduce;
 } TpOpAttrs;
 
 #define TP_NODE_MAX_INPUTS 2

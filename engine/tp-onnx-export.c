@@ -1,5 +1,5 @@
 /* tp-onnx-export.c — ONNX export (tp-onnx.h): the model's graph as it stands,
- * opset 13, weights as raw_data, class names and normalization in
+ * opset 13 (or the newest an op class asks for), weights as raw_data, class names and normalization in
  * metadata_props, written to a temporary file and renamed into place. Each
  * node's attributes and parameter names are its op class's (tp-op.h). */
 #include "config.h"
@@ -327,6 +327,9 @@ tp_onnx_save(TpModel *model, const char *path, GError **error)
     opset.domain = "";
     opset.has_version = TRUE;
     opset.version = EXPORT_OPSET;
+    for (guint i = 0; i < tp_model_get_n_nodes(model); i++)
+        opset.version =
+            MAX(opset.version, tp_op_class_get(tp_model_get_node(model, i)->op)->export_opset);
     Onnx__OperatorSetIdProto *opsets[] = {&opset};
 
     if (classes != NULL)

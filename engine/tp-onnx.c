@@ -39,6 +39,7 @@ typedef struct {
     GHashTable *consts; /* ONNX name -> Const */
     GHashTable *done;   /* nodes already absorbed by an earlier one */
     GHashTable *pads;   /* ONNX name -> int[4] zero padding a Pad left to its consumer */
+    int input_rank;     /* the graph input's rank (a rank-3 [N, C, L] is held as [C, L, 1]) */
 } Importer;
 
 static Const *
@@ -476,6 +477,25 @@ tp_onnx_reader_float(TpOnnxReader *r, const char *name, float fallback, float *o
                      GError **error)
 {
     return attr_float(r->node, name, fallback, out, error);
+}
+
+int
+tp_onnx_reader_rank(TpOnnxReader *r, int v)
+{
+    const TpShape *shape = tp_model_get_shape(r->im->model, v);
+
+    return r->im->input_rank == 3 && shape->ndim == 3 ? 3 : shape->ndim + 1;
+}
+
+int
+tp_onnx_reader_n_ints(TpOnnxReader *r, const char *name)
+{
+    const Onnx__AttributeProto *a = find_attr(r->node, name);
+
+    if (a == NULL || a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS ||
+        a->n_ints > G_MAXINT / 2)
+        return -1;
+    return (int)a->n_ints;
 }
 
 gboolean
@@ -1030,6 +1050,7 @@ create_model(Importer *im, TpBackend *backend, GError **error)
         return FALSE;
     }
     im->model = tp_model_new(backend, dims[0], dims[1], dims[2]);
+    im->input_rank = (int)shape->n_dim;
     g_hash_table_insert(im->values, input->name, GINT_TO_POINTER(1));
     if (shape->n_dim == 2) {
         /* [N, F]: the model sees [F, 1, 1], flattened once. */

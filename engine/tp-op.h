@@ -146,6 +146,8 @@ G_GNUC_INTERNAL gboolean tp_onnx_reader_float(TpOnnxReader *r, const char *name,
  * into out; out untouched when absent. */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_ints(TpOnnxReader *r, const char *name, int count,
                                              int min, int *out, GError **error);
+/* The number of values of an ints attribute; -1 when absent or not ints. */
+G_GNUC_INTERNAL int tp_onnx_reader_n_ints(TpOnnxReader *r, const char *name);
 /* Applies the auto_pad attribute (NOTSET, VALID, SAME_UPPER, SAME_LOWER) of
  * a 2-D window over input in to pads (top, left, bottom, right). */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_auto_pad(TpOnnxReader *r, const TpShape *in,
@@ -159,6 +161,10 @@ G_GNUC_INTERNAL gint64 tp_onnx_reader_opset(TpOnnxReader *r);
 
 /* The engine value behind input i, which must be an activation. */
 G_GNUC_INTERNAL gboolean tp_onnx_reader_value(TpOnnxReader *r, int i, int *out, GError **error);
+/* The ONNX rank of engine value v, batch included: 1 + its per-sample axes,
+ * but 3 for a 3-D value of a model whose graph input has rank 3 ([N, C, L]
+ * is held as [C, L, 1]). */
+G_GNUC_INTERNAL int tp_onnx_reader_rank(TpOnnxReader *r, int v);
 /* The per-sample shape of engine value v. */
 G_GNUC_INTERNAL const TpShape *tp_onnx_reader_shape(TpOnnxReader *r, int v);
 /* Float32 constant input i, which must be an initializer or a Constant;
@@ -202,7 +208,8 @@ typedef struct {
     /* The ONNX op type ("Conv", "BatchNormalization", ...). */
     const char *name;
 
-    /* How many values the op reads (1, or 2 for Add). */
+    /* How many values the op reads (1, or 2 for Add); the most, when
+     * n_values says fewer for some nodes. */
     int n_inputs;
 
     /* Validates node->attrs against the input shapes (per sample), fills
@@ -265,6 +272,15 @@ typedef struct {
     /* Its relevance rule, and the sign of its output. */
     TpOpLrpRule lrp_rule;
     TpOpSign sign;
+
+    /* (optional) How many values (1 .. n_inputs) a node with attributes
+     * attrs reads: a binary op with a constant operand reads one. NULL:
+     * always n_inputs. */
+    int (*n_values)(const TpOpAttrs *attrs);
+
+    /* The opset its exported node needs when newer than the exporter's 13
+     * (HardSwish: 14); 0: 13 will do. */
+    int export_opset;
 } TpOpClass;
 
 /* The classes, one per file under engine/ops/. */
@@ -279,6 +295,19 @@ G_GNUC_INTERNAL extern const TpOpClass tp_op_gemm;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_add;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_dropout;
 G_GNUC_INTERNAL extern const TpOpClass tp_op_softmax;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_clip;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_sigmoid;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_hard_sigmoid;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_hard_swish;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_leaky_relu;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_tanh;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_erf;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_sqrt;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_pow;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_mul;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_sub;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_div;
+G_GNUC_INTERNAL extern const TpOpClass tp_op_reduce_mean;
 
 /* The class of an op type (the table lives in tp-model.c); NULL if out of range. */
 G_GNUC_INTERNAL const TpOpClass *tp_op_class_get(TpOpType op);
@@ -323,6 +352,26 @@ G_GNUC_INTERNAL void tp_pool_geometry(const TpNode *node, int batch, const TpSha
 /* The channel rule of ops whose output keeps input 0's channels. */
 G_GNUC_INTERNAL void tp_op_channels_keep(const TpNode *node, const TpShape *input,
                                          TpChannelRule *out_rule);
+
+/* The elementwise binary ops (engine/ops/binary.c), shared with Add, which
+ * runs its plain case (two values of one shape) on the backend's add. */
+G_GNUC_INTERNAL gboolean tp_binary_check(TpNode *node, const TpShape *const *inputs,
+                                         TpOpSignature *out_sig, GError **error);
+G_GNUC_INTERNAL gboolean tp_binary_forward(const TpNode *node, TpBinaryOp op,
+                                           TpBackend *backend, TpTensor *const *inputs,
+                                           TpTensor *output, GError **error);
+G_GNUC_INTERNAL gboolean tp_binary_backward(const TpNode *node, TpBinaryOp op,
+                                            TpBackend *backend, TpTensor *const *inputs,
+                                            const TpTensor *doutput, TpTensor *const *dinputs,
+                                            GError **error);
+G_GNUC_INTERNAL gboolean tp_binary_import(TpOnnxReader *r, gboolean commutes, TpOpAttrs *attrs,
+                                          int *inputs, const float **params, GError **error);
+G_GNUC_INTERNAL void tp_binary_channels(const TpNode *node, const TpShape *input,
+                                        TpChannelRule *out_rule);
+G_GNUC_INTERNAL void tp_binary_cut(const TpNode *node, const TpShape *input, const GArray *in,
+                                   const GArray *out, TpOpAttrs *attrs, const GArray **rows,
+                                   const GArray **cols);
+G_GNUC_INTERNAL int tp_binary_n_values(const TpOpAttrs *attrs);
 
 /* state->buffers[i], allocated with n floats on first use (and reallocated if
  * n changed, which only a change of the graph causes). Borrowed. */

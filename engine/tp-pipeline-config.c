@@ -22,6 +22,10 @@ static const TpParamSpec pipeline_specs[] = {
 
 static const TpParamSpec model_specs[] = {
     {"path", TP_PARAM_STRING, "", 0, 0, NULL, "the base model (ONNX), trained on every class"},
+    {"mean", TP_PARAM_STRING, "", 0, 0, NULL,
+     "the input's per-channel mean, overriding the model's (e.g. 0.485,0.456,0.406)"},
+    {"std", TP_PARAM_STRING, "", 0, 0, NULL,
+     "the input's per-channel standard deviation, overriding the model's"},
     {NULL},
 };
 

@@ -30,6 +30,7 @@
 #include "tp-bench.h"
 #include "tp-comm.h"
 #include "tp-lock.h"
+#include "tp-normalization.h"
 #include "tp-onnx.h"
 #include "tp-pipeline-private.h"
 #include "tp-prune.h"
@@ -553,8 +554,17 @@ setup(TpPipelineRun *r, GError **error)
         !(r->test = tp_dataset_new_from_registry(tp_pipeline_get_registry(p), p->keyfile, "dataset",
                                                  p->source, TP_SPLIT_TEST, error)) ||
         !(r->base = tp_onnx_load(r->backend, tp_params_get_string(p->model, "path"), error)) ||
+        !tp_normalization_apply_keys(r->base, p->keyfile, "model", p->source, error) ||
         !resolve_classes(r, error) || !resolve_head(r, error))
         return FALSE;
+    {
+        /* A message, not a g_warning(): a model without normalization is
+         * legitimate (one trained on raw pixels), so not fatal in tests. */
+        g_autofree char *missing =
+            tp_normalization_missing_message(r->base, tp_params_get_string(p->model, "path"));
+        if (missing != NULL && tp_comm_rank() == 0)
+            g_message("warning: %s", missing);
+    }
     if (!*p->task_name) {
         GString *name = g_string_new(NULL);
         for (int i = 0; i < r->n_classes; i++) {

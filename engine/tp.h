@@ -16,6 +16,7 @@
 #include "tp-lrp.h"
 #include "tp-tensor.h"
 #include "tp-model.h"
+#include "tp-normalization.h"
 #include "tp-keyfile.h"
 #include "tp-onnx.h"
 #include "tp-pipeline.h"

@@ -10,6 +10,7 @@
 #include "tp-bench.h"
 #include "tp-cli-options.h"
 #include "tp-cli.h"
+#include "tp-normalization.h"
 #include "tp-onnx.h"
 #include "tp-registry.h"
 
@@ -33,6 +34,8 @@ static const GOptionEntry options[] = {
      "Also time each criterion scoring one batch of synthetic samples, against a forward and "
      "backward pass over them",
      "LIST"},
+    TP_CLI_OPTION_MEAN,
+    TP_CLI_OPTION_STD,
     TP_CLI_OPTION_BACKEND,
     TP_CLI_OPTION_DEVICE,
     TP_CLI_OPTION_THREADS,
@@ -269,7 +272,8 @@ run(int argc, char **argv)
     if (!tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
     backend = tp_cli_open_backend(keyfile, "the command line", &error);
-    if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)))
+    if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)) ||
+        !tp_normalization_apply_keys(model, keyfile, "model", "the command line", &error))
         return tp_cli_fail(error);
     if (criteria != NULL && !(units = tp_units_new(model, TRUE, &error)))
         return tp_cli_fail(error);
@@ -325,7 +329,7 @@ const TpCommand tp_cmd_bench = {
     "passes: forward, data and weight gradients); --score adds the time each criterion takes to\n"
     "score one batch.\n\n"
     "Examples:\n"
-    "  taskprune bench footwear.onnx --batch 1 --runs 200\n"
+    "  taskprune bench footwear.onnx --batch-size 1 --runs 200\n"
     "  taskprune bench base.onnx --training --batch-size 64 --layers\n"
     "  taskprune bench base.onnx --batch-size 64 --score lrp,taylor --json",
     /* .run = */ run,

@@ -11,6 +11,7 @@
 #include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-keyfile.h"
+#include "tp-normalization.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 
@@ -23,6 +24,8 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_DATA,
     TP_CLI_OPTION_CONFIG("Take [dataset] and [backend] from this keyfile"),
     TP_CLI_OPTION_SET,
+    TP_CLI_OPTION_MEAN,
+    TP_CLI_OPTION_STD,
     {"split", 0, 0, G_OPTION_ARG_STRING, &split_name, "test (default) or train", "SPLIT"},
     {"batch-size", 'b', 0, G_OPTION_ARG_INT, &batch_size, "Images per forward (default 256)", "N"},
     TP_CLI_OPTION_BACKEND,
@@ -78,17 +81,6 @@ match_classes(TpModel *model, TpDataset *dataset, int *out_n, GError **error)
     return g_steal_pointer(&classes);
 }
 
-static const char *
-class_name(TpModel *model, int i, char *buf, gsize size)
-{
-    const char *const *names = tp_model_get_class_names(model);
-
-    if (names != NULL)
-        return names[i];
-    g_snprintf(buf, size, "%d", i);
-    return buf;
-}
-
 static void
 print_json(TpModel *model, const char *path, const TpEvaluation *e)
 {
@@ -102,7 +94,7 @@ print_json(TpModel *model, const char *path, const TpEvaluation *e)
                            e->n_samples, tp_evaluation_accuracy(e), e->loss);
     for (int c = 0; c < e->n_classes; c++) {
         g_string_append_printf(out, "%s\n    {\"name\": ", c ? "," : "");
-        tp_cli_json_string(out, class_name(model, c, buf, sizeof(buf)));
+        tp_cli_json_string(out, tp_cli_output_name(model, c, buf, sizeof(buf)));
         g_string_append_printf(out, ", \"accuracy\": %.6f}", tp_evaluation_class_accuracy(e, c));
     }
     g_string_append(out, "\n  ],\n  \"confusion\": [");
@@ -124,12 +116,12 @@ print_table(TpModel *model, const char *path, const TpEvaluation *e)
     int width = 5;
 
     for (int c = 0; c < e->n_classes; c++)
-        width = MAX(width, (int)strlen(class_name(model, c, buf, sizeof(buf))));
+        width = MAX(width, (int)strlen(tp_cli_output_name(model, c, buf, sizeof(buf))));
     printf("%s: accuracy %.2f%% (%" G_GSIZE_FORMAT "/%" G_GSIZE_FORMAT "), loss %.4f\n\n", path,
            100 * tp_evaluation_accuracy(e), e->correct, e->n_samples, e->loss);
     printf("%-*s  accuracy   confusion (rows: true class, columns: predicted)\n", width, "class");
     for (int c = 0; c < e->n_classes; c++) {
-        printf("%-*s  %7.2f%%  ", width, class_name(model, c, buf, sizeof(buf)),
+        printf("%-*s  %7.2f%%  ", width, tp_cli_output_name(model, c, buf, sizeof(buf)),
                100 * tp_evaluation_class_accuracy(e, c));
         for (int j = 0; j < e->n_classes; j++)
             printf(" %6" G_GUINT64_FORMAT, e->confusion[c * e->n_classes + j]);
@@ -140,7 +132,7 @@ print_table(TpModel *model, const char *path, const TpEvaluation *e)
 static int
 run(int argc, char **argv)
 {
-    static const char *const groups[] = {"dataset", "backend", NULL};
+    static const char *const groups[] = {"model", "dataset", "backend", NULL};
     GError *error = NULL;
     g_autoptr(GKeyFile) keyfile = g_key_file_new();
     g_autoptr(TpBackend) backend = NULL;
@@ -175,7 +167,8 @@ run(int argc, char **argv)
     if (config_file != NULL &&
         !tp_keyfile_load(keyfile, config_file, &error))
         return tp_cli_fail(error);
-    /* A pipeline or training keyfile has other groups too; eval reads two. */
+    /* A pipeline or training keyfile has other groups too; eval reads
+     * [dataset], [backend], and [model] mean and std. */
     g_auto(GStrv) present = g_key_file_get_groups(keyfile, NULL);
     for (int i = 0; present[i] != NULL; i++)
         if (!g_strv_contains(groups, present[i]))
@@ -187,8 +180,10 @@ run(int argc, char **argv)
 
     backend = tp_cli_open_backend(keyfile, source, &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)) ||
+        !tp_normalization_apply_keys(model, keyfile, "model", source, &error) ||
         !(dataset = tp_dataset_new_from_keyfile(keyfile, "dataset", source, split, &error)))
         return tp_cli_fail(error);
+    tp_cli_warn_unnormalized(model, argv[1]);
     if (tp_model_get_shape(model, 0)->dim[0] != dataset->meta.channels ||
         tp_model_get_shape(model, 0)->dim[1] != dataset->meta.height ||
         tp_model_get_shape(model, 0)->dim[2] != dataset->meta.width) {
@@ -224,7 +219,9 @@ const TpCommand tp_cmd_eval = {
     "Runs the model over a dataset split (the test split unless --split train) and prints\n"
     "the accuracy, the loss, each class's accuracy and the confusion matrix. A model that\n"
     "records class names is evaluated on the dataset's images of its classes only, matched\n"
-    "by name; otherwise its outputs must be the dataset's classes.\n\n"
+    "by name; otherwise its outputs must be the dataset's classes. Images are normalized\n"
+    "as the model's metadata says, or as --mean and --std say (for a model trained\n"
+    "elsewhere on normalized inputs).\n\n"
     "Example: taskprune eval lenet.onnx --dataset idx",
     /* .run = */ run,
     /* .options = */ options,

@@ -27,8 +27,11 @@
 #include <glib/gstdio.h>
 #endif
 
+#include "tp-cli-input.h"
+#include "tp-cli-options.h"
 #include "tp-cli.h"
 #include "tp-explain.h"
+#include "tp-normalization.h"
 #include "tp-loader.h"
 #include "tp-onnx.h"
 
@@ -56,6 +59,8 @@ static const GOptionEntry options[] = {
     {"classes", 'k', 0, G_OPTION_ARG_STRING, &classes_list,
      "Dataset classes to take images of, by name, comma-separated (default: the model's)", "NAMES"},
     {"samples", 0, 0, G_OPTION_ARG_INT, &samples, "Test images per class (default 4)", "N"},
+    TP_CLI_OPTION_MEAN,
+    TP_CLI_OPTION_STD,
     {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_name, "Backend (default cpu)", "NAME"},
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output_dir, "Write the pictures here", "DIR"},
     {NULL},
@@ -80,17 +85,6 @@ batch_clear(Batch *b)
     g_free(b->start);
 }
 
-static const char *
-output_name(TpModel *model, int k, char *buf, gsize size)
-{
-    const char *const *names = tp_model_get_class_names(model);
-
-    if (names != NULL && k < (int)g_strv_length((char **)names))
-        return names[k];
-    g_snprintf(buf, size, "%d", k);
-    return buf;
-}
-
 /* The model output called name (a class name, else an output index). */
 static int
 find_output(TpModel *model, const char *name, GError **error)
@@ -112,78 +106,22 @@ find_output(TpModel *model, const char *name, GError **error)
     return -1;
 }
 
-/* Values per sample of shape. */
-static gsize
-numel(const TpShape *shape)
-{
-    gsize n = 1;
-
-    for (int i = 0; i < shape->ndim; i++)
-        n *= (gsize)shape->dim[i];
-    return n;
-}
-
-/* Normalizes pixel bytes v (0..255) of channel c as the model expects. */
-static float
-normalize(TpModel *model, int c, guint8 v)
-{
-    const float *mean, *std;
-    float x = v / 255.0f;
-
-    return tp_model_get_normalization(model, &mean, &std) ? (x - mean[c]) / std[c] : x;
-}
-
 /* Reads image files into b, resized to the model's input. */
 static gboolean
 read_images(TpModel *model, char **paths, int n, Batch *b, GError **error)
 {
-    const TpShape *in = tp_model_get_shape(model, 0);
-    const int C = in->dim[0], H = in->dim[1], W = in->dim[2];
-    const gsize plane = (gsize)H * W;
+    const gsize per = tp_cli_numel(tp_model_get_shape(model, 0));
 
-    if (C != 1 && C != 3) {
-        g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                    "the model takes %d input channels; image files give 1 or 3", C);
-        return FALSE;
-    }
     b->n = n;
-    b->x = g_new(float, (gsize)n *C *plane);
+    b->x = g_new(float, (gsize)n * per);
     b->names = g_ptr_array_new_with_free_func(g_free);
     b->start = g_new(gint32, n);
     for (int i = 0; i < n; i++) {
-        g_autoptr(GdkPixbuf) decoded = gdk_pixbuf_new_from_file(paths[i], error);
-        g_autoptr(GdkPixbuf) turned = NULL;
-        g_autoptr(GdkPixbuf) sized = NULL;
         g_autofree char *base = g_path_get_basename(paths[i]);
         char *dot = strrchr(base, '.');
-        const guint8 *px;
-        int stride, step;
 
-        if (decoded == NULL)
+        if (!tp_cli_read_image(model, paths[i], b->x + (gsize)i * per, error))
             return FALSE;
-        turned = gdk_pixbuf_apply_embedded_orientation(decoded);
-        sized = gdk_pixbuf_scale_simple(turned, W, H, GDK_INTERP_BILINEAR);
-        if (gdk_pixbuf_get_bits_per_sample(sized) != 8 || gdk_pixbuf_get_n_channels(sized) < 3) {
-            g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                        "%s: not an 8-bit RGB image after decoding", paths[i]);
-            return FALSE;
-        }
-        px = gdk_pixbuf_read_pixels(sized);
-        stride = gdk_pixbuf_get_rowstride(sized);
-        step = gdk_pixbuf_get_n_channels(sized);
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                const guint8 *p = px + (gsize)y * stride + (gsize)x * step;
-                float *at = b->x + (gsize)i * C * plane + (gsize)y * W + x;
-
-                if (C == 1)
-                    at[0] = normalize(
-                        model, 0,
-                        (guint8)((299u * p[0] + 587u * p[1] + 114u * p[2] + 500u) / 1000u));
-                else
-                    for (int c = 0; c < 3; c++)
-                        at[c * plane] = normalize(model, c, p[c]);
-            }
         if (dot != NULL && dot != base)
             *dot = '\0';
         g_ptr_array_add(b->names, g_steal_pointer(&base));
@@ -254,7 +192,7 @@ static gboolean
 read_dataset(TpModel *model, TpDataset *dataset, const int *ds, const int *outputs, int n_classes,
              Batch *b, GError **error)
 {
-    const gsize per = numel(tp_model_get_shape(model, 0));
+    const gsize per = tp_cli_numel(tp_model_get_shape(model, 0));
     TpLoaderConfig config = {.classes = ds,
                              .n_classes = n_classes,
                              .part = TP_LOADER_ALL,
@@ -282,7 +220,7 @@ read_dataset(TpModel *model, TpDataset *dataset, const int *ds, const int *outpu
 
             g_array_append_val(start, k);
             g_ptr_array_add(b->names, g_strdup_printf("%03u-%s", b->names->len,
-                                                      output_name(model, k, buf, sizeof(buf))));
+                                                      tp_cli_output_name(model, k, buf, sizeof(buf))));
         }
     }
     if (error != NULL && *error != NULL)
@@ -352,37 +290,13 @@ draw(TpModel *model, const float *map, const float *x, guint8 *rgb)
     }
 }
 
-/* Writes the raw relevance r ([n, C, H, W] on the host) as NumPy 1.0. */
-static gboolean
-save_npy(const char *path, const float *r, const TpShape *in, int n, GError **error)
-{
-    g_autoptr(GString) out = g_string_new("\x93NUMPY\x01");
-    g_autofree char *header =
-        g_strdup_printf("{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }", n,
-                        in->dim[0], in->dim[1], in->dim[2]);
-    gsize len = strlen(header) + 1, total;
-    g_autofree char *tmp = g_strconcat(path, ".tmp", NULL);
-
-    g_string_append_c(out, '\0');
-    total = 10 + len;
-    len += (64 - total % 64) % 64;
-    g_string_append_c(out, (char)(len & 0xff));
-    g_string_append_c(out, (char)(len >> 8));
-    g_string_append(out, header);
-    while (out->len < 10 + len - 1)
-        g_string_append_c(out, ' ');
-    g_string_append_c(out, '\n');
-    g_string_append_len(out, (const char *)r, (gssize)(numel(in) * n * sizeof(float)));
-    return g_file_set_contents(path, out->str, (gssize)out->len, error);
-}
-
 /* Heatmaps for b, one PNG each and a grid; relevance.npy with --npy. */
 static gboolean
 explain_images(TpModel *model, TpLrp *lrp, Batch *b, int fixed, GError **error)
 {
     const TpShape *in = tp_model_get_shape(model, 0);
     const int H = in->dim[1], W = in->dim[2];
-    const gsize plane = (gsize)H * W, per = numel(in);
+    const gsize plane = (gsize)H * W, per = tp_cli_numel(in);
     const int zoom = MAX(1, 192 / MAX(H, W)), cols = MIN(b->n, 8);
     g_autoptr(GdkPixbuf) grid = NULL;
     g_autofree float *raw = write_npy ? g_new(float, per *(gsize)b->n) : NULL;
@@ -410,7 +324,7 @@ explain_images(TpModel *model, TpLrp *lrp, Batch *b, int fixed, GError **error)
         draw(model, map, b->x + per * i, rgb);
         pic = pixbuf_from_rgb(rgb, W, H, zoom);
         file = g_strdup_printf("%s-%s.png", (char *)b->names->pdata[i],
-                               output_name(model, k, buf, sizeof(buf)));
+                               tp_cli_output_name(model, k, buf, sizeof(buf)));
         g_strdelimit(file, " /", '_');
         path = g_build_filename(output_dir, file, NULL);
         if (!save_png(pic, path, error))
@@ -429,8 +343,9 @@ explain_images(TpModel *model, TpLrp *lrp, Batch *b, int fixed, GError **error)
     }
     if (raw != NULL) {
         g_autofree char *path = g_build_filename(output_dir, "relevance.npy", NULL);
+        const int dims[] = {b->n, in->dim[0], in->dim[1], in->dim[2]};
 
-        if (!save_npy(path, raw, in, b->n, error))
+        if (!tp_cli_write_npy(path, raw, 4, dims, error))
             return FALSE;
         printf("%s\n", path);
     }
@@ -443,7 +358,7 @@ static gboolean
 explain_filters(TpModel *model, TpLrp *lrp, Batch *b, const int *outputs, int n_classes,
                 GError **error)
 {
-    const gsize per = numel(tp_model_get_shape(model, 0));
+    const gsize per = tp_cli_numel(tp_model_get_shape(model, 0));
     const guint n_nodes = tp_model_get_n_nodes(model);
     g_autoptr(GPtrArray) sums = g_ptr_array_new_with_free_func(g_free); /* per node */
     g_autofree int *count = g_new0(int, n_classes);
@@ -497,7 +412,7 @@ explain_filters(TpModel *model, TpLrp *lrp, Batch *b, const int *outputs, int n_
             g_string_append_printf(csv, ",%d", f);
         g_string_append_c(csv, '\n');
         for (int c = 0; c < n_classes; c++) {
-            g_string_append(csv, output_name(model, outputs[c], buf, sizeof(buf)));
+            g_string_append(csv, tp_cli_output_name(model, outputs[c], buf, sizeof(buf)));
             for (int f = 0; f < F; f++) {
                 m[c * F + f] = (float)(s[(gsize)c * F + f] / MAX(count[c], 1));
                 g_string_append_printf(csv, ",%.6g", m[c * F + f]);
@@ -587,12 +502,15 @@ run(int argc, char **argv)
         g_key_file_set_string(keyfile, "backend", "plugin", backend_name);
     if (dataset_name != NULL)
         g_key_file_set_string(keyfile, "dataset", "plugin", dataset_name);
-    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error))
+    if (!tp_cli_set_pairs(keyfile, "dataset", data_pairs, &error) ||
+        !tp_cli_options_apply(keyfile, &error))
         return tp_cli_fail(error);
     backend = tp_cli_open_backend(keyfile, "the command line", &error);
     if (backend == NULL || !(model = tp_onnx_load(backend, argv[1], &error)) ||
+        !tp_normalization_apply_keys(model, keyfile, "model", "the command line", &error) ||
         !(lrp = tp_lrp_new(model, &config, &error)))
         return tp_cli_fail(error);
+    tp_cli_warn_unnormalized(model, argv[1]);
     if (class_name != NULL && (fixed = find_output(model, class_name, &error)) < 0)
         return tp_cli_fail(error);
     if (g_mkdir_with_parents(output_dir, 0755) != 0) {

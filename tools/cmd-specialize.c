@@ -18,6 +18,8 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_DATA,
     TP_CLI_OPTION_PRUNE,
     TP_CLI_OPTION_FINETUNE,
+    TP_CLI_OPTION_MEAN,
+    TP_CLI_OPTION_STD,
     TP_CLI_OPTION_CONFIG("Start from this pipeline keyfile"),
     TP_CLI_OPTION_SET,
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Write the specialized model here",

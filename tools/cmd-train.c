@@ -17,6 +17,7 @@
 #include "tp-comm.h"
 #include "tp-keyfile.h"
 #include "tp-lock.h"
+#include "tp-normalization.h"
 #include "tp-onnx.h"
 #include "tp-train.h"
 #include "tp-zoo.h"
@@ -37,6 +38,8 @@ static const GOptionEntry options[] = {
     TP_CLI_OPTION_CONFIG("Start from this training keyfile (as CONFIG.ini)"),
     TP_CLI_OPTION_SET,
     {"epochs", 'e', 0, G_OPTION_ARG_INT, &epochs, "Epochs ([train] epochs)", "N"},
+    TP_CLI_OPTION_MEAN,
+    TP_CLI_OPTION_STD,
     {"output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Write the trained model here", "FILE.onnx"},
     {"checkpoint", 0, 0, G_OPTION_ARG_FILENAME, &checkpoint,
      "Checkpoint folder (default: FILE.onnx.checkpoint)", "DIR"},
@@ -260,7 +263,7 @@ make_loader(TpDataset *dataset, TpModel *model, const TpParams *params, TpLoader
 static int
 run(int argc, char **argv)
 {
-    static const char *const model_keys[] = {"arch", "width", NULL};
+    static const char *const model_keys[] = {"arch", "width", "mean", "std", NULL};
     static const char *const output_keys[] = {"model", "checkpoint", NULL};
     GError *error = NULL;
     g_autofree char *source = NULL, *out_path = NULL, *ckpt = NULL;
@@ -329,13 +332,18 @@ run(int argc, char **argv)
         model = build_model(keyfile, source, backend, train, config.seed, &error);
         if (model == NULL)
             return tp_cli_fail(error);
-        /* Normalize with the training split's own per-channel statistics. */
-        all = make_loader(train, model, params, TP_LOADER_ALL, FALSE, &error);
-        if (all == NULL ||
-            !channel_statistics(all, train->meta.channels, train->meta.height * train->meta.width,
-                                mean, std, &error))
+        /* Normalize as [model] mean and std say, else with the training
+         * split's own per-channel statistics. */
+        if (!tp_normalization_apply_keys(model, keyfile, "model", source, &error))
             return tp_cli_fail(error);
-        tp_model_set_normalization(model, mean, std);
+        if (!g_key_file_has_key(keyfile, "model", "mean", NULL)) {
+            all = make_loader(train, model, params, TP_LOADER_ALL, FALSE, &error);
+            if (all == NULL || !channel_statistics(all, train->meta.channels,
+                                                   train->meta.height * train->meta.width, mean,
+                                                   std, &error))
+                return tp_cli_fail(error);
+            tp_model_set_normalization(model, mean, std);
+        }
         trainer = tp_trainer_new(model, &config, &error);
         if (trainer == NULL)
             return tp_cli_fail(error);
@@ -451,7 +459,8 @@ const TpCommand tp_cmd_train = {
     "Trains a zoo architecture on a dataset plugin with SGD (momentum, weight decay, step or\n"
     "cosine schedule with warm-up, label smoothing), validates after each epoch on a held-out\n"
     "share of the training data, writes the model as ONNX with its class names and input\n"
-    "normalization, and reports test accuracy. Settings come from CONFIG.ini (groups [model],\n"
+    "normalization (the training split's per-channel statistics, or --mean and --std), and\n"
+    "reports test accuracy. Settings come from CONFIG.ini (groups [model],\n"
     "[dataset], [train], [backend], [output]) and options, options winning. Every epoch\n"
     "ends in a checkpoint; Ctrl-C writes one and --resume continues to the same result.\n\n"
     "Example: taskprune train --arch lenet5 --dataset idx --epochs 1 -o lenet.onnx",

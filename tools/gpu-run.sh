@@ -95,9 +95,9 @@ for round in $(seq 1 "$rounds"); do
         timeout 60 python3 "$here/bench/gpu-peer.py" --runs "$runs" >"$out/torch-$round.json" ||
             status=1
     fi
-    timeout 60 "$here/bin/taskprune" bench "$out/vgg11.onnx" --backend cuda --train \
-        --batch 64,256 --runs "$runs" --json >"$out/taskprune-train-$round.json" || status=1
-    timeout 60 "$here/bin/taskprune" bench "$out/vgg11.onnx" --backend cuda --batch 1,256 \
+    timeout 60 "$here/bin/taskprune" bench "$out/vgg11.onnx" --backend cuda --training \
+        --batch-size 64,256 --runs "$runs" --json >"$out/taskprune-train-$round.json" || status=1
+    timeout 60 "$here/bin/taskprune" bench "$out/vgg11.onnx" --backend cuda --batch-size 1,256 \
         --runs "$runs" --json >"$out/taskprune-infer-$round.json" || status=1
     echo "  round $round of $rounds done"
 done

@@ -15,6 +15,7 @@ static const TpCommand *const commands[] = {
     &tp_cmd_run,
     &tp_cmd_train,
     &tp_cmd_eval,
+    &tp_cmd_predict,
     &tp_cmd_explain,
     &tp_cmd_report,
     &tp_cmd_info,

@@ -33,6 +33,10 @@ tp_cli_options_apply(GKeyFile *keyfile, GError **error)
 {
     const TpCliOptions *o = &tp_cli_options;
 
+    if (o->mean != NULL)
+        g_key_file_set_string(keyfile, "model", "mean", o->mean);
+    if (o->std != NULL)
+        g_key_file_set_string(keyfile, "model", "std", o->std);
     if (o->backend != NULL)
         g_key_file_set_string(keyfile, "backend", "plugin", o->backend);
     if (o->device >= 0)

@@ -13,6 +13,7 @@ typedef struct {
     char *config;                        /* -C FILE.ini */
     char **set;                          /* -s GROUP.KEY=VALUE */
     char **data, **prune, **finetune, **train; /* -D, -p, -f, -t KEY=VALUE */
+    char *mean, *std;                    /* --mean, --std LIST */
     char *backend;                       /* --backend NAME */
     int device;                          /* --device N; -1: not given */
     int threads;                         /* -j N; -1: not given */
@@ -42,6 +43,13 @@ extern TpCliOptions tp_cli_options;
 #define TP_CLI_OPTION_TRAIN \
     {"train", 't', 0, G_OPTION_ARG_STRING_ARRAY, &tp_cli_options.train, \
      "A [train] key, e.g. -t lr=0.1 (repeatable)", "KEY=VALUE"}
+#define TP_CLI_OPTION_MEAN \
+    {"mean", 0, 0, G_OPTION_ARG_STRING, &tp_cli_options.mean, \
+     "The input's per-channel mean, pixels in 0..1 ([model] mean; e.g. 0.485,0.456,0.406)", \
+     "LIST"}
+#define TP_CLI_OPTION_STD \
+    {"std", 0, 0, G_OPTION_ARG_STRING, &tp_cli_options.std, \
+     "The input's per-channel standard deviation ([model] std; e.g. 0.229,0.224,0.225)", "LIST"}
 #define TP_CLI_OPTION_BACKEND \
     {"backend", 0, 0, G_OPTION_ARG_STRING, &tp_cli_options.backend, \
      "Backend plugin ([backend] plugin; default cpu)", "NAME"}
@@ -59,9 +67,9 @@ extern TpCliOptions tp_cli_options;
     {"resume", 'r', 0, G_OPTION_ARG_NONE, &tp_cli_options.resume, help, NULL}
 /* clang-format on */
 
-/* Writes the options given into keyfile: --backend, --device and -j into
- * [backend]; -D, -p, -f, -t into their groups; then every --set, so a
- * --set wins. */
+/* Writes the options given into keyfile: --mean and --std into [model];
+ * --backend, --device and -j into [backend]; -D, -p, -f, -t into their
+ * groups; then every --set, so a --set wins. */
 gboolean tp_cli_options_apply(GKeyFile *keyfile, GError **error);
 
 #endif /* TP_CLI_OPTIONS_H */

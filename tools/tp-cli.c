@@ -11,6 +11,7 @@
 
 #include "tp-cli.h"
 #include "tp-comm.h"
+#include "tp-normalization.h"
 #include "tp-registry.h"
 
 void
@@ -170,6 +171,36 @@ tp_cli_quote(const char *arg)
     if (*arg && strspn(arg, safe) == strlen(arg))
         return g_strdup(arg);
     return g_shell_quote(arg);
+}
+
+const char *
+tp_cli_output_name(const TpModel *model, int k, char *buf, gsize size)
+{
+    const char *const *names = tp_model_get_class_names(model);
+
+    if (names != NULL && k < (int)g_strv_length((char **)names))
+        return names[k];
+    g_snprintf(buf, size, "%d", k);
+    return buf;
+}
+
+void
+tp_cli_warn_unnormalized(const TpModel *model, const char *path)
+{
+    g_autofree char *message = tp_normalization_missing_message(model, path);
+
+    if (message != NULL)
+        g_warning("%s", message);
+}
+
+gsize
+tp_cli_numel(const TpShape *shape)
+{
+    gsize n = 1;
+
+    for (int i = 0; i < shape->ndim; i++)
+        n *= (gsize)shape->dim[i];
+    return n;
 }
 
 void

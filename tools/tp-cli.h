@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "tp-backend.h"
+#include "tp-model.h"
 
 /* A subcommand: argv[0] is its name; returns the process exit status. */
 typedef struct {
@@ -23,6 +24,7 @@ extern const TpCommand tp_cmd_explain;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
 extern const TpCommand tp_cmd_report;
+extern const TpCommand tp_cmd_predict;
 extern const TpCommand tp_cmd_run;
 extern const TpCommand tp_cmd_specialize;
 extern const TpCommand tp_cmd_train;
@@ -51,6 +53,17 @@ TpBackend *tp_cli_open_backend(GKeyFile *keyfile, const char *source, GError **e
  * status of a failed command. In a job of several processes it names the
  * rank and ends the whole job (the others would wait for this one). */
 int tp_cli_fail(GError *error);
+
+/* The name of the model's output k: its class name, else k written into buf
+ * (size bytes). */
+const char *tp_cli_output_name(const TpModel *model, int k, char *buf, gsize size);
+
+/* Warns when the model (read from path) records no input normalization
+ * (tp_normalization_missing_message()). */
+void tp_cli_warn_unnormalized(const TpModel *model, const char *path);
+
+/* Values per sample of shape (the product of its dimensions). */
+gsize tp_cli_numel(const TpShape *shape);
 
 /* Appends s to out as a JSON string literal (quoted and escaped). */
 void tp_cli_json_string(GString *out, const char *s);

@@ -15,9 +15,11 @@
  *
  * with K = c / groups * kh * kw and P = out_h * out_w. 3x3 stride-1
  * convolutions with enough tiles and channels go to cpu-winograd.c instead,
- * which does a quarter of the multiplications. An eval-mode forward with
- * few output columns per chunk (batch 1 on small maps) multiplies the
- * weights packed once (cpu-packed.h) instead of calling sgemm. The gathered
+ * which does a quarter of the multiplications, and depthwise convolutions
+ * (groups = channels) to the direct kernels of cpu-depthwise.c. An
+ * eval-mode forward with few output columns per chunk (batch 1 on small
+ * maps) multiplies the weights packed once (cpu-packed.h) instead of
+ * calling sgemm. The gathered
  * [out_c, nb*P] layout differs from NCHW only when nb > 1; a chunk of one
  * sample reads and writes y / dy in place.
  *
@@ -39,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu-depthwise.h"
 #include "cpu-kernels.h"
 #include "cpu-packed.h"
 #include "cpu-parallel.h"
@@ -618,6 +621,8 @@ convolve(CpuBackend *cpu, const TpConvGeometry *g, const float *x, const float *
 {
     const float *rest;
 
+    if (cpu_depthwise_fits(g)) /* no prepared form: groups > 1 */
+        return cpu_depthwise_forward(cpu, g, x, weights, bias, relu, y, error);
     if (prepared == NULL)
         return cpu_winograd_suits(g)
                    ? cpu_winograd_forward(cpu, g, x, weights, NULL, bias, relu, y, error)
@@ -667,6 +672,8 @@ cpu_conv2d_backward_data(gpointer self, const TpConvGeometry *g, const float *dy
         memset(dx, 0, (gsize)g->n * g->c * g->h * g->w * sizeof(float));
         return TRUE;
     }
+    if (cpu_depthwise_fits(g))
+        return cpu_depthwise_backward_data(cpu, g, dy, weights, dx, error);
     if (cpu_winograd_suits(g))
         return cpu_winograd_backward_data(cpu, g, dy, weights, dx, error);
     nb = conv_chunk(g);
@@ -706,6 +713,8 @@ cpu_conv2d_backward_filter(gpointer self, const TpConvGeometry *g, const float *
         memset(dweights, 0, (gsize)g->out_c * (g->c / g->groups) * g->kh * g->kw * sizeof(float));
         return TRUE;
     }
+    if (cpu_depthwise_fits(g))
+        return cpu_depthwise_backward_filter(cpu, g, x, dy, dweights, error);
     if (cpu_winograd_suits(g))
         return cpu_winograd_backward_filter(cpu, g, x, dy, dweights, error);
     nb = conv_chunk(g);

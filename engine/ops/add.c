@@ -1,6 +1,11 @@
-/* add.c — Add (ONNX, no broadcasting): y = a + b for two values of identical
- * shape (a residual connection). backward: da = dy, db = dy.
- * No attributes, no parameters.
+/* add.c — Add (ONNX): y = a + b, a residual connection of two values of one
+ * shape on the backend's add, or with NumPy broadcasting and a constant
+ * operand on the binary family as the other elementwise ops (binary.c has
+ * the shapes, the constant and the channels). backward: da = dy, db = dy,
+ * summed over broadcast axes. No attributes; parameter 0: the constant.
+ *
+ * LRP: ε-proportional over the two summed values (tp-lrp.c); an Add that
+ * broadcasts or adds a constant has no rule there.
  */
 #include "config.h"
 
@@ -9,30 +14,19 @@
 #include "tp-onnx.h"
 #include "tp-op.h"
 
+/* Two values of one shape: the plain residual Add. */
 static gboolean
-add_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GError **error)
+is_plain(const TpNode *node, TpTensor *const *inputs)
 {
-    const TpShape *a = inputs[0], *b = inputs[1];
-
-    memset(&node->attrs, 0, sizeof node->attrs);
-    if (a->ndim != b->ndim || memcmp(a->dim, b->dim, sizeof a->dim[0] * (gsize)a->ndim) != 0) {
-        g_autofree char *sa = tp_shape_to_string(a);
-        g_autofree char *sb = tp_shape_to_string(b);
-
-        tp_op_set_error(error, node,
-                        "inputs have different shapes, %s (value %d) and %s (value %d); Add "
-                        "does not broadcast",
-                        sa, node->inputs[0], sb, node->inputs[1]);
-        return FALSE;
-    }
-    sig->output = *a;
-    return TRUE;
+    return !node->attrs.binary.constant && inputs[0]->numel == inputs[1]->numel;
 }
 
 static gboolean
 add_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
             TpMode mode, TpOpState *state, GError **error)
 {
+    if (!is_plain(node, inputs))
+        return tp_binary_forward(node, TP_BINARY_ADD, backend, inputs, output, error);
     return backend->vt.add(backend->self, output->numel, inputs[0]->data, inputs[1]->data,
                            output->data, error);
 }
@@ -42,6 +36,8 @@ add_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
              const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
              TpOpState *state, GError **error)
 {
+    if (!is_plain(node, inputs))
+        return tp_binary_backward(node, TP_BINARY_ADD, backend, inputs, doutput, dinputs, error);
     for (int i = 0; i < 2; i++) {
         if (dinputs[i] != NULL && !backend->vt.copy(backend->self, dinputs[i]->data, doutput->data,
                                                     doutput->numel, error))
@@ -50,46 +46,28 @@ add_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
     return TRUE;
 }
 
-/* Channel c of both inputs is channel c of the sum. */
-static void
-add_channels(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
-{
-    out_rule->kind = TP_CHANNELS_JOIN;
-}
-
-/* ONNX: two activations (a constant operand is only a MatMul's bias, which
- * the MatMul import takes). */
+/* ONNX: as the other binary ops (a MatMul's bias Add is taken by the MatMul
+ * import before). */
 static gboolean
 add_import(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs, const float **params, GError **error)
 {
-    static const char *const known[] = {NULL};
-
-    if (!tp_onnx_reader_attrs(r, known, error))
-        return FALSE;
-    for (int i = 0; i < 2; i++) {
-        if (tp_onnx_reader_constant(r, i) != NULL)
-            return tp_onnx_reader_error(r, error, TP_ONNX_ERROR_UNSUPPORTED,
-                                        "adding the constant '%s' is only supported as the bias "
-                                        "of a MatMul",
-                                        tp_onnx_reader_input_name(r, i));
-        if (!tp_onnx_reader_value(r, i, &inputs[i], error))
-            return FALSE;
-    }
-    return TRUE;
+    return tp_binary_import(r, TRUE, attrs, inputs, params, error);
 }
 
 const TpOpClass tp_op_add = {
     /* .name = */ "Add",
     /* .n_inputs = */ 2,
-    /* .check = */ add_check,
+    /* .check = */ tp_binary_check,
     /* .forward = */ add_forward,
     /* .backward = */ add_backward,
     /* .macs = */ NULL,
     /* .import = */ add_import,
-    /* .param_names = */ {NULL},
+    /* .param_names = */ {"constant"},
     /* .export = */ NULL,
-    /* .channels = */ add_channels,
-    /* .cut = */ NULL,
+    /* .channels = */ tp_binary_channels,
+    /* .cut = */ tp_binary_cut,
     /* .lrp_rule = */ TP_OP_LRP_SUM,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ tp_binary_n_values,
+    /* .export_opset = */ 0,
 };

@@ -391,4 +391,6 @@ const TpOpClass tp_op_batch_norm = {
     /* .cut = */ batch_norm_cut,
     /* .lrp_rule = */ TP_OP_LRP_NONE, /* folded into its Conv first (tp-lrp.c) */
     /* .sign = */ TP_OP_SIGN_ANY,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

@@ -575,4 +575,6 @@ const TpOpClass tp_op_conv = {
     /* .cut = */ conv_cut,
     /* .lrp_rule = */ TP_OP_LRP_CONV,
     /* .sign = */ TP_OP_SIGN_ANY,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

@@ -102,4 +102,6 @@ const TpOpClass tp_op_dropout = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_PASS,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

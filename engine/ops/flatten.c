@@ -93,4 +93,6 @@ const TpOpClass tp_op_flatten = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_PASS,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

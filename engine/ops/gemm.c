@@ -192,4 +192,6 @@ const TpOpClass tp_op_gemm = {
     /* .cut = */ gemm_cut,
     /* .lrp_rule = */ TP_OP_LRP_DENSE,
     /* .sign = */ TP_OP_SIGN_ANY,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

@@ -286,6 +286,8 @@ const TpOpClass tp_op_max_pool = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_WINNER,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };
 
 const TpOpClass tp_op_average_pool = {
@@ -302,6 +304,8 @@ const TpOpClass tp_op_average_pool = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };
 
 const TpOpClass tp_op_global_average_pool = {
@@ -318,4 +322,6 @@ const TpOpClass tp_op_global_average_pool = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_AVERAGE,
     /* .sign = */ TP_OP_SIGN_INPUTS,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

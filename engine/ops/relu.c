@@ -57,4 +57,6 @@ const TpOpClass tp_op_relu = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_PASS,
     /* .sign = */ TP_OP_SIGN_NONNEG,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

@@ -93,4 +93,6 @@ const TpOpClass tp_op_softmax = {
     /* .cut = */ NULL,
     /* .lrp_rule = */ TP_OP_LRP_NONE, /* only a final Softmax, which LRP skips */
     /* .sign = */ TP_OP_SIGN_NONNEG,
+    /* .n_values = */ NULL,
+    /* .export_opset = */ 0,
 };

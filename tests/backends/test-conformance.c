@@ -453,6 +453,20 @@ static const ConvCase conv_cases[] = {
        1,  64,    7,    7,  40,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1,  TRUE },
     { "VGG-like 3x3 pad 1 at batch 64 (cpu Winograd), n64 c64->128 3x3",
       64,  64,    3,    3, 128,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   1, FALSE },
+    { "depthwise 3x3 pad 1 (cpu direct: partial vectors), n2 c5 groups 5 13x11",
+       2,   5,   13,   11,   5,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,   5,  TRUE },
+    { "depthwise 3x3 stride 2 pad 1 on odd sizes, n3 c7 groups 7 15x17",
+       3,   7,   15,   17,   7,  3,  3,  2,  2,  1,  1,  1,  1,  1,  1,   7, FALSE },
+    { "depthwise 3x3 stride 2 pads 0,0,1,1 ('same' from TensorFlow), n1 c4 groups 4 16x16",
+       1,   4,   16,   16,   4,  3,  3,  2,  2,  0,  0,  1,  1,  1,  1,   4,  TRUE },
+    { "depthwise 5x5 stride 1 pad 2 (rows of several vectors), n1 c3 groups 3 9x37",
+       1,   3,    9,   37,   3,  5,  5,  1,  1,  2,  2,  2,  2,  1,  1,   3,  TRUE },
+    { "depthwise 5x5 stride 2 pad 2, n2 c6 groups 6 17x13",
+       2,   6,   17,   13,   6,  5,  5,  2,  2,  2,  2,  2,  2,  1,  1,   6,  TRUE },
+    { "depthwise 3x3 stride 2x1 dilation 2x1 pads 2,1,1,0, multiplier 3, n2 c3->9 11x10",
+       2,   3,   11,   10,   9,  3,  3,  2,  1,  2,  1,  1,  0,  2,  1,   3,  TRUE },
+    { "depthwise 3x3 pad 1 on many planes (cpu: threads split planes), n4 c32 groups 32 28x28",
+       4,  32,   28,   28,  32,  3,  3,  1,  1,  1,  1,  1,  1,  1,  1,  32, FALSE },
 };
 /* clang-format on */
 
@@ -582,6 +596,91 @@ START_TEST(test_conv2d)
         g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
         check_conv(rig, &conv_cases[_i]);
     }
+}
+END_TEST
+
+/* sum_i r[i] y[i] in double for y = conv2d_forward(x, w) on rig (bias none). */
+static double
+conv_loss(Rig *rig, const ConvCase *cc, const TpConvGeometry *g, const float *x, gsize nx,
+          const float *w, gsize nw, const float *r, gsize ny)
+{
+    float *x_mem = rig_upload(rig, x, nx);
+    float *w_mem = rig_upload(rig, w, nw);
+    float *y_mem = rig_output(rig, ny);
+    g_autofree float *y = NULL;
+    double loss = 0.0;
+
+    CALL(rig, conv2d_forward, cc->name, g, x_mem, w_mem, NULL, y_mem);
+    y = rig_fetch(rig, y_mem, ny);
+    for (gsize i = 0; i < ny; i++)
+        loss += (double)r[i] * y[i];
+    return loss;
+}
+
+/* The grouped and depthwise cases' gradients against central differences
+ * of the backend's own forward: with L = sum r .* conv(x, w), dL/dx is
+ * conv2d_backward_data(r) and dL/dw conv2d_backward_filter(x, r). L is
+ * linear in each, so the differences are exact but for rounding; a few
+ * elements of each, the last among them. */
+static void
+check_conv_differences(const ConvCase *cc)
+{
+    const TpConvGeometry g = conv_geometry(cc);
+    const gsize nx = (gsize)g.n * g.c * g.h * g.w;
+    const gsize ny = (gsize)g.n * g.out_c * g.out_h * g.out_w;
+    const gsize nw = (gsize)g.out_c * (g.c / g.groups) * g.kh * g.kw;
+    const float step = 0.25f;
+    g_autoptr(GPtrArray) names = tp_test_backend_names();
+    g_autofree float *x = random_floats(nx, -1.0f, 1.0f, 21);
+    g_autofree float *w = random_floats(nw, -1.0f, 1.0f, 22);
+    g_autofree float *r = random_floats(ny, -1.0f, 1.0f, 23);
+
+    for (guint b = 0; b < names->len; b++) {
+        g_autoptr(Rig) rig = rig_open(g_ptr_array_index(names, b));
+        float *x_mem = rig_upload(rig, x, nx);
+        float *w_mem = rig_upload(rig, w, nw);
+        float *r_mem = rig_upload(rig, r, ny);
+        float *dx_mem = rig_output(rig, nx);
+        float *dw_mem = rig_output(rig, nw);
+        g_autofree float *dx = NULL, *dw = NULL;
+
+        CALL(rig, conv2d_backward_data, cc->name, &g, r_mem, w_mem, dx_mem);
+        CALL(rig, conv2d_backward_filter, cc->name, &g, x_mem, r_mem, dw_mem, NULL);
+        dx = rig_fetch(rig, dx_mem, nx);
+        dw = rig_fetch(rig, dw_mem, nw);
+        for (int which = 0; which < 2; which++) {
+            float *v = which == 0 ? x : w;
+            const float *grad = which == 0 ? dx : dw;
+            gsize n = which == 0 ? nx : nw;
+
+            for (gsize k = 0; k < 6; k++) {
+                gsize i = k == 5 ? n - 1 : (k * 7919 + 13) % n;
+                float keep = v[i];
+                double plus, minus, fd;
+
+                v[i] = keep + step;
+                plus = conv_loss(rig, cc, &g, x, nx, w, nw, r, ny);
+                v[i] = keep - step;
+                minus = conv_loss(rig, cc, &g, x, nx, w, nw, r, ny);
+                v[i] = keep;
+                fd = (plus - minus) / (2.0 * step);
+                ck_assert_msg(fabs(grad[i] - fd) <= tolerances[TOL_FINITE_DIFF].atol +
+                                                         tolerances[TOL_FINITE_DIFF].rtol *
+                                                             fabs(fd),
+                              "backend %s, case \"%s\": %s[%" G_GSIZE_FORMAT
+                              "] = %.9g, central difference %.9g",
+                              rig->name, cc->name, which == 0 ? "dx" : "dweights", i, grad[i],
+                              fd);
+            }
+        }
+    }
+}
+
+START_TEST(test_conv2d_finite_differences)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(conv_cases); i++)
+        if (conv_cases[i].groups > 1)
+            check_conv_differences(&conv_cases[i]);
 }
 END_TEST
 
@@ -2073,6 +2172,7 @@ conformance_suite(void)
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_conv2d, 0, G_N_ELEMENTS(conv_cases));
     tcase_add_test(tc, test_conv2d_one_backend);
+    tcase_add_test(tc, test_conv2d_finite_differences);
     suite_add_tcase(suite, tc);
 
     tc = tcase_create("dense");

@@ -77,6 +77,10 @@ static const struct {
     {"torch-flatten-fixed", 2, 4},
     {"torch-arith-dynamic", 2, 4},
     {"torch-arith-fixed", 2, 4},
+    /* Pointwise, broadcasting and reduction ops (make-act-models.py). */
+    {"torch-mobile", 2, 16},
+    {"torch-mobile-14", 2, 15},
+    {"torch-gelu", 2, 24},
 };
 
 /* Each exported model, on every backend, gives PyTorch's outputs to 1e-4. */
@@ -501,16 +505,16 @@ typedef void (*Breakage)(Onnx__ModelProto *proto, GPtrArray *arena);
 static void
 break_op(Onnx__ModelProto *proto, GPtrArray *arena)
 {
-    proto->graph->node[2]->op_type = (char *)"Sigmoid";
+    proto->graph->node[2]->op_type = (char *)"Hardmax";
 }
 
 /* Three unsupported nodes of two types: one message lists both. */
 static void
 break_ops(Onnx__ModelProto *proto, GPtrArray *arena)
 {
-    proto->graph->node[2]->op_type = (char *)"Sigmoid";
-    proto->graph->node[4]->op_type = (char *)"HardSwish";
-    proto->graph->node[5]->op_type = (char *)"Sigmoid";
+    proto->graph->node[2]->op_type = (char *)"Hardmax";
+    proto->graph->node[4]->op_type = (char *)"Einsum";
+    proto->graph->node[5]->op_type = (char *)"Hardmax";
 }
 
 static void
@@ -626,11 +630,11 @@ static const struct {
     const char *expect[3];
     int code;
 } breakages[] = {
-    {break_op, {"Sigmoid node 'relu1'", "not supported"}, TP_ONNX_ERROR_UNSUPPORTED},
+    {break_op, {"Hardmax node 'relu1'", "not supported"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_ops,
      {"3 nodes of 2 op types are not supported",
-      "Sigmoid (2 nodes; first: Sigmoid node 'relu1')",
-      "HardSwish (1 node; first: HardSwish node 'maxpool')"},
+      "Hardmax (2 nodes; first: Hardmax node 'relu1')",
+      "Einsum (1 node; first: Einsum node 'maxpool')"},
      TP_ONNX_ERROR_UNSUPPORTED},
     {break_dynamic, {"dimension 2 is dynamic ('height')"}, TP_ONNX_ERROR_UNSUPPORTED},
     {break_weight_shape,

@@ -42,6 +42,8 @@ typedef enum {
     FEED_FLATTEN,        /* op(Flatten(input)): ops that need a 1-D input */
     FEED_INPUT_TWICE,    /* Add(input, input) */
     FEED_INPUT_AND_RELU, /* Add(input, Relu(input)) */
+    FEED_INPUT_AND_POOL, /* op(input, GlobalAveragePool(input)): broadcast [C, 1, 1] */
+    FEED_POOL_AND_INPUT, /* op(GlobalAveragePool(input), input) */
 } Feed;
 
 /* How the input is drawn. */
@@ -49,6 +51,7 @@ typedef enum {
     DRAW_UNIFORM,        /* uniform in [-2, 2) */
     DRAW_AWAY_FROM_ZERO, /* ±[0.1, 1): ReLU's kink is out of reach of ±h */
     DRAW_DISTINCT,       /* a permutation of values 0.05 apart: no MaxPool ties */
+    DRAW_POSITIVE,       /* uniform in [0.5, 2): Sqrt's domain, a divisor */
 } Draw;
 
 typedef struct {
@@ -66,6 +69,12 @@ typedef struct {
 /* clang-format off */
 #define CONV(...) .op = TP_OP_CONV, .attrs.conv = { __VA_ARGS__ }
 #define POOL(kind, ...) .op = kind, .attrs.pool = { __VA_ARGS__ }
+#define UNARY(kind, ...) .op = kind, .attrs.unary = { __VA_ARGS__ }
+/* A binary op with a constant second operand of per-sample shape (d0, d1, d2). */
+#define CONSTANT(kind, d0, d1, d2) .op = kind, \
+    .attrs.binary = { .constant = TRUE, .const_shape = { 3, { d0, d1, d2 } } }
+#define REDUCE(axes_, squeeze_) .op = TP_OP_REDUCE_MEAN, \
+    .attrs.reduce = { .axes = axes_, .squeeze = squeeze_ }
 
 static const OpCase cases[] = {
     /* Conv */
@@ -186,6 +195,58 @@ static const OpCase cases[] = {
     { "flatten", .op = TP_OP_FLATTEN, .c = 3, .h = 4, .w = 5, .batch = 2, .mode = TP_MODE_EVAL },
     { "relu", .op = TP_OP_RELU, .c = 3, .h = 5, .w = 7, .batch = 2, .mode = TP_MODE_TRAIN,
       .draw = DRAW_AWAY_FROM_ZERO },
+
+    /* Pointwise (unary.c); bounds and kinks away from the finite differences' reach. */
+    { "clip (relu6 shape)", UNARY(TP_OP_CLIP, .lo = -0.55f, .hi = 0.65f), 3, 5, 7, 2,
+      TP_MODE_TRAIN },
+    { "clip, no upper bound", UNARY(TP_OP_CLIP, .lo = 0.33f, .hi = INFINITY), 3, 4, 5, 2,
+      TP_MODE_EVAL },
+    { "sigmoid", .op = TP_OP_SIGMOID, .c = 3, .h = 5, .w = 7, .batch = 2, .mode = TP_MODE_TRAIN },
+    { "hard sigmoid (PyTorch's alpha 1/6)", UNARY(TP_OP_HARD_SIGMOID, .alpha = 1.0f / 6.0f,
+      .beta = 0.5f), 3, 5, 7, 2, TP_MODE_TRAIN },
+    { "hard sigmoid (ONNX default)", UNARY(TP_OP_HARD_SIGMOID, .alpha = 0.2f, .beta = 0.5f),
+      10, 1, 1, 3, TP_MODE_EVAL, FEED_FLATTEN },
+    { "hard swish", .op = TP_OP_HARD_SWISH, .c = 3, .h = 5, .w = 7, .batch = 2,
+      .mode = TP_MODE_TRAIN },
+    { "leaky relu 0.1", UNARY(TP_OP_LEAKY_RELU, .alpha = 0.1f), 3, 5, 7, 2, TP_MODE_TRAIN,
+      FEED_INPUT, DRAW_AWAY_FROM_ZERO },
+    { "tanh", .op = TP_OP_TANH, .c = 3, .h = 5, .w = 7, .batch = 2, .mode = TP_MODE_TRAIN },
+    { "erf", .op = TP_OP_ERF, .c = 3, .h = 5, .w = 7, .batch = 2, .mode = TP_MODE_TRAIN },
+    { "sqrt", .op = TP_OP_SQRT, .c = 3, .h = 5, .w = 7, .batch = 2, .mode = TP_MODE_TRAIN,
+      .draw = DRAW_POSITIVE },
+    { "pow 2", UNARY(TP_OP_POW, .alpha = 2.0f), 3, 5, 7, 2, TP_MODE_TRAIN },
+    { "pow 0.5", UNARY(TP_OP_POW, .alpha = 0.5f), 3, 4, 5, 2, TP_MODE_TRAIN, FEED_INPUT,
+      DRAW_POSITIVE },
+
+    /* Binary, broadcasting (binary.c, add.c). */
+    { "mul by a channel gate (SE)", .op = TP_OP_MUL, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_INPUT_AND_POOL },
+    { "mul x * x", .op = TP_OP_MUL, .c = 3, .h = 4, .w = 5, .batch = 2, .mode = TP_MODE_TRAIN,
+      .feed = FEED_INPUT_TWICE },
+    { "mul by a constant [C, 1, 1] (layer scale)", CONSTANT(TP_OP_MUL, 4, 1, 1), 4, 5, 6, 2,
+      TP_MODE_TRAIN },
+    { "mul by a constant [1, 1, W]", CONSTANT(TP_OP_MUL, 1, 1, 6), 4, 5, 6, 2, TP_MODE_EVAL },
+    { "sub the channel mean", .op = TP_OP_SUB, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_INPUT_AND_POOL },
+    { "sub from the channel mean", .op = TP_OP_SUB, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_POOL_AND_INPUT },
+    { "sub a constant mean [C, 1, 1]", CONSTANT(TP_OP_SUB, 3, 1, 1), 3, 5, 6, 2,
+      TP_MODE_TRAIN },
+    { "div by the channel mean", .op = TP_OP_DIV, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_INPUT_AND_POOL, .draw = DRAW_POSITIVE },
+    { "div the channel mean", .op = TP_OP_DIV, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_POOL_AND_INPUT, .draw = DRAW_POSITIVE },
+    { "div by a constant scalar", CONSTANT(TP_OP_DIV, 1, 1, 1), 3, 4, 5, 2, TP_MODE_TRAIN },
+    { "add the channel mean", .op = TP_OP_ADD, .c = 4, .h = 5, .w = 6, .batch = 2,
+      .mode = TP_MODE_TRAIN, .feed = FEED_INPUT_AND_POOL },
+    { "add a constant [C, H, W]", CONSTANT(TP_OP_ADD, 3, 4, 5), 3, 4, 5, 2, TP_MODE_TRAIN },
+
+    /* ReduceMean (reduce-mean.c): axes are per-sample bits. */
+    { "reduce mean over H, W, keepdims", REDUCE(0x6, FALSE), 4, 5, 6, 2, TP_MODE_TRAIN },
+    { "reduce mean over H, W (x.mean([2, 3]))", REDUCE(0x6, TRUE), 4, 5, 6, 2, TP_MODE_TRAIN },
+    { "reduce mean over C", REDUCE(0x1, FALSE), 4, 5, 6, 2, TP_MODE_TRAIN },
+    { "reduce mean over W (a LayerNorm's)", REDUCE(0x4, FALSE), 4, 5, 6, 3, TP_MODE_TRAIN },
+    { "reduce mean of features", REDUCE(0x1, FALSE), 6, 2, 1, 2, TP_MODE_EVAL, FEED_FLATTEN },
 };
 /* clang-format on */
 
@@ -248,6 +309,18 @@ expected_shape(const OpCase *cs)
     case TP_OP_FLATTEN:
         s = (TpShape){1, {cs->c * cs->h * cs->w}};
         break;
+    case TP_OP_REDUCE_MEAN: {
+        TpShape in = cs->feed == FEED_FLATTEN ? (TpShape){1, {cs->c * cs->h * cs->w}} : s;
+
+        s.ndim = 0;
+        for (int d = 0; d < in.ndim; d++) {
+            if (!(cs->attrs.reduce.axes & (1u << d)))
+                s.dim[s.ndim++] = in.dim[d];
+            else if (!cs->attrs.reduce.squeeze)
+                s.dim[s.ndim++] = 1;
+        }
+        break;
+    }
     default:
         if (cs->feed == FEED_FLATTEN)
             s = (TpShape){1, {cs->c * cs->h * cs->w}};
@@ -350,11 +423,13 @@ fixture_init(Fixture *f, int index)
         v = tp_model_add(f->model, TP_OP_FLATTEN, "feed", &v, NULL, &error);
     else if (cs->feed == FEED_INPUT_AND_RELU)
         v = tp_model_add(f->model, TP_OP_RELU, "feed", &v, NULL, &error);
+    else if (cs->feed == FEED_INPUT_AND_POOL || cs->feed == FEED_POOL_AND_INPUT)
+        v = tp_model_add(f->model, TP_OP_GLOBAL_AVERAGE_POOL, "feed", &v, NULL, &error);
     ck_assert_msg(v >= 0, "%s", error ? error->message : "");
     f->op_node = (guint)v; /* after the feed node, if there is one */
 
-    in[0] = cs->feed == FEED_INPUT_AND_RELU ? 0 : v;
-    in[1] = v;
+    in[0] = cs->feed == FEED_INPUT_AND_RELU || cs->feed == FEED_INPUT_AND_POOL ? 0 : v;
+    in[1] = cs->feed == FEED_POOL_AND_INPUT ? 0 : v;
     f->out = tp_model_add(f->model, cs->op, "op", in, &cs->attrs, &error);
     ck_assert_msg(f->out >= 0, "%s: %s", cs->label, error ? error->message : "");
 
@@ -387,6 +462,9 @@ draw_input(Fixture *f)
         for (gsize i = 0; i < f->n_in; i++)
             f->x[i] =
                 (float)(g_rand_double_range(rand, 0.1, 1.0) * (g_rand_boolean(rand) ? 1.0 : -1.0));
+        break;
+    case DRAW_POSITIVE:
+        tp_test_fill_uniform(f->x, f->n_in, 0.5f, 2.0f, f->seed + 1);
         break;
     case DRAW_DISTINCT:
         for (gsize i = 0; i < f->n_in; i++)
@@ -422,8 +500,8 @@ init_params(Fixture *f)
         } else if (node->op == TP_OP_BATCH_NORM && p == 0) {
             lo = 0.5f;
             hi = 1.5f;
-        } else if (node->op == TP_OP_BATCH_NORM && p == 3) {
-            lo = 0.5f;
+        } else if ((node->op == TP_OP_BATCH_NORM && p == 3) || node->op == TP_OP_DIV) {
+            lo = 0.5f; /* a variance, a divisor */
             hi = 2.0f;
         }
         tp_test_fill_uniform(host, t->numel, lo, hi, f->seed + 10 + (guint32)p);
@@ -460,6 +538,75 @@ objective(Fixture *f)
 }
 
 /* ------------------------------------------------------------ forward */
+
+/* The function a pointwise op computes (tp-backend.h has the formulas). */
+static TpUnaryFunction
+unary_function(TpOpType op)
+{
+    switch (op) {
+    case TP_OP_CLIP:
+        return TP_UNARY_CLIP;
+    case TP_OP_SIGMOID:
+        return TP_UNARY_SIGMOID;
+    case TP_OP_HARD_SIGMOID:
+        return TP_UNARY_HARD_SIGMOID;
+    case TP_OP_HARD_SWISH:
+        return TP_UNARY_HARD_SWISH;
+    case TP_OP_LEAKY_RELU:
+        return TP_UNARY_LEAKY_RELU;
+    case TP_OP_TANH:
+        return TP_UNARY_TANH;
+    case TP_OP_ERF:
+        return TP_UNARY_ERF;
+    case TP_OP_SQRT:
+        return TP_UNARY_SQRT;
+    case TP_OP_POW:
+        return TP_UNARY_POW;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+/* y = a op b for a binary case: the operands as its feed says, each
+ * [batch, c, h, w] or [batch, c, 1, 1] (the pooled input), or the constant
+ * parameter p[0] ([1, its shape]). */
+static gboolean
+reference_binary(const Fixture *f, float *const *p, float *y)
+{
+    const OpCase *cs = f->cs;
+    const TpBinaryAttrs *attrs = &cs->attrs.binary;
+    TpBinaryOp op = cs->op == TP_OP_ADD   ? TP_BINARY_ADD
+                    : cs->op == TP_OP_SUB ? TP_BINARY_SUB
+                    : cs->op == TP_OP_MUL ? TP_BINARY_MUL
+                                          : TP_BINARY_DIV;
+    TpBroadcastGeometry g = {4, {cs->batch, cs->c, cs->h, cs->w}, {cs->batch, cs->c, cs->h, cs->w},
+                             {cs->batch, cs->c, cs->h, cs->w}};
+    g_autofree float *pooled = g_new0(float, (gsize)cs->batch * cs->c);
+    const float *a = f->x, *b = f->x;
+    gsize hw = (gsize)cs->h * cs->w;
+
+    for (gsize i = 0; i < (gsize)cs->batch * cs->c; i++) {
+        double sum = 0.0;
+
+        for (gsize k = 0; k < hw; k++)
+            sum += f->x[i * hw + k];
+        pooled[i] = (float)(sum / (double)hw);
+    }
+    if (attrs->constant) {
+        b = p[0];
+        g.b[0] = 1;
+        for (int d = 0; d < 3; d++)
+            g.b[d + 1] = attrs->const_shape.dim[d];
+    } else if (cs->feed == FEED_INPUT_AND_POOL) {
+        b = pooled;
+        g.b[2] = g.b[3] = 1;
+    } else if (cs->feed == FEED_POOL_AND_INPUT) {
+        a = pooled;
+        g.a[2] = g.a[3] = 1;
+    }
+    ref_binary_forward(op, &g, a, b, y);
+    return TRUE;
+}
 
 /* The reference output into y (and BatchNorm's updated running statistics
  * into rm, rv, which hold the old ones). FALSE when the op has no exact
@@ -516,14 +663,45 @@ reference_forward(const Fixture *f, float *const *p, float *rm, float *rv, float
         ref_softmax_forward(cs->batch, cs->c * cs->h * cs->w, a, y);
         return TRUE;
     case TP_OP_ADD:
-        if (cs->feed == FEED_INPUT_AND_RELU) {
-            relu_x = g_new(float, n_in);
-            ref_relu_forward(n_in, a, relu_x);
-            ref_add(n_in, a, relu_x, y);
-        } else {
-            ref_add(n_in, a, a, y);
-        }
+        if (cs->feed != FEED_INPUT_AND_RELU)
+            return reference_binary(f, p, y);
+        relu_x = g_new(float, n_in);
+        ref_relu_forward(n_in, a, relu_x);
+        ref_add(n_in, a, relu_x, y);
         return TRUE;
+    case TP_OP_MUL:
+    case TP_OP_SUB:
+    case TP_OP_DIV:
+        return reference_binary(f, p, y);
+    case TP_OP_CLIP:
+    case TP_OP_SIGMOID:
+    case TP_OP_HARD_SIGMOID:
+    case TP_OP_HARD_SWISH:
+    case TP_OP_LEAKY_RELU:
+    case TP_OP_TANH:
+    case TP_OP_ERF:
+    case TP_OP_SQRT:
+    case TP_OP_POW: {
+        const TpUnaryAttrs *u = &cs->attrs.unary;
+        TpUnaryOp op = {unary_function(cs->op), u->alpha, u->beta, u->lo, u->hi};
+
+        ref_unary_forward(&op, n_in, a, y);
+        return TRUE;
+    }
+    case TP_OP_REDUCE_MEAN: {
+        TpShape out = expected_shape(cs);
+        TpReduceGeometry g = {4, {cs->batch, cs->c, cs->h, cs->w}, {cs->batch, 1, 1, 1}};
+
+        if (cs->feed == FEED_FLATTEN)
+            g = (TpReduceGeometry){2, {cs->batch, cs->c * cs->h * cs->w}, {cs->batch, 1}};
+        /* keepdims' layout: reduced axes 1, the others as in x */
+        for (int d = 1; d < g.ndim; d++)
+            g.y[d] = cs->attrs.reduce.axes & (1u << (d - 1)) ? 1 : g.x[d];
+        g_assert(shape_numel(&out) * (gsize)cs->batch ==
+                 (gsize)g.y[0] * g.y[1] * (g.ndim > 2 ? (gsize)g.y[2] * g.y[3] : 1));
+        ref_reduce_forward(TP_REDUCE_MEAN, &g, a, y);
+        return TRUE;
+    }
     case TP_OP_FLATTEN:
         memcpy(y, a, n_in * sizeof(float));
         return TRUE;

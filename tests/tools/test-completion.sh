@@ -11,7 +11,7 @@ if ! command -v bash >/dev/null; then
 fi
 script="$TP_SOURCE_DIR/tools/bash-completion/taskprune"
 mkdir "$dir/work" "$dir/work/sub"
-touch "$dir/work/a.ini" "$dir/work/b.onnx" "$dir/work/c.txt"
+touch "$dir/work/a.ini" "$dir/work/b.onnx" "$dir/work/c.txt" "$dir/work/d.npy"
 
 # complete WANT WORD...: completes the last WORD after `taskprune WORD...`;
 # WANT is the sorted, space-separated list of candidates.
@@ -38,7 +38,7 @@ backends=$("$TASKPRUNE" plugins | awk '/^backend plugins:/ { f = 1; next } /^$/ 
 backends=${backends% }
 
 complete_is "specialize"                                       sp
-complete_is "--help --version bench compare eval explain help info plugins report run specialize train zoo" ""
+complete_is "--help --version bench compare eval explain help info plugins predict report run specialize train zoo" ""
 complete_is "--version"                                        --v
 complete_is "--criterion="                                     specialize --cr
 complete_is "lrp magnitude random taylor"                      specialize --criterion ""
@@ -55,6 +55,7 @@ complete_is "a.ini sub"                                        run ""
 complete_is "b.onnx sub"                                       info ""
 complete_is "a.ini sub"                                        specialize --config ""
 complete_is "b.onnx sub"                                       train -o ""
+complete_is "d.npy sub"                                        predict -o ""
 complete_is "sub"                                              plugins --plugin-path ""
 complete_is "specialize"                                       help spe
 complete_is ""                                                 help run ""
