@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get install -y --no-install-recommends \
     build-essential autoconf automake libtool pkgconf \
-    libglib2.0-dev libopenblas-dev check \
+    libglib2.0-dev libjson-glib-dev libopenblas-dev check \
     protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata \
     libgdk-pixbuf-2.0-dev dataset-fashion-mnist \
     libopenmpi-dev openmpi-bin \

@@ -9,6 +9,7 @@
 #include "tp-onnx.h"
 #include "tp-paths.h"
 #include "tp-pipeline-private.h"
+#include "tp-rows.h"
 #include "tp-settings.h"
 
 gboolean
@@ -19,7 +20,6 @@ tp_pipeline_save_checkpoint(TpPipelineRun *r, guint step, GError **error)
     g_autofree char *name = g_strdup_printf("step-%u.onnx", step);
     g_autofree char *path = g_build_filename(p->checkpoint, name, NULL);
     g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
-    char buf[G_ASCII_DTOSTR_BUF_SIZE];
 
     if (tp_comm_rank() != 0) /* rank 0 writes for every rank */
         return TRUE;
@@ -33,24 +33,10 @@ tp_pipeline_save_checkpoint(TpPipelineRun *r, guint step, GError **error)
     g_key_file_set_integer(state, "state", "step", (int)step);
     g_key_file_set_string(state, "state", "model", name);
     for (guint i = 0; i < p->rows->len; i++) {
-        const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
         g_autofree char *group = g_strdup_printf("row-%u", i);
-        g_key_file_set_integer(state, group, "step", (int)row->step);
-        g_key_file_set_uint64(state, group, "units", row->units);
-        g_key_file_set_uint64(state, group, "params", row->params);
-        g_key_file_set_uint64(state, group, "macs", row->macs);
-#define SET(key, field)                                                                            \
-    g_key_file_set_string(state, group, key, g_ascii_dtostr(buf, sizeof(buf), row->field))
-        SET("params-removed", params_removed);
-        SET("macs-removed", macs_removed);
-        SET("accuracy", accuracy);
-        SET("loss", loss);
-        SET("score-s", score_s);
-        SET("prune-s", prune_s);
-        SET("finetune-s", finetune_s);
-        SET("eval-s", eval_s);
-#undef SET
-        g_key_file_set_boolean(state, group, "accepted", row->accepted);
+        GArray *channels = g_ptr_array_index(p->channels, i);
+        tp_rows_save(state, group, &g_array_index(p->rows, TpPipelineRow, i));
+        g_key_file_set_integer_list(state, group, "channels", (int *)channels->data, channels->len);
     }
     tp_settings_copy(state, p->settings);
     return g_key_file_save_to_file(state, state_path, error);
@@ -76,24 +62,24 @@ tp_pipeline_load_checkpoint(TpPipelineRun *r, guint *out_step, GError **error)
         return FALSE;
     *out_step = (guint)g_key_file_get_integer(state, "state", "step", NULL);
     g_array_set_size(p->rows, 0);
+    g_ptr_array_set_size(p->channels, 0);
     for (guint i = 0;; i++) {
         g_autofree char *group = g_strdup_printf("row-%u", i);
-        TpPipelineRow row = {0};
-        if (!g_key_file_has_group(state, group))
+        g_autofree int *list = NULL;
+        gsize n = 0;
+        TpPipelineRow row;
+        GArray *channels = g_array_new(FALSE, FALSE, sizeof(int));
+        if (!g_key_file_has_group(state, group)) {
+            g_array_unref(channels);
             break;
-        row.step = (guint)g_key_file_get_integer(state, group, "step", NULL);
-        row.units = g_key_file_get_uint64(state, group, "units", NULL);
-        row.params = g_key_file_get_uint64(state, group, "params", NULL);
-        row.macs = g_key_file_get_uint64(state, group, "macs", NULL);
-        row.params_removed = g_key_file_get_double(state, group, "params-removed", NULL);
-        row.macs_removed = g_key_file_get_double(state, group, "macs-removed", NULL);
-        row.accuracy = g_key_file_get_double(state, group, "accuracy", NULL);
-        row.loss = g_key_file_get_double(state, group, "loss", NULL);
-        row.score_s = g_key_file_get_double(state, group, "score-s", NULL);
-        row.prune_s = g_key_file_get_double(state, group, "prune-s", NULL);
-        row.finetune_s = g_key_file_get_double(state, group, "finetune-s", NULL);
-        row.eval_s = g_key_file_get_double(state, group, "eval-s", NULL);
-        row.accepted = g_key_file_get_boolean(state, group, "accepted", NULL);
+        }
+        g_ptr_array_add(p->channels, channels);
+        if (!tp_rows_load(state, group, &row, error) ||
+            !(list = g_key_file_get_integer_list(state, group, "channels", &n, error))) {
+            g_prefix_error(error, "cannot resume from %s: ", state_path);
+            return FALSE;
+        }
+        g_array_append_vals(channels, list, (guint)n);
         g_array_append_val(p->rows, row);
     }
     if (p->rows->len == 0) {
@@ -114,6 +100,7 @@ tp_pipeline_check_before_work(TpPipeline *p, gboolean resume, GError **error)
     } outputs[] = {{p->model_path, "[output] model"},
                    {p->report_path, "[output] report"},
                    {p->csv_path, "the CSV report"},
+                   {p->html_path, "the report's page"},
                    {p->plot_path, "[output] plot"}};
     g_autofree char *state_path = g_build_filename(p->checkpoint, "state.ini", NULL);
     g_autoptr(GKeyFile) state = g_key_file_new();

@@ -195,6 +195,7 @@ pipeline_new(GKeyFile *keyfile, const char *source, gboolean writes, GError **er
 
     p->source = g_strdup(source);
     p->rows = g_array_new(FALSE, TRUE, sizeof(TpPipelineRow));
+    p->channels = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
     p->keyfile = g_key_file_new();
     data = g_key_file_to_data(keyfile, NULL, NULL);
     g_key_file_load_from_data(p->keyfile, data, (gsize)-1, G_KEY_FILE_NONE, NULL);
@@ -294,8 +295,10 @@ pipeline_new(GKeyFile *keyfile, const char *source, gboolean writes, GError **er
         if (g_str_has_suffix(p->report_path, ".json")) {
             g_autofree char *stem = g_strndup(p->report_path, strlen(p->report_path) - 5);
             p->csv_path = with_suffix(stem, ".csv");
+            p->html_path = with_suffix(stem, ".html");
         } else {
             p->csv_path = with_suffix(p->report_path, ".csv");
+            p->html_path = with_suffix(p->report_path, ".html");
         }
         p->plot_path = or_default(tp_params_get_string(p->output, "plot"), p->model_path, ".svg");
         p->checkpoint =
@@ -352,11 +355,13 @@ tp_pipeline_free(TpPipeline *p)
     g_free(p->model_path);
     g_free(p->report_path);
     g_free(p->csv_path);
+    g_free(p->html_path);
     g_free(p->plot_path);
     g_free(p->checkpoint);
     g_clear_pointer(&p->settings, g_key_file_unref);
     g_free(p->stop_reason);
     g_array_unref(p->rows);
+    g_ptr_array_unref(p->channels);
     tp_registry_free(p->registry);
     g_free(p);
 }

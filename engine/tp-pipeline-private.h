@@ -17,6 +17,7 @@
 #include "tp-params.h"
 #include "tp-pipeline.h"
 #include "tp-registry.h"
+#include "tp-train.h"
 
 G_BEGIN_DECLS
 
@@ -30,9 +31,11 @@ struct _TpPipeline {
     int samples_per_class; /* 0: all */
     char *task_name;
     char *model_path, *report_path, *csv_path, *plot_path, *checkpoint;
+    char *html_path;    /* the report's page, beside it */
     GKeyFile *settings; /* (tp-settings.h) what a checkpoint must have been made with */
     char *stop_reason;
     GArray *rows;
+    GPtrArray *channels; /* per row: a GArray of int, the channels of each unit space */
     TpPipelineResult result;
 };
 
@@ -54,6 +57,7 @@ typedef struct {
     TpPipelineProgressFunc progress;
     gpointer progress_data;
     GTimer *clock;
+    TpEvaluation *base_test, *result_test; /* the test split: head surgery only, the result */
 } TpPipelineRun;
 
 /* Sets a TP_PIPELINE_ERROR_CONFIG error "SOURCE: [GROUP] KEY: message";
@@ -99,7 +103,8 @@ G_GNUC_INTERNAL gssize tp_pipeline_rank(TpPipelineRun *r, const TpUnits *units, 
                                         GPtrArray **out_keep, GError **error);
 
 /* Fills row's units, params, MACs and the fractions removed from the base
- * model's. */
+ * model's, and records the row's channels per unit space in r->p->channels
+ * (the caller appends the row next). */
 G_GNUC_INTERNAL void tp_pipeline_fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units,
                                              TpPipelineRow *row);
 

@@ -65,6 +65,8 @@ tp_pipeline_run_clear(TpPipelineRun *r)
     g_clear_pointer(&r->classes, g_free);
     g_clear_pointer(&r->head, g_free);
     g_clear_pointer(&r->clock, g_timer_destroy);
+    g_clear_pointer(&r->base_test, tp_evaluation_free);
+    g_clear_pointer(&r->result_test, tp_evaluation_free);
 }
 
 static void
@@ -329,6 +331,11 @@ void
 tp_pipeline_fill_counts(TpPipelineRun *r, TpModel *model, const TpUnits *units, TpPipelineRow *row)
 {
     TpCount count;
+    GArray *channels = g_array_new(FALSE, FALSE, sizeof(int));
+
+    for (guint s = 0; s < tp_units_get_n_spaces(units); s++)
+        g_array_append_val(channels, tp_units_get_space(units, s)->n_units);
+    g_ptr_array_add(r->p->channels, channels);
 
     tp_model_count(model, &count);
     row->units = tp_units_get_total(units);
@@ -483,7 +490,8 @@ finish(TpPipelineRun *r, GError **error)
     TpPipeline *p = r->p;
     TpPipelineResult *res = &p->result;
     g_autoptr(TpLoader) test = NULL;
-    g_autoptr(TpEvaluation) e = NULL;
+    g_autoptr(TpUnits) base_units = NULL;
+    g_autoptr(TpModel) head_only = NULL;
     TpLatency base, pruned;
     TpCount count;
     int runs = (int)tp_params_get_int(p->output, "latency-runs");
@@ -493,9 +501,16 @@ finish(TpPipelineRun *r, GError **error)
         return FALSE;
     report_progress(r, "test", res->step, res->baseline_accuracy);
     test = make_loader(r, r->test, TP_LOADER_ALL, FALSE, 0, 256, error);
-    if (test == NULL || !(e = tp_evaluate(r->accepted, test, error)))
+    if (test == NULL || !(r->result_test = tp_evaluate(r->accepted, test, error)))
         return FALSE;
-    res->test_accuracy = tp_evaluation_accuracy(e);
+    res->test_accuracy = tp_evaluation_accuracy(r->result_test);
+    /* The base model with the task's head (step 0 before any warm-up). */
+    if (!(base_units = tp_units_new(r->base, TRUE, error)) ||
+        !(head_only = tp_prune_apply(r->base, base_units, NULL, r->head, r->n_classes, error)) ||
+        !(r->base_test = tp_evaluate(head_only, test, error)))
+        return FALSE;
+    res->base_test_accuracy = tp_evaluation_accuracy(r->base_test);
+    res->tolerance = tp_params_get_double(p->prune, "tolerance");
     for (guint i = 0; i < p->rows->len; i++) {
         const TpPipelineRow *row = &g_array_index(p->rows, TpPipelineRow, i);
         if (row->accepted && row->step == res->step)
@@ -515,6 +530,7 @@ finish(TpPipelineRun *r, GError **error)
     res->report_path = p->report_path;
     res->csv_path = p->csv_path;
     res->plot_path = p->plot_path;
+    res->html_path = p->html_path;
     if (!writer) /* latency and reports are rank 0's */
         return TRUE;
     report_progress(r, "latency", res->step, res->baseline_accuracy);

@@ -100,6 +100,9 @@ typedef struct {
     double accuracy;                  /* of the result, validation (its step's row) */
     const char *stop_reason;          /* why the loop stopped, one sentence */
     const char *model_path, *report_path, *csv_path, *plot_path;
+    double base_test_accuracy;        /* the specialized baseline (step 0), test split */
+    double tolerance;                 /* [prune] tolerance, accuracy points */
+    const char *html_path;            /* the report's page */
 } TpPipelineResult;
 
 const TpPipelineResult *tp_pipeline_get_result(const TpPipeline *pipeline);

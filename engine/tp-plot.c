@@ -78,11 +78,12 @@ tp_plot_svg(const char *title, const char *x_label, const char *y_label, const T
 
     g_string_append_printf(svg,
                            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                           "font-family=\"sans-serif\" font-size=\"12\">\n"
+                           "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
+                           "width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+                           "font-size=\"12\">\n"
                            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
                            "<text x=\"%d\" y=\"24\" font-size=\"15\">",
-                           WIDTH, HEIGHT, LEFT);
+                           WIDTH, HEIGHT, WIDTH, HEIGHT, LEFT);
     escape(svg, title);
     g_string_append(svg, "</text>\n");
     for (double v = x0; v <= x1 + xs / 2; v += xs)

@@ -13,6 +13,8 @@
 
 #include "tp-comm.h"
 #include "tp-plot.h"
+#include "tp-report-html.h"
+#include "tp-rows.h"
 #include "tp-sweep.h"
 
 typedef struct {
@@ -20,6 +22,7 @@ typedef struct {
     GArray *rows; /* TpPipelineRow */
     TpPipelineResult result;
     char *model;
+    char *stop_reason; /* owned when loaded; result.stop_reason points here */
 } Done;
 
 static void
@@ -29,6 +32,7 @@ done_clear(gpointer data)
     g_free(d->task);
     g_free(d->criterion);
     g_free(d->model);
+    g_free(d->stop_reason);
     g_clear_pointer(&d->rows, g_array_unref);
 }
 
@@ -47,17 +51,28 @@ within(const Done *d, double points, double *out_params, double *out_macs)
     }
 }
 
+/* FOLDER/comparison.json: a row per run (its figures, and its steps and
+ * result in the schema of a run's report, so that the sweep's page can be
+ * drawn from it alone); comparison.csv: the figures; comparison.html: the
+ * page; TASK.svg: each task's curves. */
 static gboolean
 write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
 {
     g_autofree char *json_path = g_build_filename(folder, "comparison.json", NULL);
     g_autofree char *csv_path = g_build_filename(folder, "comparison.csv", NULL);
-    g_autoptr(GString) json = g_string_new("{\n  \"runs\": [");
+    g_autofree char *html_path = g_build_filename(folder, "comparison.html", NULL);
+    g_autoptr(JsonBuilder) b = json_builder_new();
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = NULL;
     g_autoptr(GString) csv = g_string_new(
         "task,criterion,steps,baseline_accuracy,base_accuracy,test_accuracy,params_removed,"
         "macs_removed,params_removed_within_1pt,macs_removed_within_1pt,base_latency_ms,"
         "latency_ms,model\n");
+    g_autofree char *json = NULL;
 
+    json_builder_begin_object(b);
+    json_builder_set_member_name(b, "runs");
+    json_builder_begin_array(b);
     for (guint i = 0; i < runs->len; i++) {
         const Done *d = &g_array_index(runs, Done, i);
         const TpPipelineResult *res = &d->result;
@@ -65,24 +80,52 @@ write_comparison(const char *folder, GArray *runs, char **tasks, GError **error)
         double pr = 1.0 - (double)res->params / MAX(res->base_params, 1);
         double mr = 1.0 - (double)res->macs / MAX(res->base_macs, 1);
         within(d, 1.0, &p1, &m1);
-        g_string_append_printf(
-            json,
-            "%s\n    {\"task\": \"%s\", \"criterion\": \"%s\", \"steps\": %u, "
-            "\"baseline_accuracy\": %.6f, \"base_accuracy\": %.6f, \"test_accuracy\": %.6f, "
-            "\"params_removed\": %.6f, \"macs_removed\": %.6f, \"params_removed_within_1pt\": "
-            "%.6f, \"macs_removed_within_1pt\": %.6f, \"base_latency_ms\": %.4f, "
-            "\"latency_ms\": %.4f, \"model\": \"%s\"}",
-            i ? "," : "", d->task, d->criterion, res->step, res->baseline_accuracy,
-            res->base_accuracy, res->test_accuracy, pr, mr, p1, m1, res->base_latency_ms,
-            res->latency_ms, d->model);
+        const struct {
+            const char *name;
+            double value;
+        } figures[] = {{"params_removed", pr},
+                       {"macs_removed", mr},
+                       {"params_removed_within_1pt", p1},
+                       {"macs_removed_within_1pt", m1}};
+
+        json_builder_begin_object(b);
+        json_builder_set_member_name(b, "task");
+        json_builder_add_string_value(b, d->task);
+        json_builder_set_member_name(b, "criterion");
+        json_builder_add_string_value(b, d->criterion);
+        json_builder_set_member_name(b, "model");
+        json_builder_add_string_value(b, d->model);
+        for (gsize f = 0; f < G_N_ELEMENTS(figures); f++) {
+            json_builder_set_member_name(b, figures[f].name);
+            json_builder_add_double_value(b, figures[f].value);
+        }
+        json_builder_set_member_name(b, "steps");
+        json_builder_begin_array(b);
+        for (guint j = 0; j < d->rows->len; j++) {
+            json_builder_begin_object(b);
+            tp_rows_json(b, &g_array_index(d->rows, TpPipelineRow, j));
+            json_builder_end_object(b);
+        }
+        json_builder_end_array(b);
+        json_builder_set_member_name(b, "result");
+        json_builder_begin_object(b);
+        tp_rows_result_json(b, res);
+        json_builder_end_object(b);
+        json_builder_end_object(b);
         g_string_append_printf(csv, "%s,%s,%u,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.4f,%.4f,%s\n",
                                d->task, d->criterion, res->step, res->baseline_accuracy,
                                res->base_accuracy, res->test_accuracy, pr, mr, p1, m1,
                                res->base_latency_ms, res->latency_ms, d->model);
     }
-    g_string_append(json, "\n  ]\n}\n");
-    if (!g_file_set_contents(json_path, json->str, (gssize)json->len, error) ||
-        !g_file_set_contents(csv_path, csv->str, (gssize)csv->len, error))
+    json_builder_end_array(b);
+    json_builder_end_object(b);
+    root = json_builder_get_root(b);
+    json_generator_set_root(gen, root);
+    json_generator_set_pretty(gen, TRUE);
+    json = json_generator_to_data(gen, NULL);
+    if (!g_file_set_contents(json_path, json, -1, error) ||
+        !g_file_set_contents(csv_path, csv->str, (gssize)csv->len, error) ||
+        !tp_report_html_write(json_path, html_path, error))
         return FALSE;
 
     for (int t = 0; tasks[t] != NULL; t++) {
@@ -190,38 +233,6 @@ check_criterion_groups(GKeyFile *keyfile, const char *source, char **criteria, G
 
 /* ---------------------------------------------------------------- run files */
 
-#define RESULT_DOUBLES(X)                                                                          \
-    X("baseline-accuracy", baseline_accuracy)                                                      \
-    X("base-accuracy", base_accuracy)                                                              \
-    X("test-accuracy", test_accuracy)                                                              \
-    X("base-latency-ms", base_latency_ms)                                                          \
-    X("latency-ms", latency_ms)
-#define RESULT_UINTS(X)                                                                            \
-    X("step", step)                                                                                \
-    X("base-classes", base_classes)                                                                \
-    X("classes", classes)                                                                          \
-    X("base-params", base_params)                                                                  \
-    X("params", params)                                                                            \
-    X("base-macs", base_macs)                                                                      \
-    X("macs", macs)                                                                                \
-    X("base-bytes", base_bytes)                                                                    \
-    X("bytes", bytes)
-#define ROW_DOUBLES(X)                                                                             \
-    X("params-removed", params_removed)                                                            \
-    X("macs-removed", macs_removed)                                                                \
-    X("accuracy", accuracy)                                                                        \
-    X("loss", loss)                                                                                \
-    X("score-s", score_s)                                                                          \
-    X("prune-s", prune_s)                                                                          \
-    X("finetune-s", finetune_s)                                                                    \
-    X("eval-s", eval_s)
-#define ROW_UINTS(X)                                                                               \
-    X("step", step)                                                                                \
-    X("units", units)                                                                              \
-    X("params", params)                                                                            \
-    X("macs", macs)                                                                                \
-    X("accepted", accepted)
-
 static char *
 run_file(const char *folder, const char *task, const char *criterion)
 {
@@ -235,26 +246,14 @@ save_run(const char *folder, const Done *d, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
     g_autofree char *path = run_file(folder, d->task, d->criterion);
-    char buf[G_ASCII_DTOSTR_BUF_SIZE];
 
     g_key_file_set_string(kf, "run", "task", d->task);
     g_key_file_set_string(kf, "run", "criterion", d->criterion);
     g_key_file_set_string(kf, "run", "model", d->model);
-#define SET_D(key, f) g_key_file_set_string(kf, "result", key, g_ascii_dtostr(buf, sizeof(buf), d->result.f));
-#define SET_U(key, f) g_key_file_set_uint64(kf, "result", key, (guint64)d->result.f);
-    RESULT_DOUBLES(SET_D)
-    RESULT_UINTS(SET_U)
-#undef SET_D
-#undef SET_U
+    tp_rows_result_save(kf, "result", &d->result);
     for (guint i = 0; i < d->rows->len; i++) {
-        const TpPipelineRow *row = &g_array_index(d->rows, TpPipelineRow, i);
         g_autofree char *group = g_strdup_printf("row-%u", i);
-#define SET_D(key, f) g_key_file_set_string(kf, group, key, g_ascii_dtostr(buf, sizeof(buf), row->f));
-#define SET_U(key, f) g_key_file_set_uint64(kf, group, key, (guint64)row->f);
-        ROW_DOUBLES(SET_D)
-        ROW_UINTS(SET_U)
-#undef SET_D
-#undef SET_U
+        tp_rows_save(kf, group, &g_array_index(d->rows, TpPipelineRow, i));
     }
     return g_key_file_save_to_file(kf, path, error);
 }
@@ -280,23 +279,22 @@ load_run(const char *folder, const char *task, const char *criterion, guint inde
     out->criterion = g_strdup(criterion);
     out->model = g_key_file_get_string(kf, "run", "model", NULL);
     out->rows = g_array_new(FALSE, TRUE, sizeof(TpPipelineRow));
-#define GET_D(key, f) out->result.f = g_key_file_get_double(kf, "result", key, NULL);
-#define GET_U(key, f) out->result.f = g_key_file_get_uint64(kf, "result", key, NULL);
-    RESULT_DOUBLES(GET_D)
-    RESULT_UINTS(GET_U)
-#undef GET_D
-#undef GET_U
+    if (!tp_rows_result_load(kf, "result", &out->result, &out->stop_reason, error)) {
+        g_prefix_error(error, "%s: ", path);
+        done_clear(out);
+        return FALSE;
+    }
+    out->result.stop_reason = out->stop_reason;
     for (guint i = 0;; i++) {
         g_autofree char *group = g_strdup_printf("row-%u", i);
-        TpPipelineRow row = {0};
+        TpPipelineRow row;
         if (!g_key_file_has_group(kf, group))
             break;
-#define GET_D(key, f) row.f = g_key_file_get_double(kf, group, key, NULL);
-#define GET_U(key, f) row.f = g_key_file_get_uint64(kf, group, key, NULL);
-        ROW_DOUBLES(GET_D)
-        ROW_UINTS(GET_U)
-#undef GET_D
-#undef GET_U
+        if (!tp_rows_load(kf, group, &row, error)) {
+            g_prefix_error(error, "%s: ", path);
+            done_clear(out);
+            return FALSE;
+        }
         g_array_append_val(out->rows, row);
     }
     if (out->model == NULL || out->rows->len == 0) {
@@ -471,7 +469,8 @@ run_one(GKeyFile *keyfile, const char *source, const Sweep *sw, guint index, gbo
         return FALSE;
     }
     Done done = {(char *)task, (char *)criterion, (GArray *)tp_pipeline_get_rows(pipeline),
-                 *tp_pipeline_get_result(pipeline), (char *)tp_pipeline_get_result(pipeline)->model_path};
+                 *tp_pipeline_get_result(pipeline), (char *)tp_pipeline_get_result(pipeline)->model_path,
+                 NULL};
     return save_run(sw->folder, &done, error);
 }
 

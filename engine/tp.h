@@ -21,6 +21,7 @@
 #include "tp-onnx.h"
 #include "tp-pipeline.h"
 #include "tp-plot.h"
+#include "tp-report-html.h"
 #include "tp-prune.h"
 #include "tp-sgd.h"
 #include "tp-sweep.h"

@@ -98,8 +98,8 @@ print_summary(const TpPipeline *pipeline)
     printf("%-22s %15.3f ms %15.3f ms  (%s)\n", "latency (batch 1)", res->base_latency_ms,
            res->latency_ms, speed);
     printf("\nstopped: %s\n", res->stop_reason);
-    printf("model %s (step %u)\nreport %s, %s\nplot %s\n", res->model_path, res->step,
-           res->report_path, res->csv_path, res->plot_path);
+    printf("model %s (step %u)\nreport %s, %s\nplot %s\npage %s\n", res->model_path, res->step,
+           res->report_path, res->csv_path, res->plot_path, res->html_path);
 }
 
 static void
@@ -167,7 +167,9 @@ tp_cli_run_pipeline(GKeyFile *keyfile, const char *source, const char *resume_co
             g_autofree char *path = g_build_filename(folder, "comparison.json", NULL);
             return print_file(path);
         }
-        printf("sweep done: %s/comparison.json, comparison.csv and a plot per task\n", folder);
+        printf("sweep done: %s/comparison.html, comparison.json, comparison.csv and a plot per "
+               "task\n",
+               folder);
         return 0;
     }
     g_autoptr(TpPipeline) pipeline = tp_pipeline_new(keyfile, source, &error);

@@ -18,6 +18,7 @@ static const TpCommand *const commands[] = {
     &tp_cmd_eval,
     &tp_cmd_predict,
     &tp_cmd_explain,
+    &tp_cmd_report,
     &tp_cmd_info,
     &tp_cmd_compare,
     &tp_cmd_bench,

@@ -23,6 +23,7 @@ extern const TpCommand tp_cmd_eval;
 extern const TpCommand tp_cmd_explain;
 extern const TpCommand tp_cmd_info;
 extern const TpCommand tp_cmd_plugins;
+extern const TpCommand tp_cmd_report;
 extern const TpCommand tp_cmd_predict;
 extern const TpCommand tp_cmd_run;
 extern const TpCommand tp_cmd_score;

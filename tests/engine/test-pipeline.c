@@ -161,7 +161,7 @@ START_TEST(test_specializes)
     g_auto(GStrv) lines = g_strsplit(g_strstrip(csv), "\n", -1);
     ck_assert_uint_eq(g_strv_length(lines), rows->len + 1);
     ck_assert(g_file_get_contents(res->report_path, &json, NULL, NULL));
-    ck_assert_ptr_nonnull(strstr(json, "\"steps\": ["));
+    ck_assert_ptr_nonnull(strstr(json, "\"steps\" : ["));
     ck_assert_ptr_nonnull(strstr(json, "\"test_accuracy\""));
     ck_assert(g_file_get_contents(res->plot_path, &svg, NULL, NULL));
     ck_assert_ptr_nonnull(strstr(svg, "<polyline"));

@@ -135,6 +135,6 @@ got=$(units linf.onnx)
 check "linf's scores were used: left $want(got $got)" test "$got" = "$want"
 got=$(units magnitude.onnx)
 check "magnitude cuts elsewhere (got $got)" test "$got" != "$want"
-check "the report names the criterion" grep -q '"criterion": "linf"' linf.onnx.report.json
+check "the report names the criterion" grep -q '"criterion" : "linf"' linf.onnx.report.json
 
 exit $status

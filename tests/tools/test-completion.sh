@@ -38,7 +38,7 @@ backends=$("$TASKPRUNE" plugins | awk '/^backend plugins:/ { f = 1; next } /^$/ 
 backends=${backends% }
 
 complete_is "specialize"                                       sp
-complete_is "--help --version bench compare eval explain help info plugins predict run score specialize train zoo" ""
+complete_is "--help --version bench compare eval explain help info plugins predict report run score specialize train zoo" ""
 complete_is "--version"                                        --v
 complete_is "--criterion="                                     specialize --cr
 complete_is "lrp magnitude random taylor"                      specialize --criterion ""

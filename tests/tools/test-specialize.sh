@@ -67,6 +67,9 @@ INI
 expect 0 "sweep done" -- run "$dir/sweep.ini"
 check "the comparison has a row per run" test "$(wc -l <"$dir/sweep/comparison.csv")" -eq 5
 check "a plot per task" test -s "$dir/sweep/first.svg" -a -s "$dir/sweep/last.svg"
+check "the sweep's page has each task" test "$(grep -c '<h2>Task ' "$dir/sweep/comparison.html")" -eq 2
+expect 0 "^page " -- report "$dir/sweep/comparison.json" -o "$dir/sweep/again.html"
+check "report rebuilds the sweep's page" cmp -s "$dir/sweep/comparison.html" "$dir/sweep/again.html"
 check "the lrp run used its own keys" test -s "$dir/sweep/last-lrp.onnx"
 
 printf '[model]\npath=%s\n[task]\nclasses=1\n[prune]\nstep=0\n' "$dir/base.onnx" >"$dir/bad.ini"
