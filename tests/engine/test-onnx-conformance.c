@@ -178,6 +178,8 @@ static const Expected expected[] = {
     PASS("pytorch-converted/test_Conv2d_no_bias"),
     PASS("pytorch-converted/test_Conv2d_padding"),
     PASS("pytorch-converted/test_Conv2d_strided"),
+    PASS("pytorch-converted/test_GLU"),
+    PASS("pytorch-converted/test_GLU_dim"),
     PASS("pytorch-converted/test_LeakyReLU"),
     PASS("pytorch-converted/test_LeakyReLU_with_negval"),
     PASS("pytorch-converted/test_Linear"),
