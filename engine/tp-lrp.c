@@ -251,13 +251,19 @@ canonize(TpModel *model, int *value_map, GError **error)
             const TpNode *producer = producer_of(model, node->inputs[0]);
 
             if (producer == NULL || producer->op != TP_OP_CONV || readers[node->inputs[0]] != 1) {
+                g_autofree char *source =
+                    producer == NULL
+                        ? g_strdup("is the model input")
+                        : g_strdup_printf(producer->op != TP_OP_CONV
+                                              ? "comes from " NODE_FMT ", not from a Conv"
+                                              : "comes from " NODE_FMT ", whose output other "
+                                                "ops read too",
+                                          NODE_ARGS(producer));
+
                 g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
                             "LRP: " NODE_FMT ": canonization folds a BatchNormalization only "
-                            "into the Conv whose output it alone reads; its input (value %d) %s",
-                            NODE_ARGS(node), node->inputs[0],
-                            producer == NULL             ? "is the model input"
-                            : producer->op != TP_OP_CONV ? "does not come from a Conv"
-                                                         : "is read by other ops too");
+                            "into the Conv whose output it alone reads; its input %s",
+                            NODE_ARGS(node), source);
                 return NULL;
             }
             /* folded into its conv when that was copied */
@@ -454,8 +460,8 @@ prepare_steps(TpLrp *lrp, GError **error)
                     tp_shape_numel(tp_model_get_shape(m, node->inputs[1]))) {
                 g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
                             "LRP: " NODE_FMT ": no relevance rule for a sum that broadcasts or "
-                            "adds a constant, on the path to the logits (value %d)",
-                            NODE_ARGS(node), lrp->logits);
+                            "adds a constant, on the path to the logits",
+                            NODE_ARGS(node));
                 return FALSE;
             }
             step->rule = RULE_ADD;
@@ -467,9 +473,8 @@ prepare_steps(TpLrp *lrp, GError **error)
         case TP_OP_LRP_NONE:
             g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
                         "LRP: " NODE_FMT ": no relevance rule for this op on the path to the "
-                        "logits (value %d); of the ops without one, only a final Softmax is "
-                        "allowed",
-                        NODE_ARGS(node), lrp->logits);
+                        "logits; of the ops without one, only a final Softmax is allowed",
+                        NODE_ARGS(node));
             return FALSE;
         }
         if (step->rule == RULE_EPSILON)
@@ -998,10 +1003,14 @@ tp_lrp_new(TpModel *model, const TpLrpConfig *config, GError **error)
     if (logits_shape->ndim != 1 || lrp->logits == 0) {
         g_autofree char *str = tp_shape_to_string(logits_shape);
 
+        const TpNode *last = producer_of(lrp->canon, lrp->logits);
+        g_autofree char *source = last ? g_strdup_printf("the output of " NODE_FMT, NODE_ARGS(last))
+                                       : g_strdup("the model input");
+
         g_set_error(error, TP_MODEL_ERROR, TP_MODEL_ERROR_INVALID,
-                    "LRP: the logits (value %d) have per-sample shape %s, not [classes]: end "
-                    "the model with Flatten and Gemm",
-                    lrp->logits, str);
+                    "LRP: the logits (%s) have per-sample shape %s, not [classes]: end the "
+                    "model with Flatten and Gemm",
+                    source, str);
         return NULL;
     }
     lrp->classes = logits_shape->dim[0];

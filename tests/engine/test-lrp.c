@@ -532,6 +532,14 @@ START_TEST(test_batch_norm_refused)
         ck_assert_msg(error != NULL && strstr(error->message, "bn-odd") != NULL,
                       "case %d: the error does not name the node: %s", kind,
                       error ? error->message : "(none)");
+        /* Its input is named by what produces it, never by an internal
+         * value number. */
+        ck_assert_msg(strstr(error->message, "value") == NULL &&
+                          strstr(error->message, kind == 0   ? "the model input"
+                                                 : kind == 1 ? "Gemm 'fc'"
+                                                             : "Conv 'conv'") != NULL,
+                      "case %d: the error does not name the input's producer: %s", kind,
+                      error->message);
     }
 }
 END_TEST
