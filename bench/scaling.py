@@ -93,7 +93,7 @@ def score(args, env, folder, ranks, threads, pipeline):
     run(command(args, ranks, threads, ["run", pipeline]), env)
     with open(os.path.join(folder, "report.json"), encoding="utf-8") as f:
         report = json.load(f)
-    return SCORED / report["steps"][1]["seconds"]["score"]
+    return SCORED / report["steps"][1]["score_s"]
 
 
 def cell(values):
