@@ -105,6 +105,23 @@ tp_op_class_get(TpOpType op)
     return op_classes[op];
 }
 
+gboolean
+tp_op_copy_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                   TpTensor *output, TpMode mode, TpOpState *state, GError **error)
+{
+    return backend->vt.copy(backend->self, output->data, inputs[0]->data, output->numel, error);
+}
+
+gboolean
+tp_op_copy_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
+                    const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
+                    TpOpState *state, GError **error)
+{
+    if (dinputs[0] == NULL)
+        return TRUE;
+    return backend->vt.copy(backend->self, dinputs[0]->data, doutput->data, doutput->numel, error);
+}
+
 void
 tp_op_channels_keep(const TpNode *node, const TpShape *input, TpChannelRule *out_rule)
 {

@@ -393,6 +393,16 @@ G_GNUC_INTERNAL void tp_pool_geometry(const TpNode *node, int batch, const TpSha
 G_GNUC_INTERNAL gboolean tp_slice_import_split(TpOnnxReader *r, TpOpAttrs *attrs, int *inputs,
                                                const float **params, GError **error);
 
+/* forward() and backward() of ops that only reshape their input (Flatten,
+ * Reshape): the floats are copied as they are, both ways. */
+G_GNUC_INTERNAL gboolean tp_op_copy_forward(const TpNode *node, TpBackend *backend,
+                                            TpTensor *const *inputs, TpTensor *output,
+                                            TpMode mode, TpOpState *state, GError **error);
+G_GNUC_INTERNAL gboolean tp_op_copy_backward(const TpNode *node, TpBackend *backend,
+                                             TpTensor *const *inputs, const TpTensor *output,
+                                             const TpTensor *doutput, TpTensor *const *dinputs,
+                                             TpOpState *state, GError **error);
+
 /* The channel rule of ops whose output keeps input 0's channels. */
 G_GNUC_INTERNAL void tp_op_channels_keep(const TpNode *node, const TpShape *input,
                                          TpChannelRule *out_rule);

@@ -26,23 +26,6 @@ flatten_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GE
     return TRUE;
 }
 
-static gboolean
-flatten_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs, TpTensor *output,
-                TpMode mode, TpOpState *state, GError **error)
-{
-    return backend->vt.copy(backend->self, output->data, inputs[0]->data, output->numel, error);
-}
-
-static gboolean
-flatten_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
-                 const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
-                 TpOpState *state, GError **error)
-{
-    if (dinputs[0] == NULL)
-        return TRUE;
-    return backend->vt.copy(backend->self, dinputs[0]->data, doutput->data, doutput->numel, error);
-}
-
 static void
 flatten_export(const TpNode *node, TpOnnxNodeWriter *w)
 {
@@ -83,8 +66,8 @@ const TpOpClass tp_op_flatten = {
     /* .name = */ "Flatten",
     /* .n_inputs = */ 1,
     /* .check = */ flatten_check,
-    /* .forward = */ flatten_forward,
-    /* .backward = */ flatten_backward,
+    /* .forward = */ tp_op_copy_forward,
+    /* .backward = */ tp_op_copy_backward,
     /* .macs = */ NULL,
     /* .import = */ flatten_import,
     /* .param_names = */ {NULL},

@@ -49,23 +49,6 @@ reshape_check(TpNode *node, const TpShape *const *inputs, TpOpSignature *sig, GE
     return TRUE;
 }
 
-static gboolean
-reshape_forward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
-                TpTensor *output, TpMode mode, TpOpState *state, GError **error)
-{
-    return backend->vt.copy(backend->self, output->data, inputs[0]->data, output->numel, error);
-}
-
-static gboolean
-reshape_backward(const TpNode *node, TpBackend *backend, TpTensor *const *inputs,
-                 const TpTensor *output, const TpTensor *doutput, TpTensor *const *dinputs,
-                 TpOpState *state, GError **error)
-{
-    if (dinputs[0] == NULL)
-        return TRUE;
-    return backend->vt.copy(backend->self, dinputs[0]->data, doutput->data, doutput->numel, error);
-}
-
 /* The shape as an int64 input: 0 (copy) for the batch and a kept first
  * dimension. */
 static void
@@ -229,8 +212,8 @@ const TpOpClass tp_op_reshape = {
     /* .name = */ "Reshape",
     /* .n_inputs = */ 1,
     /* .check = */ reshape_check,
-    /* .forward = */ reshape_forward,
-    /* .backward = */ reshape_backward,
+    /* .forward = */ tp_op_copy_forward,
+    /* .backward = */ tp_op_copy_backward,
     /* .macs = */ NULL,
     /* .import = */ reshape_import,
     /* .param_names = */ {NULL},
